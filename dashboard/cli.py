@@ -1,0 +1,171 @@
+"""The `pingan` command (click)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import click
+
+from dashboard.runtime import Runtime
+from dashboard.settings import Settings
+
+
+class _Stop:
+    """SIGTERM/SIGINT → a flag the loops poll, so a batch is never cut in half by us."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        signal.signal(signal.SIGTERM, self._set)
+        signal.signal(signal.SIGINT, self._set)
+
+    def _set(self, *_a) -> None:
+        self.stopped = True
+
+    def __call__(self) -> bool:
+        return self.stopped
+
+
+@click.group()
+@click.option("--data-dir", envvar="PINGAN_DATA_DIR", default=None, type=click.Path(),
+              help="Where the embedded Redis and SQLite live (default ./var).")
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None) -> None:
+    """Pingan command wall (平安指挥大屏)."""
+    ctx.obj = Settings.from_env(data_dir=data_dir)
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    return Runtime(ctx.obj)
+
+
+def _require_registry(rt: Runtime) -> None:
+    if not rt.topology.centres:
+        raise click.ClickException("the registry is empty: run `pingan registry demo` or `pingan registry import DIR`")
+
+
+@main.command()
+@click.option("--events", "count", type=int, default=None, help="Stop after N entries.")
+@click.option("--rate", type=float, default=None, help="Entries per second, paced to the clock.")
+@click.option("--seed", type=int, default=1)
+@click.option("--speed", type=float, default=60.0, help="Lifecycle time compression.")
+@click.option("--history-hours", type=float, default=0.0,
+              help="First write this many past hours at a natural volume.")
+@click.option("--cameras/--no-cameras", default=True, help="Start with a heartbeat of every camera.")
+@click.option("--quiet", multiple=True, help="A centre whose subtree gets no entries (repeatable).")
+@click.pass_context
+def simulate(ctx, count, rate, seed, speed, history_hours, cameras, quiet) -> None:
+    """Write realistic entries to the streams (the producers' stand-in)."""
+    from datasources.simulator import Simulator, write
+
+    rt = _runtime(ctx)
+    _require_registry(rt)
+    now = int(time.time() * 1000)
+    sim = Simulator(rt.topology, rt.grids(), seed=seed, speed=speed, tz=rt.settings.tz,
+                    prefix=rt.settings.key_prefix, start_ms=now, quiet=frozenset(quiet))
+    stop = _Stop()
+    natural = sim.natural_entries_per_s()
+    t0 = now - int(history_hours * 3_600_000)
+    if rate:
+        sim.scale = rate / natural
+        sim.live_from = now
+    elif count:
+        midnight = datetime.now(ZoneInfo(rt.settings.tz)).replace(hour=0, minute=0, second=0, microsecond=0)
+        span_s = max(60.0, min(6 * 3600.0, time.time() - midnight.timestamp() - 60))
+        t0 = now - int(span_s * 1000)
+        sim.scale = count / (natural * span_s)
+    n = 0
+    if cameras:
+        n += write(rt.redis, sim.camera_baseline(t0))
+    limit = None if count is None else max(0, count - n)
+    n += write(rt.redis, sim.stream(t0, None if (rate or count) else now), limit=limit,
+               pace=bool(rate), should_stop=stop)
+    click.echo(f"wrote {n} entries", err=True)
+
+
+@main.command()
+@click.option("--until-idle", is_flag=True, help="Exit when nothing is pending.")
+@click.option("--batch", type=int, default=None, help="Entries per stream per batch.")
+@click.pass_context
+def aggregate(ctx, until_idle, batch) -> None:
+    """Apply the streams to the read model (runs until stopped)."""
+    import logging
+
+    from datasources.aggregator import Aggregator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.from_env(data_dir=ctx.obj.data_dir, batch_size=batch)
+    rt = Runtime(settings)
+    _require_registry(rt)
+    agg = Aggregator(rt.redis, rt.topology, settings)
+    started = time.monotonic()
+    totals = agg.run(until_idle=until_idle, should_stop=_Stop())
+    secs = time.monotonic() - started
+    click.echo(json.dumps({"read": totals.read, "applied": totals.applied,
+                           "duplicates": totals.duplicates, "dead": totals.dead,
+                           "seconds": round(secs, 3)}), err=True)
+
+
+@main.command()
+@click.argument("code")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default is a summary).")
+@click.pass_context
+def snapshot(ctx, code, as_json) -> None:
+    """Print the figures of centre CODE and its children."""
+    from datasources.readmodel import UnknownCentre
+
+    rt = _runtime(ctx)
+    try:
+        snap = rt.read_model.snapshot(code)
+    except UnknownCentre:
+        raise click.ClickException(f"unknown centre: {code}") from None
+    if as_json:
+        click.echo(json.dumps(snap, ensure_ascii=False, indent=1))
+        return
+    ev = snap["events"]
+    click.echo(f"{snap['name']} ({code}) {snap['day']} version {snap['version']}")
+    click.echo(f"  events: reported {ev['reported']} resolved {ev['resolved']} open {ev['open']} overdue {ev['overdue']}")
+    click.echo(f"  grids patrolled {snap['grids']['patrolled_today']}/{snap['grids']['total']}  "
+               f"cameras online {snap['cameras']['online']}/{snap['cameras']['total']}  "
+               f"petitions {snap['petitions']['today']}  index {snap['index']}")
+    for ch, f in snap["children"].items():
+        click.echo(f"  {ch} {f['name']}: reported {f['reported']} open {f['open']} index {f['index']}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def audit(ctx, as_json) -> None:
+    """Recount today's figures from the raw streams; exit 1 on any difference."""
+    from datasources.audit import audit as run_audit
+
+    rt = _runtime(ctx)
+    _require_registry(rt)
+    report = run_audit(rt.redis, rt.topology, rt.settings)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        click.echo(f"{report['centres_checked']} centres, {report['entries_recounted']} entries, "
+                   f"{len(report['differences'])} differences, {report['dead_letters']} dead letters")
+        for d in report["differences"][:50]:
+            click.echo(f"  {d['centre']} {d['figure']}: recount {d['recount']} read model {d['read_model']}")
+        if report["backlog"]:
+            click.echo(f"  aggregator backlog (run again when idle): {report['backlog']}")
+    sys.exit(0 if report["ok"] else 1)
+
+
+def _register_optional() -> None:
+    from dashboard.cli_registry import registry
+
+    main.add_command(registry)
+    from dashboard.cli_demo import demo, serve
+
+    main.add_command(demo)
+    main.add_command(serve)
+
+
+_register_optional()

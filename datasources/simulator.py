@@ -1,0 +1,260 @@
+"""The simulator: a producer that writes realistic entries per the stream contract.
+
+Activities (case reports, patrols, camera failures, petitions) arrive as Poisson processes
+whose intensity follows a daily rhythm; each case then lives through its lifecycle
+(dispatched → handling → escalated up the tiers → resolved → evaluated), scheduled on a
+virtual clock. The same generator serves three modes:
+- live (`rate`): the clock follows the wall clock, the volume is scaled to `rate` entries/s;
+- fast (`count`): a span of the recent past, as fast as Redis takes it;
+- history (`backfill`): the last hours at a natural volume, so a fresh demo has trends.
+Lifecycle delays are divided by `speed`, so a demo shows escalations and overdue cases within
+minutes rather than hours.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import redis
+
+from datasources.contract import CATEGORIES
+from datasources.keys import Keys
+from datasources.topology import Topology
+
+HOUR_MS = 3_600_000
+
+# natural volume for a region of Tongchuan's size, per day
+BASE_PER_DAY = {"case": 600.0, "patrol_per_grid": 2.3, "camera_change_share": 0.04, "petition": 40.0}
+
+RHYTHM = {
+    "case": [0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 1.0, 1.5, 1.7, 1.7, 1.4,
+             1.0, 1.1, 1.5, 1.6, 1.6, 1.4, 1.2, 1.1, 1.0, 0.8, 0.5, 0.3],
+    "patrol": [0, 0, 0, 0, 0, 0, 0.2, 1.0, 2.2, 2.4, 2.2, 1.2,
+               0.6, 1.0, 2.0, 2.3, 2.1, 1.4, 0.8, 0.4, 0.2, 0, 0, 0],
+    "camera": [1.0] * 24,
+    "petition": [0, 0, 0, 0, 0, 0, 0, 0.2, 1.8, 2.6, 2.6, 2.0,
+                 0.6, 1.0, 2.4, 2.6, 2.2, 1.2, 0.1, 0, 0, 0, 0, 0],
+}
+CATEGORY_WEIGHTS = [28, 18, 8, 16, 6, 20, 4]
+CHANNEL_WEIGHTS = {"grid_worker": 45, "hotline_12345": 20, "video": 10, "public": 15, "police_110": 10}
+PETITION_CHANNELS = {"letter": 30, "visit": 35, "online": 35}
+
+
+@dataclass
+class Case:
+    eid: str
+    owner: str
+    category: str
+    urgent: bool
+    due: int
+
+
+@dataclass
+class Simulator:
+    topo: Topology
+    grids: list[tuple[str, str, int]]  # (grid id, centre, workers)
+    seed: int = 1
+    speed: float = 60.0
+    scale: float = 1.0
+    start_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    tz: str = "Asia/Shanghai"
+    prefix: str = "pingan"
+    live_from: int | None = None  # before this virtual time, use the natural volume (history)
+    quiet: frozenset[str] = frozenset()  # centres whose subtree gets no entries (benchmarks)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self._tz = ZoneInfo(self.tz)
+        self.keys = Keys(self.prefix)
+        self._heap: list[tuple[int, int, str, object]] = []
+        self._seq = itertools.count()
+        self._case_seq = itertools.count(1)
+        self._run = f"S{self.seed}T{self.start_ms // 1000}"
+        def loud(code: str) -> bool:
+            return not self.quiet or not set(self.topo.ancestors(code)) & self.quiet
+
+        self.grids = [g for g in self.grids if loud(g[1])]
+        self.by_level: dict[int, list[str]] = {}
+        for c in self.topo.centres.values():
+            if loud(c.code):
+                self.by_level.setdefault(c.level, []).append(c.code)
+        for v in self.by_level.values():
+            v.sort()
+        self.grids_of: dict[str, list[tuple[str, int]]] = {}
+        for gid, centre, workers in self.grids:
+            self.grids_of.setdefault(centre, []).append((gid, workers))
+        self.cameras = sorted(c for c, (centre, _k) in self.topo.camera.items() if loud(centre))
+        self.camera_state: dict[str, str] = {}
+        self._natural = {
+            "case": BASE_PER_DAY["case"],
+            "patrol": BASE_PER_DAY["patrol_per_grid"] * len(self.grids),
+            "camera": BASE_PER_DAY["camera_change_share"] * len(self.cameras) * 2,
+            "petition": BASE_PER_DAY["petition"],
+        }
+
+    # -- rates -------------------------------------------------------------------------
+    def natural_entries_per_s(self) -> float:
+        """Average entries per second at scale 1 (a case produces ~5 entries)."""
+        per_day = self._natural["case"] * 5.2 + sum(
+            v for k, v in self._natural.items() if k != "case"
+        )
+        return per_day / 86400
+
+    def _hour(self, t: int) -> int:
+        return datetime.fromtimestamp(t / 1000, self._tz).hour
+
+    def _next_arrival(self, t: int) -> tuple[int, str]:
+        """Time and kind of the next spontaneous activity (thinning of Poisson processes)."""
+        scale = self.scale if self.live_from is None or t >= self.live_from else 1.0
+        peak = {k: self._natural[k] * scale * max(RHYTHM[k]) / 86400_000 for k in self._natural}
+        total = sum(peak.values())
+        while True:
+            t += max(1, int(self.rng.expovariate(total)))
+            kind = self.rng.choices(list(peak), weights=list(peak.values()))[0]
+            rel = RHYTHM[kind][self._hour(t)] / max(RHYTHM[kind])
+            if self.rng.random() < rel:
+                return t, kind
+
+    def _schedule(self, t: int, what: str, payload: object) -> None:
+        heapq.heappush(self._heap, (t, next(self._seq), what, payload))
+
+    def _delay(self, mean_hours: float) -> int:
+        return max(1000, int(self.rng.lognormvariate(math.log(mean_hours * HOUR_MS), 0.8) / self.speed))
+
+    # -- entries -----------------------------------------------------------------------
+    def _entry(self, t: int, centre: str, kind: str, fields: dict) -> tuple[int, str, dict]:
+        shard = self.topo.centres[centre].shard
+        return t, self.keys.stream(shard, kind), {"v": "1", "ts": str(t), "src": "pingan-sim", **fields}
+
+    def camera_baseline(self, t: int) -> Iterator[tuple[int, str, dict]]:
+        """A heartbeat for every camera: most online, a few offline or faulty."""
+        for cam in self.cameras:
+            state = self.rng.choices(["online", "offline", "fault"], [95, 3, 2])[0]
+            if state != "online" and self.rng.random() < 0.5:
+                yield from self._camera(t, cam, state)  # repaired later
+            else:
+                self.camera_state[cam] = state
+                yield self._entry(t, self.topo.camera[cam][0], "cameras", {"cam": cam, "state": state})
+
+    def _spawn(self, t: int, kind: str) -> list[tuple[int, str, dict]]:
+        rng = self.rng
+        if kind == "case":
+            level = 4 if rng.random() < 0.8 else 3
+            owner = rng.choice(self.by_level.get(level) or self.by_level[max(self.by_level)])
+            urgent = rng.random() < 0.12
+            due = t + (4 if urgent else 24) * HOUR_MS // int(self.speed)
+            case = Case(f"{self._run}-{next(self._case_seq):07d}", owner,
+                        rng.choices(CATEGORIES, CATEGORY_WEIGHTS)[0], urgent, due)
+            fields = {"eid": case.eid, "status": "reported", "centre": owner,
+                      "category": case.category,
+                      "channel": rng.choices(list(CHANNEL_WEIGHTS), list(CHANNEL_WEIGHTS.values()))[0],
+                      "urgency": "urgent" if urgent else "normal", "due": str(due)}
+            if owner in self.grids_of:
+                fields["grid"] = rng.choice(self.grids_of[owner])[0]
+            self._schedule(t + self._delay(0.3), "dispatched", case)
+            return [self._entry(t, owner, "events", fields)]
+        if kind == "patrol":
+            gid, centre, workers = rng.choice(self.grids)
+            worker = f"W-{gid}-{rng.randint(1, max(1, workers))}"
+            return [self._entry(t, centre, "patrols",
+                                {"pid": f"{self._run}-P{next(self._seq)}", "grid": gid, "worker": worker})]
+        if kind == "camera":
+            if not self.cameras:
+                return []
+            cam = rng.choice(self.cameras)
+            if self.camera_state.get(cam, "online") != "online":
+                return []
+            return self._camera(t, cam, rng.choice(["offline", "fault"]))
+        # petition
+        level = rng.choices([4, 3, 2], [60, 30, 10])[0]
+        centre = rng.choice(self.by_level.get(level) or self.by_level[max(self.by_level)])
+        return [self._entry(t, centre, "petitions", {
+            "pid": f"{self._run}-T{next(self._seq)}", "centre": centre,
+            "channel": rng.choices(list(PETITION_CHANNELS), list(PETITION_CHANNELS.values()))[0],
+            "group": "1" if rng.random() < 0.08 else "0",
+            "skip_level": "1" if rng.random() < 0.05 else "0"})]
+
+    def _camera(self, t: int, cam: str, state: str) -> list[tuple[int, str, dict]]:
+        """A camera changes state; a failed one is repaired after a while."""
+        self.camera_state[cam] = state
+        if state != "online":
+            self._schedule(t + self._delay(2), "recover", cam)
+        return [self._entry(t, self.topo.camera[cam][0], "cameras", {"cam": cam, "state": state})]
+
+    def _advance(self, t: int, what: str, case) -> list[tuple[int, str, dict]]:
+        rng = self.rng
+        if what == "recover":
+            return self._camera(t, case, "online")
+        base = {"eid": case.eid, "centre": case.owner, "category": case.category}
+        if what in ("dispatched", "handling"):
+            nxt = "handling" if what == "dispatched" else (
+                "escalated" if rng.random() < 0.15 and self.topo.centres[case.owner].parent else "resolved")
+            self._schedule(t + self._delay(0.5 if what == "dispatched" else (2 if case.urgent else 6)),
+                           nxt, case)
+            return [self._entry(t, case.owner, "events", {**base, "status": what})]
+        if what == "escalated":
+            to = self.topo.centres[case.owner].parent
+            out = [self._entry(t, case.owner, "events", {**base, "status": "escalated", "to": to})]
+            case.owner = to
+            up = self.topo.centres[to].parent
+            nxt = "escalated" if up and rng.random() < 0.25 else "resolved"
+            self._schedule(t + self._delay(4), nxt, case)
+            return out
+        if what == "resolved":
+            if rng.random() < 0.7:
+                self._schedule(t + self._delay(3), "evaluated", case)
+            return [self._entry(t, case.owner, "events", {**base, "status": "resolved"})]
+        satisfied = "1" if rng.random() < 0.92 else "0"
+        return [self._entry(t, case.owner, "events", {**base, "status": "evaluated", "satisfied": satisfied})]
+
+    def stream(self, t0: int, t_end: int | None = None) -> Iterator[tuple[int, str, dict]]:
+        """Entries in time order from virtual time t0 (until t_end, if given)."""
+        t_next, kind = self._next_arrival(t0)
+        while True:
+            if self._heap and self._heap[0][0] <= t_next:
+                t, _, what, payload = heapq.heappop(self._heap)
+                if t_end is not None and t > t_end:
+                    return
+                yield from self._advance(t, what, payload)
+                continue
+            if t_end is not None and t_next > t_end:
+                return
+            yield from self._spawn(t_next, kind)
+            t_next, kind = self._next_arrival(t_next)
+
+
+def write(r: redis.Redis, entries: Iterator[tuple[int, str, dict]], *, limit: int | None = None,
+          pace: bool = False, chunk: int = 500, should_stop=lambda: False) -> int:
+    """XADD entries (pipelined); with `pace`, none is written before its timestamp."""
+    n = 0
+    pipe = r.pipeline(transaction=False)
+    pending = 0
+    for t, key, fields in entries:
+        if limit is not None and n >= limit:
+            break
+        if pace:
+            delay = t / 1000 - time.time()
+            if delay > 0:
+                if pending:
+                    pipe.execute()
+                    pending = 0
+                time.sleep(delay)
+        pipe.xadd(key, fields)
+        pending += 1
+        n += 1
+        if pending >= chunk:
+            pipe.execute()
+            pending = 0
+        if should_stop():
+            break
+    if pending:
+        pipe.execute()
+    return n
