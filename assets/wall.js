@@ -1,0 +1,300 @@
+/* Live updater of the wall (and of every live screen).
+ *
+ * The server renders a screen once per navigation from the view model (layouts/viewmodel.py).
+ * This script keeps it live: it opens the screen's server-sent-event stream (data-stream on
+ * .live-screen), merges each message (only the changed top-level keys of the view model) and
+ * writes the values into the DOM in place: numbers into [data-figure] / [data-child] elements
+ * (text + data-value), ranking order via style.order, chart data via Plotly.restyle on traces
+ * whose meta.series names a view-model path. It also judges freshness once a second and marks
+ * panels stale (数据延迟 since hh:mm) when messages stop, the aggregator stalls or Redis is
+ * down, and clears that by itself when data flows again. One interval, one observer, one
+ * EventSource at a time: nothing grows while the wall runs for days.
+ */
+(function () {
+  "use strict";
+  if (window.pinganWall) { return; }
+  var state = { vm: {}, source: null, url: null, lastMsg: 0, i18n: {}, mapSent: {},
+                chartsAt: 0, chartsTimer: null };
+
+  function format(v, kind) {
+    if (v === null || v === undefined || v === "") { return "\u2014"; }
+    var n = Number(v);
+    if (kind === "pct") { return (n * 100).toFixed(1) + "%"; }
+    if (kind === "index") { return n.toFixed(1); }
+    return Math.round(n).toLocaleString("en-US");
+  }
+
+  function getPath(obj, path) {
+    var parts = path.split(".");
+    var cur = obj;
+    for (var i = 0; i < parts.length; i++) {
+      if (cur === null || cur === undefined) { return undefined; }
+      cur = cur[parts[i]];
+    }
+    return cur;
+  }
+
+  /* "a.b" → list; "a[].f" → field f of each row of list a; "a{}" → values of dict a in the
+     order of the trace's x (its keys). */
+  function series(vm, path, xs) {
+    var m = /^(.*)\[\]\.(.+)$/.exec(path);
+    if (m) {
+      var rows = getPath(vm, m[1]);
+      return Array.isArray(rows) ? rows.map(function (r) { return r[m[2]]; }) : undefined;
+    }
+    if (/\{\}$/.test(path)) {
+      var d = getPath(vm, path.slice(0, -2));
+      if (!d || !xs) { return undefined; }
+      return Array.prototype.map.call(xs, function (k) { return d[k]; });
+    }
+    return getPath(vm, path);
+  }
+
+  function sameArray(a, b) {
+    if (!a || !b || a.length !== b.length) { return false; }
+    for (var i = 0; i < a.length; i++) { if (a[i] !== b[i]) { return false; } }
+    return true;
+  }
+
+  function setValue(el, v) {
+    var s = (v === null || v === undefined) ? "" : String(v);
+    if (el.getAttribute("data-value") !== s) {
+      el.setAttribute("data-value", s);
+      el.textContent = format(v, el.getAttribute("data-format"));
+    }
+  }
+
+  function render(root) {
+    var vm = state.vm;
+    if (vm.figures) {
+      root.querySelectorAll("[data-figure]").forEach(function (el) {
+        var p = el.getAttribute("data-figure");
+        if (Object.prototype.hasOwnProperty.call(vm.figures, p)) { setValue(el, vm.figures[p]); }
+      });
+    }
+    if (vm.children) {
+      var byCode = {};
+      vm.children.forEach(function (c, i) { byCode[c.code] = { row: c, rank: i }; });
+      root.querySelectorAll("[data-child]").forEach(function (el) {
+        var c = byCode[el.getAttribute("data-child")];
+        if (c) { setValue(el, c.row[el.getAttribute("data-field")]); }
+      });
+      root.querySelectorAll("[data-rank-row]").forEach(function (el) {
+        var c = byCode[el.getAttribute("data-rank-row")];
+        if (c) { el.style.order = String(c.rank); }
+      });
+    }
+    if (vm.in_call) {
+      var calling = {};
+      vm.in_call.forEach(function (c) { calling[c] = true; });
+      root.querySelectorAll("[data-vc-code]").forEach(function (el) {
+        el.classList.toggle("in-call", !!calling[el.getAttribute("data-vc-code")]);
+      });
+      root.querySelectorAll("[data-rank-row]").forEach(function (el) {
+        el.classList.toggle("in-call", !!calling[el.getAttribute("data-rank-row")]);
+      });
+    }
+    renderCharts(root);
+  }
+
+  /* Numbers update on every message; charts at most every CHART_GAP_MS (a redraw of eight
+     plots costs the main thread ~0.3 s on a small PC, and trends need not move 4x a second). */
+  var CHART_GAP_MS = 2000;
+  function renderCharts(root) {
+    if (!window.Plotly) { return; }
+    var wait = state.chartsAt + CHART_GAP_MS - Date.now();
+    if (wait > 0) {
+      if (!state.chartsTimer) {
+        state.chartsTimer = window.setTimeout(function () {
+          state.chartsTimer = null;
+          var r = document.querySelector(".live-screen");
+          if (r) { renderCharts(r); }
+        }, wait);
+      }
+      return;
+    }
+    state.chartsAt = Date.now();
+    var vm = state.vm;
+    root.querySelectorAll(".js-plotly-plot").forEach(function (gd) {
+      (gd.data || []).forEach(function (trace, i) {
+        var meta = trace.meta;
+        if (!meta || typeof meta !== "object" || !meta.series) { return; }
+        var upd = {};
+        if (trace.orientation === "h") {  // values on x, categories (the keys) on y
+          var xv = series(vm, meta.series, trace.y);
+          if (xv && !sameArray(xv, trace.x)) { upd.x = [xv]; }
+        } else {
+          if (meta.x && !/\{\}$/.test(meta.x)) {
+            var x = series(vm, meta.x);
+            if (x && !sameArray(x, trace.x)) { upd.x = [x]; }
+          }
+          var y = series(vm, meta.series, upd.x ? upd.x[0] : trace.x);
+          if (y && !sameArray(y, trace.y)) { upd.y = [y]; }
+        }
+        if (upd.x || upd.y) { window.Plotly.restyle(gd, upd, [i]); }
+      });
+    });
+  }
+
+  function hhmm(ms) {
+    var d = new Date(ms);
+    return ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2);
+  }
+
+  function judge(root) {
+    var staleAfter = parseFloat(root.getAttribute("data-stale-after") || "10") * 1000;
+    var f = state.vm.freshness;
+    var now = Date.now();
+    var serverNow = f ? f.now + (now - state.lastMsg) : now;
+    var stale = false;
+    var since = null;
+    var staleShards = {};
+    if (!state.lastMsg || now - state.lastMsg > staleAfter) {
+      stale = true;
+      since = state.lastMsg || null;
+    } else if (f && f.redis_down_since) {
+      stale = true;
+      since = f.redis_down_since;
+    } else if (f) {
+      Object.keys(f.shards || {}).forEach(function (s) {
+        var hb = f.shards[s].heartbeat;
+        if (!hb || serverNow - hb > staleAfter) {
+          staleShards[s] = true;
+          stale = true;
+          since = since === null ? (hb || null) : Math.min(since, hb || since);
+        }
+      });
+    }
+    var asOf = 0;
+    if (f) {
+      Object.keys(f.shards || {}).forEach(function (s) { asOf = Math.max(asOf, f.shards[s].applied_at || 0); });
+    }
+    var t = state.i18n;
+    var text;
+    if (stale) {
+      text = (t.stale || "数据延迟") + (since ? " " + (t.since || "自") + " " + hhmm(since - (serverNow - now)) : "");
+    } else if (asOf) {
+      var age = Math.max(0, Math.round((serverNow - asOf) / 1000));
+      text = (t.live || "实时") + " · " + (t.ago_s || "{n}秒前").replace("{n}", age);
+    } else {
+      text = t.live || "实时";
+    }
+    root.querySelectorAll(".panel").forEach(function (p) { p.classList.toggle("stale", stale); });
+    root.querySelectorAll(".age").forEach(function (el) {
+      if (el.textContent !== text) { el.textContent = text; }
+      el.classList.toggle("is-stale", stale);
+    });
+    root.classList.toggle("is-stale", stale);
+    root.setAttribute("data-stale", stale ? "1" : "0");
+    (state.vm.children || []).forEach(function (c) {
+      var row = root.querySelector('[data-rank-row="' + c.code + '"]');
+      if (row) { row.classList.toggle("stale", !!staleShards[c.shard]); }
+    });
+    var clock = root.querySelector(".wall-clock");
+    if (clock) {
+      var d = new Date();
+      var s = hhmm(d.getTime()) + ":" + ("0" + d.getSeconds()).slice(-2);
+      if (clock.textContent !== s) { clock.textContent = s; }
+    }
+  }
+
+  function onMessage(ev) {
+    var patch;
+    try { patch = JSON.parse(ev.data); } catch (e) { return; }
+    apply(patch);
+  }
+
+  /* The map's live layers: hideouts and recent cases, by component id (layouts/map.py). */
+  function applyMap(props) {
+    var setProps = window.dash_clientside && window.dash_clientside.set_props;
+    if (!setProps) { return; }
+    if (!document.querySelector(".pm-box")) { return; }  // layers have no DOM element of their own
+    Object.keys(props).forEach(function (id) {
+      if (/-cases$/.test(id)) { drawCases(id, props[id]); return; }
+      // only layers whose props changed: restyling thousands of camera markers for nothing
+      // would keep the main thread busy
+      var json = JSON.stringify(props[id]);
+      if (state.mapSent[id] === json) { return; }
+      state.mapSent[id] = json;
+      try { setProps(id, props[id]); } catch (e) { /* not on this screen */ }
+    });
+  }
+
+  /* Recent cases: drawn and faded in place by pinganMap.setCases (plain Leaflet). */
+  function drawCases(id, props) {
+    if (!window.pinganMap || !window.pinganMap.setCases || !props) { return; }
+    var f = state.vm.freshness;
+    var h = Object.assign({}, props.hideout || {},
+      f ? { now: f.now + (Date.now() - state.lastMsg) } : {});
+    window.pinganMap.setCases(id.replace(/-cases$/, ""), props.data, h);
+  }
+
+  function tickCases() {
+    var m = state.vm.map;
+    if (!m || !document.querySelector(".pm-box")) { return; }
+    Object.keys(m).forEach(function (id) { if (/-cases$/.test(id)) { drawCases(id, m[id]); } });
+  }
+
+  function apply(patch) {
+    if (!patch) { return; }
+    state.lastMsg = Date.now();
+    Object.keys(patch).forEach(function (k) { state.vm[k] = patch[k]; });
+    if (patch.map) { applyMap(patch.map); }
+    var root = document.querySelector(".live-screen");
+    if (root) { render(root); judge(root); }
+  }
+
+  function connect() {
+    var root = document.querySelector(".live-screen");
+    var url = root ? root.getAttribute("data-stream") : null;
+    var canvas = root ? root.querySelector("[data-i18n]") : null;
+    if (canvas) {
+      try { state.i18n = JSON.parse(canvas.getAttribute("data-i18n")); } catch (e) { state.i18n = {}; }
+    }
+    if (url === state.url && state.source && state.source.readyState !== 2) { return; }
+    if (url !== state.url) { state.vm = {}; state.lastMsg = 0; state.mapSent = {}; }
+    if (state.source) { state.source.close(); state.source = null; }
+    state.url = url;
+    if (url && window.EventSource) {
+      state.source = new EventSource(url);
+      state.source.onmessage = onMessage;
+    }
+    if (root && !state.lastMsg) { state.lastMsg = Date.now(); }  // rendered just now
+  }
+
+  var pending = false;
+  new MutationObserver(function () {
+    if (pending) { return; }
+    pending = true;
+    window.requestAnimationFrame(function () { pending = false; connect(); });
+  }).observe(document.documentElement, { childList: true, subtree: true });
+
+  window.setInterval(function () {
+    connect();
+    var root = document.querySelector(".live-screen");
+    if (root) { judge(root); tickCases(); }
+  }, 1000);
+
+  /* 视频连线 from places Dash does not render (map popups): a request the vc callback takes. */
+  function requestCall(code, group) {
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props("vc-request", { data: { code: code, group: !!group, t: Date.now() } });
+    }
+  }
+
+  window.pinganWall = { apply: apply, format: format, series: series, state: state, call: requestCall };
+
+  /* The polling fallback (?push=poll): a Dash callback delivers the same patches. */
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    pingan: {
+      applyPatch: function (vm) {
+        if (vm) { apply(vm); }
+        return "";
+      },
+      openWindow: function (url) {
+        if (url) { window.open(url, "_blank", "noopener"); }
+        return "";
+      }
+    }
+  });
+})();

@@ -1,0 +1,161 @@
+"""Routing: the URL (path + query) decides which screen of which centre is shown."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qs, urlencode
+
+from dash import Dash, Input, Output, State, no_update
+
+from dashboard.live import LiveHub
+from datasources.topology import Topology
+from layouts import ids, shell
+from layouts import map as mapview
+from layouts.wall import wall_screen
+
+WALL_PATHS = ("/", "/wall", "/wall/")
+LANGS = ("zh", "en")
+PUSH_MODES = ("sse", "poll")
+MAX_TOUR_S = 3600
+
+
+@dataclass(frozen=True)
+class Query:
+    centre: str
+    lang: str = "zh"
+    tour: int | None = None
+    tour_root: str | None = None
+    push: str = "sse"
+    indicator: str = "index"
+
+
+@dataclass(frozen=True)
+class BadQuery:
+    key: str  # i18n key of the message
+    lang: str
+    fmt: dict
+
+
+def parse_query(search: str | None, topo: Topology) -> Query | BadQuery:
+    """Validate the query string; anything wrong becomes a message, never an exception."""
+    params = parse_qs((search or "").lstrip("?"), keep_blank_values=True)
+    one = {k: v[-1] for k, v in params.items()}
+    lang = one.get("lang", "zh")
+    if lang not in LANGS:
+        return BadQuery("bad_param", "zh", {"name": "lang"})
+    default = topo.roots[0] if topo.roots else ""
+    centre = one.get("centre", default).strip()
+    if centre not in topo.centres:
+        return BadQuery("unknown_centre", lang, {"code": centre[:40] or "—"})
+    tour = None
+    if "tour" in one:
+        raw = one["tour"]
+        if not raw.isdigit() or not 5 <= int(raw) <= MAX_TOUR_S:
+            return BadQuery("bad_param", lang, {"name": "tour"})
+        tour = int(raw)
+    root = one.get("tour_root", centre)
+    if root not in topo.centres or not topo.is_within(centre, root):
+        root = centre
+    push = one.get("push", "sse")
+    if push not in PUSH_MODES:
+        return BadQuery("bad_param", lang, {"name": "push"})
+    indicator = one.get("indicator", "index")
+    if indicator not in mapview.INDICATORS:
+        return BadQuery("bad_param", lang, {"name": "indicator"})
+    return Query(centre, lang, tour, root if tour else None, push, indicator)
+
+
+def next_stop(topo: Topology, root: str, current: str) -> str:
+    """The tour: the root, then each of its children in turn, then the root again."""
+    children = list(topo.children.get(root, ()))
+    if not children:
+        return root
+    if current == root or current not in children:
+        return children[0]
+    i = children.index(current)
+    return children[i + 1] if i + 1 < len(children) else root
+
+
+def search_for(q: Query, centre: str) -> str:
+    params = {"centre": centre}
+    if q.lang != "zh":
+        params["lang"] = q.lang
+    if q.tour:
+        params["tour"] = str(q.tour)
+        params["tour_root"] = q.tour_root or centre
+    if q.push != "sse":
+        params["push"] = q.push
+    if q.indicator != "index":
+        params["indicator"] = q.indicator
+    return "?" + urlencode(params)
+
+
+def wall_map(hub: LiveHub, q: Query, vm: dict):
+    """The drill-down map of the centre in view, with its current live layers (recent cases
+    are drawn in place by assets/map.js from the live stream)."""
+    rt = hub.runtime
+    data = hub.map_data(q.centre)
+    payload = mapview.map_payload(
+        rt.geo, q.centre, vm, coverage=data["coverage"], states=data["states"],
+        recent=[], now_ms=int(time.time() * 1000), indicator=q.indicator,
+        lang=q.lang, patrols_per_day=rt.settings.patrols_per_day)
+    return mapview.map_view(payload, q.lang, indicator=q.indicator, tile_url=rt.settings.tile_url)
+
+
+def register(app: Dash, hub: LiveHub) -> None:
+    runtime = hub.runtime
+
+    @app.callback(
+        Output(ids.SCREEN, "children"),
+        Output(ids.TOUR, "interval"),
+        Output(ids.TOUR, "disabled"),
+        Output(ids.POLL, "disabled"),
+        Output(ids.POLL_VERSION, "data"),
+        Output(ids.POLL_VM, "data", allow_duplicate=True),
+        Input(ids.URL, "pathname"),
+        Input(ids.URL, "search"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def route(pathname, search):
+        topo = runtime.topology
+        q = parse_query(search, topo)
+        if isinstance(q, BadQuery):
+            return shell.message_screen(q.key, q.lang, **q.fmt), 60_000, True, True, None, {}
+        if pathname not in WALL_PATHS:
+            return shell.message_screen("not_found", q.lang), 60_000, True, True, None, {}
+        vm = hub.view(q.centre)
+        screen = shell.live_screen(wall_screen(vm, q.lang, wall_map(hub, q, vm)), q.centre,
+                                   q.lang, runtime.settings.stale_after_s, q.push)
+        tour_ms = (q.tour or 60) * 1000
+        # the poll fallback starts from what was rendered: same centre, same version
+        return screen, tour_ms, q.tour is None, q.push != "poll", f"{q.centre}:{vm['version']}", {}
+
+    @app.callback(
+        Output(ids.URL, "search", allow_duplicate=True),
+        Input(mapview.map_ids()["regions"], "n_clicks"),
+        State(mapview.map_ids()["regions"], "clickData"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    def drill(_n, click, search):
+        """A click or tap on a child region drills the whole screen to it (URL follows)."""
+        q = parse_query(search, runtime.topology)
+        code = ((click or {}).get("properties") or {}).get("code")
+        if isinstance(q, BadQuery) or code not in runtime.topology.centres:
+            return no_update
+        if not runtime.topology.is_within(code, q.centre) or code == q.centre:
+            return no_update
+        return search_for(replace(q, tour=None, tour_root=None), code)
+
+    @app.callback(
+        Output(ids.URL, "search"),
+        Input(ids.TOUR, "n_intervals"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    def tour(_n, search):
+        q = parse_query(search, runtime.topology)
+        if isinstance(q, BadQuery) or not q.tour:
+            return no_update
+        return search_for(q, next_stop(runtime.topology, q.tour_root or q.centre, q.centre))

@@ -1,0 +1,79 @@
+"""Video-conference launches from any centre card, ranking row or map popup."""
+
+from __future__ import annotations
+
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+
+from callbacks.router import BadQuery, parse_query
+from dashboard.live import LiveHub
+from datasources.vc import invitees
+from layouts import ids, vc
+
+CALLER = "wall"  # until the access-control issue: every user of the wall may call
+
+
+def register(app: Dash, hub: LiveHub) -> None:
+    topo = hub.runtime.topology
+    settings = hub.runtime.settings
+    names = {c: i.name for c, i in topo.centres.items()}
+
+    @app.callback(
+        Output(ids.VC_BODY, "children"),
+        Output(ids.VC_OVERLAY, "hidden"),
+        Output(ids.VC_CALL, "data"),
+        Output(ids.VC_OPEN, "data"),
+        Input({"type": ids.VC_CALL_BTN, "code": ALL}, "n_clicks"),
+        Input({"type": ids.VC_GROUP_BTN, "code": ALL}, "n_clicks"),
+        Input(ids.VC_REQUEST, "data"),
+        State({"type": ids.VC_TIER, "code": ALL}, "value"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    def start(_calls, _groups, request, tiers, search):
+        trigger = ctx.triggered_id
+        if trigger is None or not (ctx.triggered and ctx.triggered[0]["value"]):
+            return no_update, no_update, no_update, no_update  # buttons (re)rendered
+        q = parse_query(search, topo)
+        if isinstance(q, BadQuery):
+            return no_update, no_update, no_update, no_update
+        if trigger == ids.VC_REQUEST:
+            code, group = str((request or {}).get("code", "")), bool((request or {}).get("group"))
+        else:
+            code, group = trigger["code"], trigger["type"] == ids.VC_GROUP_BTN
+        if code not in topo.centres or not topo.is_within(code, q.centre):
+            return no_update, no_update, no_update, no_update  # only the subtree in view
+        if group:
+            tier = next((int(v) for v in tiers if v), 0) or None
+            centres = invitees(topo, code, tier)
+            if not centres:
+                return no_update, no_update, no_update, no_update
+            call = hub.conferences.start(CALLER, code, centres, group=True, tier=tier)
+        else:
+            call = hub.conferences.start(CALLER, q.centre, [code], group=False)
+        hub.refresh_calls()
+        data = {"cid": call.cid, "centres": list(call.centres), "convener": call.convener,
+                "group": call.group, "url": call.url}
+        if settings.vc_open == "window":
+            return no_update, True, data, call.url
+        return vc.overlay(data, names, q.lang), False, data, no_update
+
+    @app.callback(
+        Output(ids.VC_BODY, "children", allow_duplicate=True),
+        Output(ids.VC_OVERLAY, "hidden", allow_duplicate=True),
+        Output(ids.VC_CALL, "data", allow_duplicate=True),
+        Input(ids.VC_END, "n_clicks"),
+        State(ids.VC_CALL, "data"),
+        prevent_initial_call=True,
+    )
+    def end(n, call):
+        if not n or not call:
+            return no_update, True, no_update
+        hub.conferences.end(call["cid"], CALLER)
+        hub.refresh_calls()
+        return [], True, None
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="pingan", function_name="openWindow"),
+        Output(ids.VC_SINK, "children"),
+        Input(ids.VC_OPEN, "data"),
+    )

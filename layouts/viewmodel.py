@@ -1,0 +1,115 @@
+"""The wall's view model: what a screen shows, derived from `snapshot(code)` (pure).
+
+The same dict renders the page (layouts) and travels to the browser on every change (the
+live stream sends only its top-level keys that changed); `assets/wall.js` writes its values
+into the elements that carry `data-figure="<path>"` and into the chart traces whose
+`meta.series` names a list here. Keep it flat and small: it is sent to every screen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasources.topology import Topology
+
+# Every headline figure on screen: its snapshot path and how it is formatted.
+HEADLINES: dict[str, str] = {
+    "events.reported": "int",
+    "events.open": "int",
+    "events.resolved": "int",
+    "events.overdue": "int",
+    "events.urgent": "int",
+    "events.escalated": "int",
+    "events.resolution_rate": "pct",
+    "events.satisfaction_rate": "pct",
+    "grids.total": "int",
+    "grids.staffed": "int",
+    "grids.workers": "int",
+    "grids.workers_on_duty": "int",
+    "grids.patrolled_today": "int",
+    "grids.patrolled_full": "int",
+    "grids.coverage": "pct",
+    "grids.full_coverage": "pct",
+    "cameras.total": "int",
+    "cameras.online": "int",
+    "cameras.offline": "int",
+    "cameras.fault": "int",
+    "cameras.online_rate": "pct",
+    "petitions.today": "int",
+    "petitions.group": "int",
+    "petitions.skip_level": "int",
+    "index": "index",
+}
+
+CHILD_FIGURES: dict[str, str] = {
+    "index": "index",
+    "reported": "int",
+    "open": "int",
+    "overdue": "int",
+    "resolution_rate": "pct",
+    "coverage": "pct",
+    "online_rate": "pct",
+    "petitions": "int",
+}
+
+
+def _path(snap: dict, path: str) -> Any:
+    cur: Any = snap
+    for part in path.split("."):
+        cur = cur[part]
+    return cur
+
+
+def breadcrumb(topo: Topology, code: str) -> list[dict]:
+    return [{"code": c, "name": topo.centres[c].name, "level": topo.centres[c].level}
+            for c in topo.ancestors(code)]
+
+
+def build(snap: dict, topo: Topology, now_ms: int) -> dict:
+    """The view model of one centre's screen."""
+    code = snap["code"]
+    children = [
+        {"code": c, "name": f["name"], "level": f["level"],
+         "shard": topo.centres[c].shard,
+         **{k: f[k] for k in CHILD_FIGURES}}
+        for c, f in snap["children"].items()
+    ]
+    children.sort(key=lambda x: (-(x["index"] or 0), x["code"]))
+    worst_cameras = sorted(
+        (c for c in children if c["online_rate"] is not None),
+        key=lambda x: (x["online_rate"], x["code"]),
+    )[:5]
+    ev = snap["events"]
+    return {
+        "code": code,
+        "name": snap["name"],
+        "level": snap["level"],
+        "day": snap["day"],
+        "breadcrumb": breadcrumb(topo, code),
+        "figures": {p: _path(snap, p) for p in HEADLINES},
+        "by_category": ev["by_category"],
+        "by_channel": ev["by_channel"],
+        "closed_at_level": ev["closed_at_level"],
+        "cameras_by_kind": {k: v["online_rate"] for k, v in snap["cameras"]["by_kind"].items()},
+        "hourly": {
+            "hours": snap["trend"]["hours"],
+            # hours still to come are gaps, not zeros
+            "today": [v if i <= snap["trend"].get("current_hour", 23) else None
+                      for i, v in enumerate(snap["trend"]["today"]["reported"])],
+            "yesterday": snap["trend"]["yesterday"]["reported"],
+        },
+        "petitions_7d": snap["petitions"]["trend_7d"],
+        "petitions_30d": snap["petitions"]["trend_30d"],
+        "children": children,
+        "worst_cameras": [c["code"] for c in worst_cameras],
+        "base": snap.get("base", {}),
+        "freshness": {"now": now_ms, "as_of": snap["as_of"], "shards": snap["shards"]},
+        "version": snap["version"],
+    }
+
+
+def diff(old: dict | None, new: dict) -> dict:
+    """Top-level keys of `new` whose value differs from `old` (all of them when old is None)."""
+    if old is None:
+        return new
+    return {k: v for k, v in new.items() if old.get(k) != v}

@@ -1,0 +1,105 @@
+"""The duty officers' video wall (值班大屏) of one centre. Pure: view model in, components out.
+
+`wall_screen(vm, lang)` is the whole screen; the app puts it into its page and
+assets/wall.js keeps it live (see layouts/panels.py for the data-* contract).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from dash import html
+
+from layouts import panels, vc
+from layouts.i18n import client_strings, norm_lang, t
+
+
+def _date_text(day: str, lang: str) -> str:
+    try:
+        d = date.fromisoformat(day)
+    except (TypeError, ValueError):
+        return str(day or "")
+    wd = t(f"wd_{d.weekday()}", lang)
+    if lang == "zh":
+        return f"{d.year}年{d.month}月{d.day}日 {wd}"
+    return f"{wd} {d.isoformat()}"
+
+
+def centre_href(code: str, lang: str) -> str:
+    return f"?centre={code}" + ("&lang=en" if lang == "en" else "")
+
+
+def breadcrumb(vm: dict, lang: str) -> html.Nav:
+    items: list = []
+    crumbs = vm.get("breadcrumb") or []
+    for i, c in enumerate(crumbs):
+        if i:
+            items.append(html.Span("›", className="crumb-sep", **{"aria-hidden": "true"}))
+        last = i == len(crumbs) - 1
+        items.append(html.A(
+            c["name"], href=centre_href(c["code"], lang),
+            className="crumb current" if last else "crumb",
+            title=t(f"level_{c['level']}", lang),
+            **({"aria-current": "page"} if last else {}),
+        ))
+    return html.Nav(items, className="breadcrumb", **{"aria-label": t("breadcrumb", lang)})
+
+
+def _initial_age(vm: dict, lang: str) -> str:
+    fresh = vm.get("freshness") or {}
+    now, as_of = fresh.get("now"), fresh.get("as_of")
+    if not now or not as_of:
+        return t("no_data", lang)
+    return t("ago_s", lang, n=max(0, round((now - as_of) / 1000)))
+
+
+def header(vm: dict, lang: str, calls: bool = True) -> html.Header:
+    return html.Header([
+        html.Div([
+            html.Div([
+                html.H1(t("wall_title", lang, name=vm["name"]), className="wall-title"),
+                html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
+            ], className="title-line"),
+            breadcrumb(vm, lang),
+        ], className="wall-head-left"),
+        html.Div([
+            html.Span(t("index", lang), className="kpi-label"),
+            panels.figure(vm, "index", "hero"),
+        ], className="wall-index kpi"),
+        html.Div([
+            *([vc.group_controls(vm["code"], vm["level"], lang)]
+              if calls and vm.get("children") else []),
+            html.Div(_date_text(vm.get("day", ""), lang), className="wall-date"),
+            html.Span(className="wall-clock"),
+            html.Span(_initial_age(vm, lang), className="age", **{"data-age": "all"}),
+        ], className="wall-head-right"),
+    ], className="wall-header")
+
+
+def wall_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True) -> html.Div:
+    """The whole video-wall screen of the centre described by `vm`: `the_map` is the
+    drill-down map component (layouts/map.py; tiles when None), `calls` shows 视频连线."""
+    lang = norm_lang(lang)
+    kids = len(vm.get("children") or [])
+    return html.Div(
+        [
+            header(vm, lang, calls),
+            html.Main([
+                panels.events_panel(vm, lang),
+                panels.map_area(vm, lang, the_map),
+                panels.ranking_panel(vm, lang, calls),
+                panels.grids_panel(vm, lang),
+                panels.cameras_panel(vm, lang),
+                panels.petitions_panel(vm, lang),
+            ], className="wall-grid"),
+        ],
+        className=(f"wall-canvas level-{vm.get('level')} kids-{'none' if not kids else 'some'}"
+                   + (" kids-few" if kids <= 8 else "")),
+        lang="zh-CN" if lang == "zh" else "en",
+        **{
+            "data-centre": vm["code"],
+            "data-lang": lang,
+            "data-i18n": json.dumps(client_strings(lang), ensure_ascii=False),
+        },
+    )
