@@ -1,0 +1,160 @@
+"""Ingest benchmark: raw pipelined XADD vs the aggregator with 1 and 2 processes, one Redis.
+
+    .venv/bin/python bench/ingest.py [--entries 200000] [--batch 1000]
+
+Starts its own redis-server (the embedded binary) and a demo registry in a temp dir, writes
+the same simulated entries for each run under a fresh key prefix, and prints throughputs and
+the ratios measured side by side in this run. Targets (issue #2): one process ≥ 50,000
+entries/s and ≥ 25% of raw XADD; two processes ≥ 1.6× one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis  # noqa: E402
+
+from dashboard.settings import Settings  # noqa: E402
+from datasources.aggregator import Aggregator, shard_backlog  # noqa: E402
+from datasources.connection import start_embedded, stop_embedded  # noqa: E402
+from datasources.demo_region import build_demo  # noqa: E402
+from datasources.keys import Keys  # noqa: E402
+from datasources.registry import create_schema, make_engine  # noqa: E402
+from datasources.simulator import Simulator  # noqa: E402
+from datasources.topology import load_topology  # noqa: E402
+
+
+def make_entries(topo, n: int, prefix: str) -> list[tuple[str, dict]]:
+    now = int(time.time() * 1000)
+    span = 3 * 3_600_000
+    grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
+    sim = Simulator(topo, grids, seed=3, prefix=prefix, start_ms=now)
+    sim.scale = n / (sim.natural_entries_per_s() * span / 1000)
+    out = [(k, f) for _t, k, f in sim.camera_baseline(now - span)]
+    gen = sim.stream(now - span)
+    while len(out) < n:
+        _t, k, f = next(gen)
+        out.append((k, f))
+    return out
+
+
+def xadd_all(r: redis.Redis, entries, old: str, new: str) -> float:
+    t0 = time.perf_counter()
+    pipe = r.pipeline(transaction=False)
+    for i, (key, fields) in enumerate(entries):
+        pipe.xadd(new + key[len(old):], fields)
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    return time.perf_counter() - t0
+
+
+def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out) -> None:
+    settings = Settings.from_env(redis_url=url, database_url=db, key_prefix=prefix,
+                                 batch_size=batch, lease_ms=3000)
+    r = redis.Redis.from_url(url)
+    topo = load_topology(make_engine(db))
+    agg = Aggregator(r, topo, settings)
+    agg._fair_share()  # advertise before anyone takes shards
+    ready.put(1)
+    start.wait()
+    agg.run(until_idle=True)
+    out.put((agg.totals.read, time.perf_counter()))
+
+
+def run_aggregators(url: str, db: str, prefix: str, procs: int, batch: int, topo) -> tuple[int, float]:
+    ctx = mp.get_context("spawn")
+    start, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
+    ps = [ctx.Process(target=_worker, args=(url, db, prefix, batch, start, ready, out))
+          for _ in range(procs)]
+    for p in ps:
+        p.start()
+    for _ in ps:
+        ready.get(timeout=60)
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    start.set()
+    results = [out.get(timeout=600) for _ in ps]
+    for p in ps:
+        p.join()
+    # the run ends when the last process saw everything idle; idle detection adds a little
+    elapsed = max(t for _n, t in results) - t0
+    r = redis.Redis.from_url(url)
+    assert all(shard_backlog(r, Keys(prefix), s) == 0 for s in topo.shards)
+    return sum(n for n, _t in results), elapsed
+
+
+def start_private_redis(directory: Path, which: str) -> tuple[str, subprocess.Popen | None]:
+    """A redis-server of our own: the machine's (Debian, 7.x) if present, else the embedded."""
+    binary = shutil.which("redis-server") if which == "system" else None
+    if binary is None:
+        start_embedded(directory)
+        return f"unix://{directory / 'redis.sock'}", None
+    directory.mkdir(parents=True, exist_ok=True)
+    sock = directory / "redis.sock"
+    proc = subprocess.Popen([binary, "--port", "0", "--unixsocket", str(sock), "--save", "",
+                             "--appendonly", "no", "--dir", str(directory)],
+                            stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        if sock.exists():
+            break
+        time.sleep(0.05)
+    return f"unix://{sock}", proc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entries", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=4000)
+    ap.add_argument("--redis", choices=["system", "embedded"], default="system",
+                    help="system: a private instance of the machine's redis-server (7.x)")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-"))
+    url, proc = start_private_redis(tmp / "redis", args.redis)
+    db = f"sqlite:///{tmp / 'registry.sqlite3'}"
+    engine = make_engine(db)
+    create_schema(engine)
+    build_demo(engine, seed=7)
+    topo = load_topology(engine)
+    r = redis.Redis.from_url(url)
+    print(f"redis-server {r.info('server')['redis_version']} (private instance, unix socket)")
+    try:
+        entries = make_entries(topo, args.entries, "bench")
+        n = len(entries)
+        raw_s = xadd_all(r, entries, "bench", "raw")
+        raw_rate = n / raw_s
+        r.flushall()
+        results = {}
+        for procs in (1, 2):
+            prefix = f"agg{procs}"
+            xadd_all(r, entries, "bench", prefix)
+            read, secs = run_aggregators(url, db, prefix, procs, args.batch, topo)
+            results[procs] = read / secs
+            r.flushall()
+        one, two = results[1], results[2]
+        print(f"entries per run:                {n:,}")
+        print(f"raw pipelined XADD:             {raw_rate:10,.0f} entries/s")
+        print(f"aggregator, 1 process:          {one:10,.0f} entries/s")
+        print(f"aggregator, 2 processes:        {two:10,.0f} entries/s")
+        print(f"ratio 1 process / raw XADD:     {one / raw_rate:10.2f}   (target ≥ 0.25)")
+        print(f"ratio 2 processes / 1 process:  {two / one:10.2f}   (target ≥ 1.6)")
+        print(f"1 process ≥ 50,000 entries/s:   {'yes' if one >= 50_000 else 'no'}")
+    finally:
+        if proc is None:
+            stop_embedded(tmp / "redis")
+        else:
+            proc.terminate()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Headless Chromium (Debian's chromium + chromedriver) for the browser tests, benches and
+screenshots. Never downloads a browser."""
+
+from __future__ import annotations
+
+import shutil
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars", "--disable-dev-shm-usage",
+)
+
+
+def chromium(width: int = 1920, height: int = 1080, extra: tuple[str, ...] = ()) -> webdriver.Chrome:
+    """A headless Chromium whose viewport is exactly width x height CSS pixels."""
+    binary = shutil.which("chromium")
+    driver_bin = shutil.which("chromedriver")
+    if not binary or not driver_bin:
+        raise RuntimeError("Debian chromium and chromium-driver are needed (scripts/test.sh installs them)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = binary
+    for flag in (*CHROMIUM_FLAGS, *extra):
+        opts.add_argument(flag)
+    opts.add_argument(f"--window-size={width},{height}")
+    d = webdriver.Chrome(options=opts, service=Service(driver_bin))
+    resize(d, width, height)
+    return d
+
+
+def resize(d: webdriver.Chrome, width: int, height: int) -> None:
+    d.set_window_size(width, height)
+    inner = d.execute_script("return [window.innerWidth, window.innerHeight]")
+    if inner != [width, height]:
+        d.set_window_size(2 * width - inner[0], 2 * height - inner[1])

@@ -1,0 +1,58 @@
+"""Helpers shared by the pipeline tests."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from datasources.aggregator import Aggregator
+from datasources.keys import Keys
+from datasources.simulator import Simulator, write
+
+
+def run_until_idle(r, topo, settings) -> Aggregator:
+    agg = Aggregator(r, topo, settings)
+    agg.run(until_idle=True)
+    return agg
+
+
+def simulate(r, topo, settings, n: int, seed: int = 5) -> int:
+    """Write about n entries spread over the last hours of today (local time)."""
+    now = int(time.time() * 1000)
+    tz = ZoneInfo(settings.tz)
+    midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    span_ms = int(max(60_000, min(4 * 3_600_000, now - midnight.timestamp() * 1000 - 60_000)))
+    grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
+    sim = Simulator(topo, grids, seed=seed, prefix=settings.key_prefix, start_ms=now, tz=settings.tz)
+    sim.scale = n / (sim.natural_entries_per_s() * span_ms / 1000)
+    written = write(r, sim.camera_baseline(now - span_ms))
+    return written + write(r, sim.stream(now - span_ms), limit=n)
+
+
+def independent_counts(r, topo, keys: Keys, today: str, tz: str) -> Counter:
+    """Count today's reported events and patrols straight from XRANGE, deduplicated."""
+    seen = set()
+    out = Counter()
+    zone = ZoneInfo(tz)
+    for shard in topo.shards:
+        for kind in ("events", "patrols", "petitions"):
+            for _id, f in r.xrange(keys.stream(shard, kind)):
+                day = datetime.fromtimestamp(int(f[b"ts"]) / 1000, zone).strftime("%Y%m%d")
+                if day != today:
+                    continue
+                if kind == "events":
+                    if f.get(b"handoff") == b"1":
+                        continue
+                    key = (f[b"eid"], f[b"status"], f[b"centre"])
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    out[f"events.{f[b'status'].decode()}"] += 1
+                else:
+                    if (kind, f[b"pid"]) in seen:
+                        continue
+                    seen.add((kind, f[b"pid"]))
+                    out[kind] += 1
+    return out
