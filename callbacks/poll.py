@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dash import ClientsideFunction, Dash, Input, Output, Patch, State, no_update
 
-from callbacks.router import BadQuery, parse_query
+from callbacks.router import BadQuery, current_query
 from dashboard.live import LiveHub
 from layouts import ids
 
@@ -24,7 +24,7 @@ def register(app: Dash, hub: LiveHub) -> None:
         prevent_initial_call=True,
     )
     def poll(_n, search, version):
-        q = parse_query(search, hub.runtime.topology)
+        q = current_query(search, hub.runtime.topology)
         if isinstance(q, BadQuery):
             return no_update, no_update
         payload, version = hub.poll(q.centre, version)

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlencode
 
 from dash import Dash, Input, Output, State, no_update
 
+from dashboard import access
 from dashboard.live import LiveHub
 from datasources.topology import Topology
 from layouts import ids, shell
@@ -37,17 +38,21 @@ class BadQuery:
     fmt: dict
 
 
-def parse_query(search: str | None, topo: Topology) -> Query | BadQuery:
-    """Validate the query string; anything wrong becomes a message, never an exception."""
+def parse_query(search: str | None, topo: Topology, scope: str) -> Query | BadQuery:
+    """Validate the query string against the viewer's `scope` (a centre: its subtree may be
+    shown); anything wrong becomes a message, never an exception."""
+    if search is not None and not isinstance(search, str):
+        return BadQuery("bad_param", "zh", {"name": "search"})
     params = parse_qs((search or "").lstrip("?"), keep_blank_values=True)
     one = {k: v[-1] for k, v in params.items()}
     lang = one.get("lang", "zh")
     if lang not in LANGS:
         return BadQuery("bad_param", "zh", {"name": "lang"})
-    default = topo.roots[0] if topo.roots else ""
-    centre = one.get("centre", default).strip()
+    centre = one.get("centre", scope).strip()
     if centre not in topo.centres:
         return BadQuery("unknown_centre", lang, {"code": centre[:40] or "—"})
+    if scope not in topo.centres or not topo.is_within(centre, scope):
+        return BadQuery("forbidden", lang, {"code": centre})
     tour = None
     if "tour" in one:
         raw = one["tour"]
@@ -55,7 +60,8 @@ def parse_query(search: str | None, topo: Topology) -> Query | BadQuery:
             return BadQuery("bad_param", lang, {"name": "tour"})
         tour = int(raw)
     root = one.get("tour_root", centre)
-    if root not in topo.centres or not topo.is_within(centre, root):
+    if (root not in topo.centres or not topo.is_within(centre, root)
+            or not topo.is_within(root, scope)):
         root = centre
     push = one.get("push", "sse")
     if push not in PUSH_MODES:
@@ -64,6 +70,11 @@ def parse_query(search: str | None, topo: Topology) -> Query | BadQuery:
     if indicator not in mapview.INDICATORS:
         return BadQuery("bad_param", lang, {"name": "indicator"})
     return Query(centre, lang, tour, root if tour else None, push, indicator)
+
+
+def current_query(search: str | None, topo: Topology) -> Query | BadQuery:
+    """`parse_query` for the viewer of this request (a request without one is refused)."""
+    return parse_query(search, topo, access.require_viewer().scope)
 
 
 def next_stop(topo: Topology, root: str, current: str) -> str:
@@ -119,7 +130,7 @@ def register(app: Dash, hub: LiveHub) -> None:
     )
     def route(pathname, search):
         topo = runtime.topology
-        q = parse_query(search, topo)
+        q = current_query(search, topo)
         if isinstance(q, BadQuery):
             return shell.message_screen(q.key, q.lang, **q.fmt), 60_000, True, True, None, {}
         if pathname not in WALL_PATHS:
@@ -140,7 +151,7 @@ def register(app: Dash, hub: LiveHub) -> None:
     )
     def drill(_n, click, search):
         """A click or tap on a child region drills the whole screen to it (URL follows)."""
-        q = parse_query(search, runtime.topology)
+        q = current_query(search, runtime.topology)
         code = ((click or {}).get("properties") or {}).get("code")
         if isinstance(q, BadQuery) or code not in runtime.topology.centres:
             return no_update
@@ -155,7 +166,7 @@ def register(app: Dash, hub: LiveHub) -> None:
         prevent_initial_call=True,
     )
     def tour(_n, search):
-        q = parse_query(search, runtime.topology)
+        q = current_query(search, runtime.topology)
         if isinstance(q, BadQuery) or not q.tour:
             return no_update
         return search_for(q, next_stop(runtime.topology, q.tour_root or q.centre, q.centre))

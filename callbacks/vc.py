@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 
-from callbacks.router import BadQuery, parse_query
+from callbacks.router import BadQuery, current_query
 from dashboard.live import LiveHub
 from datasources.vc import invitees
 from layouts import ids, vc
@@ -33,7 +33,7 @@ def register(app: Dash, hub: LiveHub) -> None:
         trigger = ctx.triggered_id
         if trigger is None or not (ctx.triggered and ctx.triggered[0]["value"]):
             return no_update, no_update, no_update, no_update  # buttons (re)rendered
-        q = parse_query(search, topo)
+        q = current_query(search, topo)
         if isinstance(q, BadQuery):
             return no_update, no_update, no_update, no_update
         if trigger == ids.VC_REQUEST:

@@ -23,6 +23,9 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw not in (None, "") else default
 
 
+AUTH_MODES = ("on", "off", "demo")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
@@ -55,6 +58,15 @@ class Settings:
     vc_timeout_s: float = 4 * 3600.0       # a call nobody ends is ended after this
     tile_url: str | None = None            # optional intranet basemap, e.g. http://tiles.lan/{z}/{x}/{y}.png
     lang: str = "zh"
+    # access (docs/security.md)
+    auth: str = "on"                       # on | off (explicit, trusted networks only) | demo
+    secret_key: str | None = None          # None → data_dir/secret.key, created on first use
+    cookie_secure: bool = True             # False only for plain-HTTP intranets
+    session_hours: float = 12.0
+    trusted_user_header: str | None = None  # e.g. X-Remote-User from an SSO reverse proxy
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    embed_origins: tuple[str, ...] = ()    # portal origins allowed to frame /embed/*
+    embed_max_ttl_s: int = 366 * 86400
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -75,7 +87,16 @@ class Settings:
             vc_open=os.environ.get("PINGAN_VC_OPEN") or "overlay",
             vc_timeout_s=_env_float("PINGAN_VC_TIMEOUT_S", 4 * 3600.0),
             tile_url=os.environ.get("PINGAN_TILE_URL") or None,
+            auth=(os.environ.get("PINGAN_AUTH") or "on").lower(),
+            secret_key=os.environ.get("PINGAN_SECRET_KEY") or None,
+            cookie_secure=(os.environ.get("PINGAN_COOKIE_SECURE") or "1").lower() not in ("0", "false", "no"),
+            session_hours=_env_float("PINGAN_SESSION_HOURS", 12.0),
+            trusted_user_header=os.environ.get("PINGAN_TRUSTED_USER_HEADER") or None,
+            trusted_proxies=tuple((os.environ.get("PINGAN_TRUSTED_PROXIES") or "127.0.0.1 ::1").split()),
+            embed_origins=tuple((os.environ.get("PINGAN_EMBED_ORIGINS") or "").split()),
         )
+        if env.auth not in AUTH_MODES:
+            raise ValueError("PINGAN_AUTH must be on, off or demo")
         if env.vc_open not in ("overlay", "window"):
             raise ValueError("PINGAN_VC_OPEN must be overlay or window")
         if os.environ.get("PINGAN_INDEX_WEIGHTS"):
@@ -101,6 +122,10 @@ class Settings:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.sqlite_path.resolve()}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"
 
     @property
     def embedded_redis_socket(self) -> Path:

@@ -18,6 +18,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "live": {"zh": "实时", "en": "Live"},
     "connection_lost": {"zh": "连接中断", "en": "Connection lost"},
     "unknown_centre": {"zh": "未找到中心代码 {code}", "en": "Unknown centre code {code}"},
+    "forbidden": {"zh": "无权查看中心 {code}", "en": "You may not view centre {code}"},
     "bad_param": {"zh": "参数错误: {name}", "en": "Bad parameter: {name}"},
     "no_children": {"zh": "无下级中心", "en": "No lower-tier centres"},
     "no_data": {"zh": "暂无数据", "en": "No data"},

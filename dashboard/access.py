@@ -1,0 +1,58 @@
+"""Who is looking: the signed-in viewer of this request, their role and scope.
+
+Set on `flask.g` by the server's before-request guard (dashboard/auth.py); every route and
+callback asks here, so the scope is enforced on the server, not only hidden in the UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import abort, g, has_request_context
+
+from datasources.topology import Topology
+
+ROLES = ("duty", "leader", "admin")  # 值班员, 领导, 管理员
+CALL_ROLES = frozenset(ROLES)         # who may start/end video calls
+
+
+@dataclass(frozen=True)
+class Viewer:
+    name: str
+    role: str
+    scope: str        # a centre code: the viewer sees its subtree only
+    demo: bool = False
+    open: bool = False  # PINGAN_AUTH=off: nobody signed in, nothing restricted
+
+    def sees(self, topo: Topology, code: str) -> bool:
+        return code in topo.centres and topo.is_within(code, self.scope)
+
+    @property
+    def may_call(self) -> bool:
+        return self.role in CALL_ROLES
+
+
+def viewer() -> Viewer | None:
+    """The viewer of the current request (None outside a request or before the guard)."""
+    return g.get("pingan_viewer") if has_request_context() else None
+
+
+def require_viewer() -> Viewer:
+    v = viewer()
+    if v is None:
+        abort(401)
+    return v
+
+
+def scope_of(topo: Topology) -> str:
+    """The centre the current viewer's view is rooted at."""
+    v = viewer()
+    if v is not None and v.scope in topo.centres:
+        return v.scope
+    return topo.roots[0] if topo.roots else ""
+
+
+def allowed(topo: Topology, code: str) -> bool:
+    """May the current viewer see `code`? (False without a viewer: fail closed.)"""
+    v = viewer()
+    return v is not None and v.sees(topo, code)
