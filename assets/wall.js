@@ -223,6 +223,8 @@
   /* Recent cases: drawn and faded in place by pinganMap.setCases (plain Leaflet). */
   function drawCases(id, props) {
     if (!window.pinganMap || !window.pinganMap.setCases || !props) { return; }
+    // the briefing view replays past markers on this map (assets/brief.js): leave them be
+    if (document.querySelector(".live-screen[data-replay='1']")) { return; }
     var f = state.vm.freshness;
     var h = Object.assign({}, props.hideout || {},
       f ? { now: f.now + (Date.now() - state.lastMsg) } : {});

@@ -27,7 +27,7 @@ def register(app: Dash, hub: LiveHub) -> None:
         q = current_query(search, hub.runtime.topology)
         if isinstance(q, BadQuery):
             return no_update, no_update
-        payload, version = hub.poll(q.centre, version)
+        payload, version = hub.poll(q.centre, version if isinstance(version, str) else None)
         patch = Patch()
         for key, value in payload.items():
             patch[key] = value

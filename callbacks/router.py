@@ -13,9 +13,11 @@ from dashboard.live import LiveHub
 from datasources.topology import Topology
 from layouts import ids, shell
 from layouts import map as mapview
+from layouts.brief import brief_screen
 from layouts.wall import wall_screen
 
 WALL_PATHS = ("/", "/wall", "/wall/")
+BRIEF_PATHS = ("/brief", "/brief/")  # the leaders' tablet briefing view (callbacks/brief.py)
 LANGS = ("zh", "en")
 PUSH_MODES = ("sse", "poll")
 MAX_TOUR_S = 3600
@@ -77,6 +79,12 @@ def current_query(search: str | None, topo: Topology) -> Query | BadQuery:
     return parse_query(search, topo, access.require_viewer().scope)
 
 
+def viewer_chip(lang: str):
+    """The signed-in viewer's corner chip (none when access control is off)."""
+    v = access.require_viewer()
+    return None if v.open else shell.viewer_chip(v.name, v.role, v.demo, lang)
+
+
 def next_stop(topo: Topology, root: str, current: str) -> str:
     """The tour: the root, then each of its children in turn, then the root again."""
     children = list(topo.children.get(root, ()))
@@ -133,11 +141,18 @@ def register(app: Dash, hub: LiveHub) -> None:
         q = current_query(search, topo)
         if isinstance(q, BadQuery):
             return shell.message_screen(q.key, q.lang, **q.fmt), 60_000, True, True, None, {}
+        if pathname in BRIEF_PATHS:
+            vm = hub.view(q.centre)
+            screen = shell.live_screen(brief_screen(vm, q.lang, wall_map(hub, q, vm)), q.centre,
+                                       q.lang, runtime.settings.stale_after_s, q.push,
+                                       chip=viewer_chip(q.lang))
+            return screen, 60_000, True, q.push != "poll", f"{q.centre}:{vm['version']}", {}
         if pathname not in WALL_PATHS:
             return shell.message_screen("not_found", q.lang), 60_000, True, True, None, {}
         vm = hub.view(q.centre)
         screen = shell.live_screen(wall_screen(vm, q.lang, wall_map(hub, q, vm)), q.centre,
-                                   q.lang, runtime.settings.stale_after_s, q.push)
+                                   q.lang, runtime.settings.stale_after_s, q.push,
+                                   chip=viewer_chip(q.lang))
         tour_ms = (q.tour or 60) * 1000
         # the poll fallback starts from what was rendered: same centre, same version
         return screen, tour_ms, q.tour is None, q.push != "poll", f"{q.centre}:{vm['version']}", {}
@@ -152,8 +167,9 @@ def register(app: Dash, hub: LiveHub) -> None:
     def drill(_n, click, search):
         """A click or tap on a child region drills the whole screen to it (URL follows)."""
         q = current_query(search, runtime.topology)
-        code = ((click or {}).get("properties") or {}).get("code")
-        if isinstance(q, BadQuery) or code not in runtime.topology.centres:
+        props = click.get("properties") if isinstance(click, dict) else None
+        code = props.get("code") if isinstance(props, dict) else None
+        if isinstance(q, BadQuery) or not isinstance(code, str) or code not in runtime.topology.centres:
             return no_update
         if not runtime.topology.is_within(code, q.centre) or code == q.centre:
             return no_update

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 
 from callbacks.router import BadQuery, current_query
+from dashboard import access
 from dashboard.live import LiveHub
 from datasources.vc import invitees
 from layouts import ids, vc
-
-CALLER = "wall"  # until the access-control issue: every user of the wall may call
 
 
 def register(app: Dash, hub: LiveHub) -> None:
@@ -34,22 +33,24 @@ def register(app: Dash, hub: LiveHub) -> None:
         if trigger is None or not (ctx.triggered and ctx.triggered[0]["value"]):
             return no_update, no_update, no_update, no_update  # buttons (re)rendered
         q = current_query(search, topo)
-        if isinstance(q, BadQuery):
+        viewer = access.require_viewer()
+        if isinstance(q, BadQuery) or not viewer.may_call:
             return no_update, no_update, no_update, no_update
         if trigger == ids.VC_REQUEST:
-            code, group = str((request or {}).get("code", "")), bool((request or {}).get("group"))
+            request = request if isinstance(request, dict) else {}
+            code, group = str(request.get("code", "")), bool(request.get("group"))
         else:
             code, group = trigger["code"], trigger["type"] == ids.VC_GROUP_BTN
         if code not in topo.centres or not topo.is_within(code, q.centre):
             return no_update, no_update, no_update, no_update  # only the subtree in view
         if group:
-            tier = next((int(v) for v in tiers if v), 0) or None
+            tier = next((int(v) for v in tiers or () if str(v).isdigit()), 0) or None
             centres = invitees(topo, code, tier)
             if not centres:
                 return no_update, no_update, no_update, no_update
-            call = hub.conferences.start(CALLER, code, centres, group=True, tier=tier)
+            call = hub.conferences.start(viewer.name, code, centres, group=True, tier=tier)
         else:
-            call = hub.conferences.start(CALLER, q.centre, [code], group=False)
+            call = hub.conferences.start(viewer.name, q.centre, [code], group=False)
         hub.refresh_calls()
         data = {"cid": call.cid, "centres": list(call.centres), "convener": call.convener,
                 "group": call.group, "url": call.url}
@@ -66,9 +67,13 @@ def register(app: Dash, hub: LiveHub) -> None:
         prevent_initial_call=True,
     )
     def end(n, call):
-        if not n or not call:
+        if not n or not isinstance(call, dict) or not isinstance(call.get("cid"), str):
             return no_update, True, no_update
-        hub.conferences.end(call["cid"], CALLER)
+        viewer = access.require_viewer()
+        active = hub.conferences.get(call["cid"])
+        if active is None or not viewer.may_call or not viewer.sees(topo, active.convener):
+            return [], True, None
+        hub.conferences.end(active.cid, viewer.name)
         hub.refresh_calls()
         return [], True, None
 

@@ -6,6 +6,9 @@ from pathlib import Path
 
 from dash import Dash, html
 
+from dashboard.auth import install_auth
+from dashboard.embed import register_embed_routes
+from dashboard.headers import install_headers
 from dashboard.live import LiveHub, register_routes
 from dashboard.runtime import Runtime
 from dashboard.settings import Settings
@@ -25,16 +28,22 @@ def create_app(settings: Settings | None = None) -> Dash:
         update_title=None,
         compress=True,  # GeoJSON and view models gzip 4-10x (bench/map.py)
     )
-    from callbacks import poll, router, vc
+    from callbacks import brief, poll, router, vc
+    from layouts import brief as brief_layout
     from layouts import map as mapview
     from layouts import shell
 
     app.layout = shell.page
     # the screens the router renders hold components the callbacks listen to
-    app.validation_layout = html.Div([shell.page(), *mapview.validation_components()])
+    app.validation_layout = html.Div([shell.page(), *mapview.validation_components(),
+                                      *brief_layout.validation_components()])
     router.register(app, hub)
     poll.register(app, hub)
     vc.register(app, hub)
+    brief.register(app, hub)
     register_routes(app.server, hub)
+    register_embed_routes(app.server, hub)
+    install_auth(app.server, runtime)
+    install_headers(app, settings)
     app.server.config["PINGAN_HUB"] = hub
     return app

@@ -158,10 +158,54 @@ def audit(ctx, as_json) -> None:
     sys.exit(0 if report["ok"] else 1)
 
 
+@main.command("embed-url")
+@click.argument("widget")
+@click.argument("code")
+@click.option("--ttl", default="1h", show_default=True,
+              help="How long the URL works: seconds or 30m, 1h, 7d, 2w.")
+@click.option("--base-url", default="http://127.0.0.1:8050", show_default=True,
+              help="The wall's address as the portal's visitors reach it.")
+@click.option("--theme", type=click.Choice(["dark", "light", "transparent"]), default=None,
+              help="Widget theme (the page's default: dark).")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default=None,
+              help="Widget language (the page's default: zh).")
+@click.pass_context
+def embed_url(ctx, widget, code, ttl, base_url, theme, lang) -> None:
+    """Print a signed URL of WIDGET for centre CODE (and the centres below it), for a portal
+    iframe. Widgets: events, trend, closure, coverage, cameras, petitions, map."""
+    from urllib.parse import urlencode
+
+    from dashboard.embed import WIDGETS, mint, parse_ttl
+
+    if widget not in WIDGETS:
+        raise click.BadParameter(f"unknown widget {widget!r}; one of: {', '.join(WIDGETS)}",
+                                 param_hint="WIDGET")
+    try:
+        ttl_s = parse_ttl(ttl)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--ttl") from None
+    limit = ctx.obj.embed_max_ttl_s
+    if ttl_s > limit:
+        raise click.BadParameter(f"{ttl} is longer than the longest allowed ({limit} s, "
+                                 f"{limit // 86400} days)", param_hint="--ttl")
+    rt = _runtime(ctx)
+    _require_registry(rt)
+    if code not in rt.topology.centres:
+        raise click.BadParameter(f"unknown centre {code!r}", param_hint="CODE")
+    token = mint(rt.settings, widget, code, ttl_s)
+    query = {"token": token, **({"theme": theme} if theme else {}), **({"lang": lang} if lang else {})}
+    click.echo(f"{base_url.rstrip('/')}/embed/{widget}?{urlencode(query)}")
+    expires = datetime.fromtimestamp(time.time() + ttl_s, ZoneInfo(rt.settings.tz))
+    click.echo(f"expires {expires:%Y-%m-%d %H:%M:%S} ({rt.settings.tz})", err=True)
+
+
 def _register_optional() -> None:
     from dashboard.cli_registry import registry
 
     main.add_command(registry)
+    from dashboard.cli_users import users
+
+    main.add_command(users)
     from dashboard.cli_demo import demo, serve
 
     main.add_command(demo)

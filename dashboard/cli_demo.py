@@ -11,6 +11,7 @@ import click
 
 from dashboard.runtime import Runtime
 from datasources.connection import redis_url, stop_embedded
+from datasources.users import list_users
 
 
 def gunicorn_cmd(port: int, host: str, workers: int, connections: int = 1000) -> list[str]:
@@ -47,6 +48,15 @@ def serve(ctx, port, host, workers) -> None:
     """Serve the wall with gunicorn (gevent workers)."""
     rt = Runtime(ctx.obj)
     rt.redis.ping()
+    s = rt.settings
+    if s.auth == "on" and not s.trusted_user_header and not list_users(rt.engine):
+        click.echo("no users yet: add one with `pingan users add NAME --role leader --scope CODE`",
+                   err=True)
+    if s.auth == "off":
+        click.echo("WARNING: PINGAN_AUTH=off: anyone who reaches this port sees everything", err=True)
+    if s.auth == "on" and s.cookie_secure and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo("note: session cookies are Secure: serve behind HTTPS (reverse proxy), or set "
+                   "PINGAN_COOKIE_SECURE=0 on a plain-HTTP intranet", err=True)
     click.echo(f"Pingan wall: http://{host}:{port}/", err=True)
     os.execvpe(sys.executable, gunicorn_cmd(port, host, workers), _child_env(rt))
 
@@ -69,6 +79,7 @@ def demo(ctx, port, host, rate, seed) -> None:
         build_demo(rt.engine, seed=seed)
     rt.redis.ping()
     env = _child_env(rt)
+    env["PINGAN_AUTH"] = "demo"  # every viewer is the labelled demo user (docs/security.md)
     pingan = [sys.executable, "-m", "dashboard"]
     procs = [
         subprocess.Popen([*pingan, "aggregate"], env=env),

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import redis
 from flask import Flask, Response, abort, request
 
+from dashboard import access
 from dashboard.runtime import Runtime
 from datasources import geo
 from datasources.keys import Keys
@@ -282,22 +283,27 @@ class LiveHub:
 POLL_PATH = "/live/poll"
 
 
+def _allowed_centre(hub: LiveHub) -> str:
+    """The `centre` argument when the viewer may see it; 403 otherwise (also for unknown
+    codes, so the answer does not tell which codes exist outside the viewer's scope)."""
+    code = request.args.get("centre", "")
+    if not access.allowed(hub.runtime.topology, code):
+        abort(403)
+    return code
+
+
 def register_routes(server: Flask, hub: LiveHub) -> None:
     @server.get(POLL_PATH)
     def live_poll():
         """The same answer as the Dash poll callback, as plain JSON (baseline of bench/serve)."""
-        code = request.args.get("centre", "")
-        if code not in hub.runtime.topology.centres:
-            abort(404)
+        code = _allowed_centre(hub)
         payload, version = hub.poll(code, request.args.get("have"))
         return {"version": version, "vm": payload}
 
     @server.get(VERSION_PATH)
     def live_version():
         """The centre's data version and freshness, as plain JSON (for monitoring)."""
-        code = request.args.get("centre", "")
-        if code not in hub.runtime.topology.centres:
-            abort(404)
+        code = _allowed_centre(hub)
         metas, down = hub.state()
         shards = hub.shards_of(code)
         version = sum((metas or {}).get(s, {}).get("version", 0) for s in shards)
@@ -305,10 +311,10 @@ def register_routes(server: Flask, hub: LiveHub) -> None:
 
     @server.get(STREAM_PATH)
     def live_stream():
-        code = request.args.get("centre", "")
+        code = _allowed_centre(hub)
         lang = request.args.get("lang", "zh")
-        if code not in hub.runtime.topology.centres or lang not in ("zh", "en"):
-            abort(404)
+        if lang not in ("zh", "en"):
+            abort(400)
         resp = Response(hub.stream(code, lang), mimetype="text/event-stream")
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream

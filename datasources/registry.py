@@ -108,6 +108,8 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
+    from datasources import users  # noqa: F401  (its table is part of the schema)
+
     Base.metadata.create_all(engine)
 
 

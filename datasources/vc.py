@@ -96,6 +96,10 @@ class Conferences:
         pipe.execute()
         return call
 
+    def get(self, cid: str) -> Call | None:
+        raw = self.r.hget(self.active_key, cid)
+        return Call.from_json(raw) if raw is not None else None
+
     def end(self, cid: str, by: str) -> bool:
         raw = self.r.hget(self.active_key, cid)
         if raw is None:

@@ -33,8 +33,25 @@ def page() -> html.Div:
     )
 
 
-def live_screen(content, code: str, lang: str, stale_after_s: float, push: str) -> html.Div:
+def viewer_chip(name: str, role: str, demo: bool, lang: str) -> html.Div:
+    """Who is signed in (corner of every screen): the demo user is labelled as such; a real
+    user gets a sign-out link (a confirmation page posts the sign-out: CSRF-safe)."""
+    if demo:
+        return html.Div(t("demo_badge", lang), className="viewer-chip viewer-chip-demo",
+                        role="status")
+    return html.Div(
+        [html.Span(f"{name} · {t('role_' + role, lang)}", className="viewer-name"),
+         html.A(t("logout", lang), href="/logout" + ("?lang=en" if lang == "en" else ""),
+                className="viewer-logout")],
+        className="viewer-chip",
+    )
+
+
+def live_screen(content, code: str, lang: str, stale_after_s: float, push: str,
+                chip: html.Div | None = None) -> html.Div:
     """Wraps a screen with what assets/wall.js needs to keep it live."""
+    if chip is not None:
+        content = [*(content if isinstance(content, list) else [content]), chip]
     return html.Div(
         content,
         className="live-screen",

@@ -1,0 +1,126 @@
+"""Callbacks of the tablet briefing view (/brief): the replay payload and drilling by tap.
+
+The screen itself is rendered by the router (callbacks/router.py, BRIEF_PATHS); a tap on a
+child region of the map drills through the router's `drill` callback (the brief shows the
+wall's map). Playback runs in the browser: one clientside callback (assets/brief.js,
+`pinganBrief.step`) moves the slider, the counters, the chart cursor and the map's markers
+from the payload sent once, with no round trip per frame.
+
+Every server callback validates the URL with `current_query` (the viewer's scope) and
+answers nothing for a URL it refuses.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import redis
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+
+from callbacks.router import BadQuery, current_query, search_for
+from dashboard.live import LiveHub
+from datasources.replay import replay_data
+from layouts import brief as layout
+from layouts import brief_ids as bid
+from layouts import ids
+from layouts.map import CASE_COLORS
+
+MAX_AGE_MS = 60_000  # a payload younger than this is served again (per worker)
+CACHE_SIZE = 64
+
+
+class ReplayCache:
+    """Per-worker replay payloads by centre, recomputed when older than MAX_AGE_MS; one
+    computation per centre at a time (the others wait for its result)."""
+
+    def __init__(self, hub: LiveHub) -> None:
+        self.hub = hub
+        self._lock = threading.Lock()
+        self._items: dict[str, dict] = {}
+        self._flights: dict[str, threading.Lock] = {}
+
+    def get(self, code: str) -> dict:
+        now = int(time.time() * 1000)
+        hit = self._items.get(code)
+        if hit is not None and now - hit["now"] < MAX_AGE_MS:
+            return hit
+        with self._lock:
+            flight = self._flights.setdefault(code, threading.Lock())
+        with flight:
+            hit = self._items.get(code)
+            now = int(time.time() * 1000)
+            if hit is not None and now - hit["now"] < MAX_AGE_MS:
+                return hit
+            rt = self.hub.runtime
+            data = replay_data(rt.redis, self.hub.keys, rt.topology, code, now, tz=rt.settings.tz)
+            data["colors"] = CASE_COLORS
+            with self._lock:
+                self._items[code] = data
+                if len(self._items) > CACHE_SIZE:
+                    oldest = min(self._items, key=lambda c: self._items[c]["now"])
+                    self._items.pop(oldest, None)
+            return data
+
+
+def register(app: Dash, hub: LiveHub) -> None:
+    topo = hub.runtime.topology
+    cache = ReplayCache(hub)
+
+    @app.callback(
+        Output(bid.REPLAY, "data"),
+        Output(bid.SLIDER, "max"),
+        Output(bid.SLIDER, "marks"),
+        Output(bid.SLIDER, "disabled"),
+        Output(bid.PLAY, "disabled"),
+        Output(bid.CHART, "figure"),
+        Input(bid.REPLAY_REQ, "data"),
+        State(ids.URL, "search"),
+    )
+    def load(_request, search):
+        """The replay of the centre in the URL (never a code sent by the client)."""
+        q = current_query(search, topo)
+        if isinstance(q, BadQuery):
+            return None, no_update, no_update, True, True, no_update
+        try:
+            data = cache.get(q.centre)
+        except (redis.RedisError, OSError):
+            return {"error": "unavailable"}, no_update, no_update, True, True, no_update
+        return (data, layout.slider_max(data), layout.slider_marks(data), False, False,
+                layout.replay_figure(data, q.lang))
+
+    @app.callback(
+        Output(ids.URL, "search", allow_duplicate=True),
+        Input({"type": bid.DRILL, "code": ALL}, "n_clicks"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    def drill(_clicks, search):
+        """A tap on a child's card opens that centre (the URL follows, like the map)."""
+        trigger = ctx.triggered_id
+        if not isinstance(trigger, dict) or not (ctx.triggered and ctx.triggered[0]["value"]):
+            return no_update  # cards (re)rendered
+        q = current_query(search, topo)
+        code = trigger.get("code")
+        if isinstance(q, BadQuery) or not isinstance(code, str) or code not in topo.centres:
+            return no_update
+        if code == q.centre or not topo.is_within(code, q.centre):
+            return no_update
+        return search_for(replace(q, tour=None, tour_root=None), code)
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="pinganBrief", function_name="step"),
+        Output(bid.STATE, "data"),
+        Output(bid.SLIDER, "value"),
+        Output(bid.TICK, "disabled"),
+        Output(bid.SINK, "children"),
+        Input(bid.PLAY, "n_clicks"),
+        Input(bid.LIVE, "n_clicks"),
+        *[Input(bid.SPEED.format(s), "n_clicks") for s in bid.SPEEDS],
+        Input(bid.TICK, "n_intervals"),
+        Input(bid.SLIDER, "value"),
+        Input(bid.REPLAY, "data"),
+        State(bid.STATE, "data"),
+        State(bid.SLIDER, "max"),
+    )

@@ -1,0 +1,283 @@
+"""Portal embeds: `/embed/<widget>`, one widget of one centre in an iframe of the city portal.
+
+Access is a signed token instead of a login: itsdangerous, HMAC-SHA256 with the server secret
+(`dashboard.secret`) and the salt "pingan-embed", carrying the widget, the centre scope and an
+expiry (`pingan embed-url` mints one). The page is server-rendered HTML with inline SVG
+(`layouts/embed.py`); a small external script (`embed_static/embed.js`) refreshes it from
+`/embed/<widget>/data` every few seconds. Every response under /embed — pages, data, static
+files and refusals — carries a strict Content-Security-Policy whose `frame-ancestors` are the
+configured portal origins (`PINGAN_EMBED_ORIGINS`). See docs/embeds.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import redis
+from flask import Flask, Response, jsonify, request, send_from_directory, url_for
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from dashboard.live import LiveHub
+from dashboard.secret import load_secret
+from dashboard.settings import Settings
+from datasources.topology import Topology
+from layouts import embed as layout
+from layouts.i18n import LANGS, t
+
+WIDGETS = layout.WIDGETS
+THEMES = layout.THEMES
+SALT = "pingan-embed"
+PREFIX = "/embed"
+STATIC = Path(__file__).resolve().parent.parent / "embed_static"
+MAX_TOKEN_CHARS = 1024
+REASONS = ("missing", "tampered", "expired", "wrong_widget", "out_of_scope")
+_TTL = re.compile(r"(\d+)\s*([smhdw]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EmbedGrant:
+    """A verified token: `widget` of `centre`, a centre inside `scope`, until `expires`."""
+
+    widget: str
+    scope: str
+    centre: str
+    expires: int  # epoch seconds
+
+
+@dataclass(frozen=True)
+class EmbedRefusal:
+    """Why a request is refused: `reason` is one of REASONS (HTTP 403)."""
+
+    reason: str
+    expires: int | None = None  # when the token expired (reason "expired")
+    subject: str = ""           # the widget or centre concerned, for the message
+
+
+def parse_ttl(text: str) -> int:
+    """"3600", "30m", "1h", "7d", "2w" → seconds (> 0); ValueError otherwise."""
+    m = _TTL.fullmatch(text.strip().lower())
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"bad duration {text!r}: use e.g. 3600, 30m, 1h, 7d")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _serializer(settings: Settings) -> URLSafeSerializer:
+    return URLSafeSerializer(load_secret(settings), salt=SALT,
+                             signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def mint(settings: Settings, widget: str, code: str, ttl_s: int, now: float | None = None) -> str:
+    """A token for `widget` of centre `code` (and the centres below it), valid for `ttl_s`."""
+    if widget not in WIDGETS:
+        raise ValueError(f"unknown widget {widget!r}; one of {', '.join(WIDGETS)}")
+    if not 0 < ttl_s <= settings.embed_max_ttl_s:
+        raise ValueError(f"ttl must be between 1 s and {settings.embed_max_ttl_s} s")
+    expires = int((time.time() if now is None else now) + ttl_s)
+    return _serializer(settings).dumps({"w": widget, "c": code, "e": expires})
+
+
+def verify(settings: Settings, token: str | None, widget: str, centre: str | None,
+           topo: Topology, now: float | None = None) -> EmbedGrant | EmbedRefusal:
+    """Check a token for `widget` showing `centre` (None: the token's own centre)."""
+    if not token:
+        return EmbedRefusal("missing")
+    if len(token) > MAX_TOKEN_CHARS:
+        return EmbedRefusal("tampered")
+    try:
+        data = _serializer(settings).loads(token)
+    except BadSignature:  # also BadPayload: a signed text that is not our JSON
+        return EmbedRefusal("tampered")
+    if not (isinstance(data, dict) and isinstance(data.get("w"), str)
+            and isinstance(data.get("c"), str) and isinstance(data.get("e"), int)):
+        return EmbedRefusal("tampered")
+    if data["e"] <= (time.time() if now is None else now):
+        return EmbedRefusal("expired", expires=data["e"])
+    if data["w"] != widget:
+        return EmbedRefusal("wrong_widget", subject=widget)
+    scope = data["c"]
+    centre = centre or scope
+    if (scope not in topo.centres or centre not in topo.centres
+            or not topo.is_within(centre, scope)):
+        return EmbedRefusal("out_of_scope", subject=centre)
+    return EmbedGrant(widget, scope, centre, data["e"])
+
+
+def refusal_message(refusal: EmbedRefusal, lang: str, tz: str) -> str:
+    """The sentence a portal visitor reads for a refusal."""
+    if refusal.reason == "expired":
+        when = datetime.fromtimestamp(refusal.expires or 0, ZoneInfo(tz))
+        return t("embed_expired", lang, when=when.strftime("%Y-%m-%d %H:%M"))
+    if refusal.reason == "wrong_widget":
+        return t("embed_wrong_widget", lang, widget=refusal.subject)
+    if refusal.reason == "out_of_scope":
+        return t("embed_out_of_scope", lang, code=refusal.subject[:64])
+    return t(f"embed_{refusal.reason}", lang)
+
+
+# -- headers --------------------------------------------------------------------------------
+
+def content_security_policy(origins: tuple[str, ...]) -> str:
+    ancestors = " ".join(origins) if origins else "'none'"
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}")
+
+
+def embed_headers(settings: Settings) -> dict[str, str]:
+    """The headers of every response under /embed."""
+    return {
+        "Content-Security-Policy": content_security_policy(settings.embed_origins),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
+
+
+def is_fresh(hub: LiveHub, code: str, stale_after_s: float) -> bool:
+    """Redis answers and every shard in scope had an aggregator heartbeat lately."""
+    metas, _down = hub.state()
+    if metas is None:
+        return False
+    now = time.time() * 1000
+    for shard in hub.shards_of(code):
+        hb = metas.get(shard, {}).get("heartbeat")
+        if not hb or now - hb > stale_after_s * 1000:
+            return False
+    return True
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+def register_embed_routes(server: Flask, hub: LiveHub) -> None:
+    """`/embed/<widget>` (page), `/embed/<widget>/data` (JSON), `/embed/static/<file>`."""
+    settings = hub.runtime.settings
+    headers = embed_headers(settings)
+
+    def secure(resp: Response) -> Response:
+        """Our headers, replacing any set before (a global hook leaves a response that
+        already has a CSP alone; X-Frame-Options would contradict frame-ancestors)."""
+        for k, v in headers.items():
+            resp.headers[k] = v
+        resp.headers.pop("X-Frame-Options", None)
+        return resp
+
+    @server.after_request
+    def _embed_security_headers(resp: Response) -> Response:
+        # also Flask's own answers under /embed (a missing static file, a wrong method)
+        if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+            return secure(resp)
+        return resp
+
+    def css_url() -> str:
+        return url_for("embed_static", filename="embed.css")
+
+    def page_error(status: int, title: str, message: str, lang: str, theme: str,
+                   reason: str) -> Response:
+        html = layout.message_page(title, message, lang=lang, theme=theme, css_url=css_url(),
+                                   status=status, reason=reason)
+        return secure(Response(html, status=status, mimetype="text/html"))
+
+    def check(widget: str, as_json: bool) -> tuple | Response:
+        """(grant, lang, theme, indicator) or the refusal response."""
+        args = request.args
+        lang_ok = args.get("lang", settings.lang) in LANGS
+        lang = args.get("lang", settings.lang) if lang_ok else "zh"
+        theme_ok = args.get("theme", "dark") in THEMES
+        theme = args.get("theme", "dark") if theme_ok else "dark"
+
+        def refuse(status: int, reason: str, title: str, message: str) -> Response:
+            if as_json:
+                resp = jsonify({"error": reason, "message": message})
+                resp.status_code = status
+                return secure(resp)
+            return page_error(status, title, message, lang, theme, reason)
+
+        if widget not in WIDGETS:
+            return refuse(404, "unknown_widget", t("not_found", lang),
+                          t("embed_unknown_widget", lang, widget=widget[:64],
+                            widgets=", ".join(WIDGETS)))
+        indicator = args.get("indicator", "index")
+        for name, ok, allowed in (("lang", lang_ok, LANGS), ("theme", theme_ok, THEMES),
+                                  ("indicator", indicator in layout.MAP_INDICATORS,
+                                   layout.MAP_INDICATORS)):
+            if not ok:
+                return refuse(400, "bad_param", t("embed_bad_request", lang),
+                              t("embed_bad_param", lang, name=name, allowed=" | ".join(allowed)))
+        grant = verify(settings, args.get("token"), widget, args.get("centre") or None,
+                       hub.runtime.topology)
+        if isinstance(grant, EmbedRefusal):
+            return refuse(403, grant.reason, t("embed_refused", lang),
+                          refusal_message(grant, lang, settings.tz))
+        return grant, lang, theme, indicator
+
+    def unavailable(lang: str, theme: str, as_json: bool) -> Response:
+        message = t("embed_unavailable", lang)
+        if as_json:
+            resp = jsonify({"error": "unavailable", "message": message})
+            resp.status_code = 503
+            return secure(resp)
+        return page_error(503, t("embed_unavailable_title", lang), message, lang, theme,
+                          "unavailable")
+
+    @server.get(f"{PREFIX}/<widget>")
+    def embed_page(widget: str) -> Response:
+        checked = check(widget, as_json=False)
+        if isinstance(checked, Response):
+            return checked
+        grant, lang, theme, indicator = checked
+        try:
+            vm = hub.view(grant.centre)
+            fresh = is_fresh(hub, grant.centre, settings.stale_after_s)
+        except (redis.RedisError, OSError):
+            return unavailable(lang, theme, as_json=False)
+        geo = hub.runtime.geo
+        features = None
+        if widget == "map":
+            features = geo.children_features(grant.centre)["features"] or [
+                geo.self_feature(grant.centre)]
+        html = layout.page(
+            widget, vm, lang=lang, theme=theme, tz=settings.tz, stale=not fresh,
+            features=features, indicator=indicator,
+            root={"token": request.args.get("token", ""), "centre": grant.centre,
+                  "src": url_for("embed_data", widget=widget),
+                  "indicator": indicator if widget == "map" else ""},
+            css_url=css_url(), js_url=url_for("embed_static", filename="embed.js"))
+        return secure(Response(html, mimetype="text/html"))
+
+    @server.get(f"{PREFIX}/<widget>/data")
+    def embed_data(widget: str) -> Response:
+        checked = check(widget, as_json=True)
+        if isinstance(checked, Response):
+            return checked
+        grant, lang, _theme, indicator = checked
+        try:
+            vm = hub.view(grant.centre)
+            fresh = is_fresh(hub, grant.centre, settings.stale_after_s)
+        except (redis.RedisError, OSError):
+            return unavailable(lang, "dark", as_json=True)
+        same = request.args.get("have") == str(vm["version"])
+        return secure(jsonify(layout.data(widget, vm, lang=lang, tz=settings.tz, stale=not fresh,
+                                          indicator=indicator, only_freshness=same)))
+
+    @server.get(f"{PREFIX}/static/<path:filename>")
+    def embed_static(filename: str) -> Response:
+        return secure(send_from_directory(STATIC, filename, max_age=0))
+
+    @server.get(PREFIX)
+    @server.get(f"{PREFIX}/")
+    @server.get(f"{PREFIX}/<widget>/<path:rest>")
+    def embed_not_found(widget: str = "", rest: str = "") -> Response:
+        lang = request.args.get("lang", "zh")
+        lang = lang if lang in LANGS else "zh"
+        name = f"{widget}/{rest}" if rest else widget
+        return page_error(404, t("not_found", lang),
+                          t("embed_unknown_widget", lang, widget=name[:64] or "—",
+                            widgets=", ".join(WIDGETS)), lang, "dark", "unknown_widget")

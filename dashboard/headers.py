@@ -1,0 +1,56 @@
+"""Security headers of every response: CSP (no inline scripts except Dash's own, by hash;
+framing refused), no sniffing, no referrer leaks. A response that already carries a CSP (the
+portal embeds, framable by the configured portal origins) keeps its own."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from dash import Dash
+from flask import Response
+
+from dashboard.settings import Settings
+
+
+def _origin(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url.replace("{code}", "x"))
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
+def page_csp(settings: Settings, script_hashes: list[str]) -> str:
+    tiles = _origin(settings.tile_url)
+    conference = _origin(settings.conference_url_template)
+    directives = {
+        "default-src": ["'self'"],
+        # Dash's renderer bootstrap is the one inline script: allowed by its hash only
+        "script-src": ["'self'", *script_hashes],
+        # React, Plotly and Leaflet set element styles at run time
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:", *([tiles] if tiles else [])],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-src": [conference] if conference else ["'none'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+    return "; ".join(f"{k} {' '.join(v)}" for k, v in directives.items())
+
+
+def install_headers(app: Dash, settings: Settings) -> None:
+    """Call after every callback is registered (the inline-script hashes are final then)."""
+    csp = page_csp(settings, list(app.csp_hashes()))
+
+    @app.server.after_request
+    def secure(resp: Response) -> Response:
+        h = resp.headers
+        if "Content-Security-Policy" not in h:
+            h["Content-Security-Policy"] = csp
+            h["X-Frame-Options"] = "DENY"
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "same-origin")
+        return resp

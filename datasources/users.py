@@ -1,0 +1,112 @@
+"""Users of the wall and the tablet: a role and a scope (a centre whose subtree they see).
+
+Kept in the registry database (table `users`), passwords hashed with Argon2id (argon2-cffi,
+the reference binding). `scope` is a plain centre code, not a foreign key, so re-importing the
+registry never deletes accounts; a user whose scope no longer exists sees nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import DateTime, String, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from datasources.registry import Base, create_schema, session_scope
+
+ROLES = ("duty", "leader", "admin")  # 值班员 · 领导 · 管理员
+NAME_RE = re.compile(r"^[\w.@-]{1,64}$")
+MIN_PASSWORD = 10
+_HASHER = PasswordHasher()
+# verifying against this keeps a wrong user name as slow as a wrong password
+_DUMMY_HASH = _HASHER.hash("not-a-password-of-anyone")
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    scope: str
+    # changes whenever the password does: sessions signed with an older one end
+    epoch: str
+
+
+class UserError(ValueError):
+    """A user command that cannot be carried out (the message says why)."""
+
+
+def _user(row: UserRow) -> User:
+    epoch = hashlib.sha256(row.password_hash.encode()).hexdigest()[:16]
+    return User(row.name, row.role, row.scope, epoch)
+
+
+def add_user(engine: Engine, name: str, password: str, role: str, scope: str,
+             centres: set[str] | None = None, replace: bool = False) -> User:
+    if not NAME_RE.match(name):
+        raise UserError("user names are 1-64 letters, digits, . _ @ -")
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if centres is not None and scope not in centres:
+        raise UserError(f"unknown centre {scope!r}")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"passwords need at least {MIN_PASSWORD} characters")
+    create_schema(engine)
+    with session_scope(engine) as s:
+        row = s.get(UserRow, name)
+        if row is not None and not replace:
+            raise UserError(f"user {name!r} exists (use --replace to change it)")
+        if row is None:
+            row = UserRow(name=name, created=datetime.now(UTC))
+            s.add(row)
+        row.role, row.scope, row.password_hash = role, scope, _HASHER.hash(password)
+        return _user(row)
+
+
+def remove_user(engine: Engine, name: str) -> bool:
+    create_schema(engine)
+    with session_scope(engine) as s:
+        row = s.get(UserRow, name)
+        if row is None:
+            return False
+        s.delete(row)
+        return True
+
+
+def list_users(engine: Engine) -> list[User]:
+    create_schema(engine)
+    with Session(engine) as s:
+        return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.name))]
+
+
+def get_user(engine: Engine, name: str) -> User | None:
+    with Session(engine) as s:
+        row = s.get(UserRow, name)
+        return _user(row) if row else None
+
+
+def authenticate(engine: Engine, name: str, password: str) -> User | None:
+    """The user when the password matches, else None (same cost for unknown names)."""
+    with Session(engine) as s:
+        row = s.get(UserRow, name) if NAME_RE.match(name or "") else None
+        stored = row.password_hash if row else _DUMMY_HASH
+    try:
+        _HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return _user(row) if row else None
