@@ -13,7 +13,7 @@
 (function () {
   "use strict";
   if (window.pinganWall) { return; }
-  var state = { vm: {}, source: null, url: null, lastMsg: 0, i18n: {}, mapSent: {},
+  var state = { vm: {}, source: null, url: null, lastMsg: 0, i18n: {}, mapSent: {}, cases: {}, casesHideout: {},
                 chartsAt: 0, chartsTimer: null };
 
   function format(v, kind) {
@@ -198,10 +198,22 @@
     }
   }
 
+  /* Messages are coalesced: the top-level keys of every patch that arrived since the last
+     frame are merged (later wins) and applied once per frame. A screen whose main thread
+     falls behind (a small wall PC, a busy tablet) skips intermediate states instead of
+     queueing renders, so its memory stays flat however fast the data moves. */
+  var queued = null;
+  function flush() {
+    var patch = queued;
+    queued = null;
+    apply(patch);
+  }
   function onMessage(ev) {
     var patch;
     try { patch = JSON.parse(ev.data); } catch (e) { return; }
-    apply(patch);
+    if (queued) { Object.assign(queued, patch); return; }
+    queued = patch;
+    if (document.hidden) { window.setTimeout(flush, 0); } else { window.requestAnimationFrame(flush); }
   }
 
   /* The map's live layers: hideouts and recent cases, by component id (layouts/map.py). */
@@ -210,7 +222,7 @@
     if (!setProps) { return; }
     if (!document.querySelector(".pm-box")) { return; }  // layers have no DOM element of their own
     Object.keys(props).forEach(function (id) {
-      if (/-cases$/.test(id)) { drawCases(id, props[id]); return; }
+      if (/-cases$/.test(id)) { mergeCases(id, props[id]); drawCases(id); return; }
       // only layers whose props changed: restyling thousands of camera markers for nothing
       // would keep the main thread busy
       var json = JSON.stringify(props[id]);
@@ -220,9 +232,26 @@
     });
   }
 
+  /* Recent cases arrive whole (`data`) in a stream's first message, then as deltas (`add`
+     features, `drop` ids: dashboard/live.py cases_delta); kept by case id per layer. */
+  function mergeCases(id, props) {
+    if (!props) { return; }
+    var have = state.cases[id];
+    if (props.data || !have) {
+      have = state.cases[id] = {};
+      ((props.data && props.data.features) || []).forEach(function (f) { have[f.properties.eid] = f; });
+    }
+    (props.add || []).forEach(function (f) { have[f.properties.eid] = f; });
+    (props.drop || []).forEach(function (eid) { delete have[eid]; });
+    if (props.hideout) { state.casesHideout[id] = props.hideout; }
+  }
+
   /* Recent cases: drawn and faded in place by pinganMap.setCases (plain Leaflet). */
-  function drawCases(id, props) {
-    if (!window.pinganMap || !window.pinganMap.setCases || !props) { return; }
+  function drawCases(id) {
+    var cases = state.cases[id];
+    if (!window.pinganMap || !window.pinganMap.setCases || !cases) { return; }
+    var props = {hideout: state.casesHideout[id],
+                 data: {type: "FeatureCollection", features: Object.values(cases)}};
     // the briefing view replays past markers on this map (assets/brief.js): leave them be
     if (document.querySelector(".live-screen[data-replay='1']")) { return; }
     var f = state.vm.freshness;
@@ -232,9 +261,8 @@
   }
 
   function tickCases() {
-    var m = state.vm.map;
-    if (!m || !document.querySelector(".pm-box")) { return; }
-    Object.keys(m).forEach(function (id) { if (/-cases$/.test(id)) { drawCases(id, m[id]); } });
+    if (!document.querySelector(".pm-box")) { return; }
+    Object.keys(state.cases).forEach(drawCases);
   }
 
   function apply(patch) {
@@ -254,7 +282,9 @@
       try { state.i18n = JSON.parse(canvas.getAttribute("data-i18n")); } catch (e) { state.i18n = {}; }
     }
     if (url === state.url && state.source && state.source.readyState !== 2) { return; }
-    if (url !== state.url) { state.vm = {}; state.lastMsg = 0; state.mapSent = {}; }
+    if (url !== state.url) {
+      state.vm = {}; state.lastMsg = 0; state.mapSent = {}; state.cases = {}; state.casesHideout = {};
+    }
     if (state.source) { state.source.close(); state.source = null; }
     state.url = url;
     if (url && window.EventSource) {
@@ -270,6 +300,14 @@
     pending = true;
     window.requestAnimationFrame(function () { pending = false; connect(); });
   }).observe(document.documentElement, { childList: true, subtree: true });
+
+  /* Leaving the page (a reload, a link, the back-forward cache): let go of the stream, else it
+     keeps one of the browser's six connections to the server after the page is gone, and
+     after a few navigations the next page's requests queue behind them for ever (its map's
+     lazily loaded layers never come). Back again, the interval below reconnects. */
+  window.addEventListener("pagehide", function () {
+    if (state.source) { state.source.close(); state.source = null; }
+  });
 
   window.setInterval(function () {
     connect();

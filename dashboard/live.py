@@ -247,6 +247,7 @@ class LiveHub:
         last: dict | None = None
         last_calls: list[str] | None = None
         last_map: dict | None = None
+        sent_cases: dict[str, set[str]] = {}  # per cases layer: the case ids this screen has
         tick = -1
         sent_at = 0.0
         started = time.monotonic()
@@ -271,13 +272,38 @@ class LiveHub:
                     except (redis.RedisError, OSError):
                         live_map = last_map
                     if live_map is not last_map and live_map != last_map:
-                        payload["map"] = last_map = live_map
+                        payload["map"] = cases_delta(live_map, sent_cases)
+                        last_map = live_map
             payload["freshness"] = self.freshness(code, metas, down)
             calls = self.in_call(code)
             if calls != last_calls:
                 payload["in_call"] = last_calls = calls
             sent_at = time.monotonic()
             yield f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+def cases_delta(live_map: dict, sent: dict[str, set[str]]) -> dict:
+    """The map's live props with each recent-cases layer as a delta against what this screen
+    already has: `add` (new case features) and `drop` (ids gone); the first message carries the
+    whole `data`. A busy city has hundreds of recent cases: resending all of them 4x a second
+    was ~180 KB per message per screen (docs/live-push.md); a delta is a few KB.
+    Updates `sent` in place."""
+    out = {}
+    for cid, props in live_map.items():
+        if not cid.endswith("-cases") or "data" not in props:
+            out[cid] = props
+            continue
+        features = (props.get("data") or {}).get("features") or []
+        by_id = {f["properties"]["eid"]: f for f in features}
+        have = sent.get(cid)
+        if have is None:
+            out[cid] = props
+        else:
+            rest = {k: v for k, v in props.items() if k != "data"}
+            out[cid] = {**rest, "add": [f for e, f in by_id.items() if e not in have],
+                        "drop": sorted(have - by_id.keys())}
+        sent[cid] = set(by_id)
+    return out
 
 
 POLL_PATH = "/live/poll"
