@@ -59,7 +59,7 @@ SELF_PATH = {"index": "index", "reported": "events.reported", "open": "events.op
              "petitions": "petitions.today"}
 
 # SVG geometry (viewBox units)
-TREND = {"w": 480, "h": 200, "x0": 30, "x1": 474, "y0": 12, "y1": 176}
+TREND = {"w": 230, "h": 100, "x0": 0, "x1": 230, "y0": 0, "y1": 100}  # stretched to fit
 BAR_W = 100  # horizontal bars: viewBox 0 0 100 10, stretched
 COL_H = 100  # columns: viewBox 0 0 10 100, stretched
 SPARK = {"w": 480, "h": 44, "y0": 4, "y1": 40}
@@ -80,15 +80,13 @@ def _n(x: float) -> str:
     return s[:-2] if s.endswith(".0") else s
 
 
-def nice_ceiling(x: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 × 10^k that is ≥ x (1 for x ≤ 1)."""
-    if x <= 1:
-        return 1
+def nice_ceiling(x: float) -> int:
+    """The axis top for counts up to x: the smallest of 1, 2, 4, 6, 8 × 10^k that is ≥ x (at
+    least 2, so that half of it is a whole number too)."""
+    if x <= 2:
+        return 2
     e = 10 ** math.floor(math.log10(x))
-    for m in (1, 2, 2.5, 5, 10):
-        if x <= m * e:
-            return m * e
-    return 10 * e  # pragma: no cover - unreachable
+    return next(m * e for m in (1, 2, 4, 6, 8, 10) if x <= m * e)
 
 
 def line_path(values: list[float | None], ymax: float, box: dict = TREND) -> str:
@@ -219,7 +217,7 @@ def parts(widget: str, vm: dict, *, lang: str, tz: str, indicator: str = "index"
                sum(y for v, y in zip(today, yday, strict=False) if v is not None), "int")
         figure("trend.yesterday_total", sum(yday), "int")
         ymax = nice_ceiling(max([v for v in (*today, *yday) if v is not None] or [0]))
-        text["ymax"], text["ymid"] = fmt(ymax, "int"), fmt(ymax / 2, "int") if ymax >= 2 else ""
+        text["ymax"], text["ymid"] = fmt(ymax, "int"), fmt(ymax // 2, "int")
         attr["line.today"] = {"d": line_path(today, ymax)}
         attr["line.yesterday"] = {"d": line_path(yday, ymax)}
     elif widget == "closure":
@@ -250,7 +248,7 @@ def parts(widget: str, vm: dict, *, lang: str, tz: str, indicator: str = "index"
     elif widget == "map":
         regions = _regions(vm, indicator)
         kind = mapview.INDICATORS[indicator]["fmt"]
-        breaks = mapview.breaks_for(indicator, [v for _c, _n, v in regions])
+        breaks = mapview.breaks_for(indicator, [v for _code, _name, v in regions])
         colors = mapview.colors_for(indicator)
         label = t(f"map_{indicator}", lang)
         figure(SELF_PATH[indicator], vm["figures"][SELF_PATH[indicator]], HEADLINES[SELF_PATH[indicator]])
@@ -271,11 +269,10 @@ def data(widget: str, vm: dict, *, lang: str, tz: str, stale: bool, indicator: s
     the update time when the caller already has this version)."""
     out: dict[str, Any] = {"widget": widget, "centre": vm["code"], "version": vm["version"],
                            "stale": stale}
-    p = parts(widget, vm, lang=lang, tz=tz, indicator=indicator)
     if only_freshness:
-        out["text"] = {"as_of": p["text"]["as_of"]}
+        out["text"] = {"as_of": as_of_text(vm, lang, tz)}
     else:
-        out.update(p)
+        out.update(parts(widget, vm, lang=lang, tz=tz, indicator=indicator))
     return out
 
 
@@ -285,9 +282,7 @@ def _static(widget: str, vm: dict, lang: str, features: list[dict] | None,
             indicator: str) -> dict:
     """What does not change between refreshes: axes, rows, slots, the map's paths."""
     if widget == "trend":
-        span = (TREND["x1"] - TREND["x0"]) / 23
-        return {**TREND, "ticks": [(_n(TREND["x0"] + h * span), f"{h:02d}") for h in (0, 6, 12, 18, 23)],
-                "ymid_y": (TREND["y0"] + TREND["y1"]) / 2}
+        return {**TREND, "hours": [f"{h:02d}" for h in (0, 6, 12, 18, 23)]}
     if widget in ("closure", "cameras"):
         keys = CLOSED_LEVELS if widget == "closure" else tuple(vm["cameras_by_kind"])
         label = "closed_{}" if widget == "closure" else "kind_{}"
