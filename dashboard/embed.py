@@ -173,7 +173,10 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
     def _embed_security_headers(resp: Response) -> Response:
         # also Flask's own answers under /embed (a missing static file, a wrong method)
         if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
-            return secure(resp)
+            resp = secure(resp)
+            if request.path.startswith(PREFIX + "/static/") and resp.status_code == 200:
+                # the same script and style for every widget of a portal page: cache them
+                resp.headers["Cache-Control"] = "public, max-age=3600"
         return resp
 
     def css_url() -> str:

@@ -183,12 +183,13 @@ def expected(path: str, vm: dict):
     raise KeyError(path)
 
 
-def assert_embed_headers(headers: dict, portal_port: int) -> None:
+def assert_embed_headers(headers: dict, portal_port: int, cached: bool = False) -> None:
     assert headers["Content-Security-Policy"] == \
         CSP + f"{PORTAL} http://127.0.0.1:{portal_port}", headers
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "no-referrer"
-    assert headers["Cache-Control"] == "no-store"
+    # figures are never cached; the one script and style every widget shares are
+    assert headers["Cache-Control"] == ("public, max-age=3600" if cached else "no-store")
     assert "X-Frame-Options" not in headers
 
 
@@ -274,7 +275,7 @@ def test_embed002_headers_on_pages_data_and_static_files(stack, settings, portal
               f"{stack.url}/embed/static/missing.js"):
         status, headers, body = fetch(u)
         assert status == (404 if "missing" in u else 200), u
-        assert_embed_headers(headers, portal[0])
+        assert_embed_headers(headers, portal[0], cached="/static/" in u and "missing" not in u)
         assert "Traceback" not in body
     status, headers, _ = fetch(f"{stack.url}/embed/static/embed.js")
     assert "javascript" in headers["Content-Type"]
