@@ -150,9 +150,10 @@ def register(app: Dash, hub: LiveHub) -> None:
         if pathname not in WALL_PATHS:
             return shell.message_screen("not_found", q.lang), 60_000, True, True, None, {}
         vm = hub.view(q.centre)
-        screen = shell.live_screen(wall_screen(vm, q.lang, wall_map(hub, q, vm)), q.centre,
-                                   q.lang, runtime.settings.stale_after_s, q.push,
-                                   chip=viewer_chip(q.lang))
+        screen = shell.live_screen(
+            wall_screen(vm, q.lang, wall_map(hub, q, vm), calls=access.require_viewer().may_call,
+                        chip=viewer_chip(q.lang)),
+            q.centre, q.lang, runtime.settings.stale_after_s, q.push)
         tour_ms = (q.tour or 60) * 1000
         # the poll fallback starts from what was rendered: same centre, same version
         return screen, tour_ms, q.tour is None, q.push != "poll", f"{q.centre}:{vm['version']}", {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -89,6 +90,11 @@ def demo(ctx, port, host, rate, seed) -> None:
     ]
     url = f"http://{host}:{port}/"
     click.echo(f"Pingan wall demo running: {url}  (Ctrl-C to stop)")
+
+    def _terminate(*_a) -> None:  # `kill` stops the demo like Ctrl-C: children too
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

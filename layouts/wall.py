@@ -54,12 +54,13 @@ def _initial_age(vm: dict, lang: str) -> str:
     return t("ago_s", lang, n=max(0, round((now - as_of) / 1000)))
 
 
-def header(vm: dict, lang: str, calls: bool = True) -> html.Header:
+def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
     return html.Header([
         html.Div([
             html.Div([
                 html.H1(t("wall_title", lang, name=vm["name"]), className="wall-title"),
                 html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
+                *([chip] if chip is not None else []),
             ], className="title-line"),
             breadcrumb(vm, lang),
         ], className="wall-head-left"),
@@ -77,14 +78,16 @@ def header(vm: dict, lang: str, calls: bool = True) -> html.Header:
     ], className="wall-header")
 
 
-def wall_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True) -> html.Div:
+def wall_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True,
+                chip=None) -> html.Div:
     """The whole video-wall screen of the centre described by `vm`: `the_map` is the
-    drill-down map component (layouts/map.py; tiles when None), `calls` shows 视频连线."""
+    drill-down map component (layouts/map.py; tiles when None), `calls` shows 视频连线,
+    `chip` who is signed in (layouts/shell.viewer_chip)."""
     lang = norm_lang(lang)
     kids = len(vm.get("children") or [])
     return html.Div(
         [
-            header(vm, lang, calls),
+            header(vm, lang, calls, chip),
             html.Main([
                 panels.events_panel(vm, lang),
                 panels.map_area(vm, lang, the_map),
