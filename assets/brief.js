@@ -8,11 +8,12 @@
  *   - the replay counters ([data-replay-figure]): sums of the hourly buckets that ended by T
  *     (all of them at the end of the window), and the resolution rate;
  *   - the cursor of the 24 h chart (Plotly.relayout of two shapes; bars after T dimmed);
- *   - the markers of the cases reported in [T − 1 h, T] on the wall's map, through
- *     pinganMap.setCases (assets/map.js), fading with age.
+ *   - the markers of the cases reported in [T − 1 h, T] on the wall's map (a Leaflet layer
+ *     of their own; newer ones brighter).
  * While replaying, the counters hand their data-figure to data-live-figure (wall.js then
- * leaves them alone) and .live-screen carries data-replay="1" (wall.js then leaves the map's
- * case markers alone); back to live hands both back and writes the latest live values.
+ * leaves them alone) and .brief-screen carries data-replay="1" (wall.js then leaves the map's
+ * case markers alone); back to live hands both back and writes the latest live values. A
+ * drill mounts a fresh screen (layouts/brief.py keys it), so nothing of this outlives it.
  */
 (function () {
   "use strict";
@@ -22,12 +23,13 @@
   var WINDOW_MS = 3600000;        // markers: cases reported in the hour before T
   var RELOAD_AFTER_MS = 300000;   // a replay older than this is reloaded when replay starts
   var MAP_ID = "wall-map";
+  var PANE = "briefReplay";
   var CHART_ID = "brief-chart-replay";
   var REQ_ID = "brief-replay-req";
   var CYAN = "#2ec7ff";
   var DIM = "rgba(46, 199, 255, 0.22)";
 
-  var S = { root: null, replaying: false, hour: null, lastTick: 0, strings: null, cursor: null };
+  var S = { root: null, replaying: false, lastTick: 0, strings: null, chart: null };
 
   function screen() { return document.querySelector(".brief-screen"); }
 
@@ -115,24 +117,69 @@
     return lo;
   }
 
-  /* Markers of the cases reported in [T − 1 h, T]; none (and the live ones back) when off. */
-  function drawMarkers(p, t, on) {
-    var pm = window.pinganMap;
-    var rows = (p && p.cases) || [];
-    var feats = [];
-    if (on) {
-      for (var i = firstAtOrAfter(rows, t - WINDOW_MS); i < rows.length && rows[i][0] <= t; i++) {
-        var row = rows[i];
-        feats.push({ type: "Feature", geometry: { type: "Point", coordinates: [row[2], row[1]] },
-                     properties: { eid: "replay-" + i, ts: row[0], category: row[3],
-                                   urgency: row[4] ? "urgent" : "normal" } });
+  /* Markers of the cases reported in [T − 1 h, T], on a layer of their own on the wall's map
+     (plain Leaflet, like pinganMap.setCases; newer ones brighter); none when off. The live
+     markers are cleared while replaying (wall.js redraws them within a second after). */
+  var layer = { map: null, group: null, markers: {} };
+
+  function theMap() {
+    var pm = window.pinganMap || {};
+    var maps = pm.maps || {};
+    var layers = ["-regions", "-grids", "-cameras"];
+    for (var i = 0; i < layers.length; i++) {
+      if (maps[MAP_ID + layers[i]]) { return maps[MAP_ID + layers[i]]; }
+    }
+    for (var j = 0; j < layers.length; j++) {  // a drawn feature knows its map too
+      var reg = (pm.registry || {})[MAP_ID + layers[j]] || {};
+      for (var k in reg) {
+        if (reg[k] && reg[k]._map) { return reg[k]._map; }
       }
     }
-    if (pm && pm.setCases) {
-      pm.setCases(MAP_ID, { type: "FeatureCollection", features: feats },
-                  { now: t, max_age: WINDOW_MS + 1, colors: (p && p.colors) || {} });
+    return null;
+  }
+
+  function drawMarkers(p, t, on) {
+    var rows = (p && p.cases) || [];
+    var map = theMap();
+    var n = 0;
+    if (!map || !window.L) { layer.markers = {}; layer.map = null; return on ? count(rows, t) : 0; }
+    if (layer.map !== map) {
+      if (layer.group) { layer.group.remove(); }
+      // a pane of their own above the regions: dash-leaflet redraws the regions on every live
+      // update, and on a shared canvas they would then be painted over the markers
+      if (!map.getPane(PANE)) { map.createPane(PANE).style.zIndex = 450; }
+      layer = { map: map, group: window.L.layerGroup().addTo(map), markers: {} };
     }
-    return feats.length;
+    var seen = {};
+    if (on) {
+      if (window.pinganMap.setCases) { window.pinganMap.setCases(MAP_ID, { features: [] }, {}); }
+      var colors = (p && p.colors) || {};
+      for (var i = firstAtOrAfter(rows, t - WINDOW_MS); i < rows.length && rows[i][0] <= t; i++) {
+        var row = rows[i];
+        var fresh = 1 - Math.max(0, t - row[0]) / WINDOW_MS;
+        var color = row[4] ? (colors.urgent || "#ff5a5f") : (colors.normal || "#2ec7ff");
+        var m = layer.markers[i];
+        if (!m) {
+          m = layer.markers[i] = window.L.circleMarker([row[1], row[2]], {
+            radius: row[4] ? 10 : 8, color: "#ffffff", weight: 2, fillColor: color,
+            interactive: false, pane: PANE, pmReplay: row[0]
+          }).addTo(layer.group);
+        }
+        m.setStyle({ opacity: 0.55 + 0.45 * fresh, fillOpacity: 0.55 + 0.4 * fresh });
+        seen[i] = true;
+        n++;
+      }
+    }
+    Object.keys(layer.markers).forEach(function (k) {
+      if (!seen[k]) { layer.group.removeLayer(layer.markers[k]); delete layer.markers[k]; }
+    });
+    return n;
+  }
+
+  function count(rows, t) {
+    var n = 0;
+    for (var i = firstAtOrAfter(rows, t - WINDOW_MS); i < rows.length && rows[i][0] <= t; i++) { n++; }
+    return n;
   }
 
   function chartDiv() {
@@ -141,22 +188,29 @@
     return el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot");
   }
 
+  /* The chart's cursor and the dimmed hours after it, compared with what the chart shows (a
+     new figure from the server, e.g. a reloaded replay, is put right after it is drawn). */
   function drawChart(p, t, on) {
     var gd = chartDiv();
+    S.chart = [p, t, on];
     if (!gd || !window.Plotly || !gd._fullLayout || !gd.data || !gd.data.length) { return; }
+    if (!gd.__briefHooked && typeof gd.on === "function") {
+      gd.__briefHooked = true;
+      gd.on("plotly_afterplot", function () {
+        if (S.chart) { drawChart(S.chart[0], S.chart[1], S.chart[2]); }
+      });
+    }
     var x = on ? (t - p.starts[0]) / p.hour_ms : p.starts.length;
-    var key = (on ? 1 : 0) + ":" + x.toFixed(3);
-    if (S.cursor !== key || !gd.layout.shapes || gd.layout.shapes[1].visible !== on) {
-      S.cursor = key;
+    var shapes = (gd.layout && gd.layout.shapes) || [];
+    if (shapes.length < 2 || shapes[1].visible !== on || Math.abs(shapes[1].x0 - x) > 1e-6) {
       window.Plotly.relayout(gd, { "shapes[0].x1": x, "shapes[1].x0": x, "shapes[1].x1": x,
                                    "shapes[0].visible": on, "shapes[1].visible": on });
     }
-    var hour = on ? Math.floor(x) : -1;
-    if (hour !== S.hour) {
-      S.hour = hour;
-      var colors = p.starts.map(function (s) { return !on || s + p.hour_ms <= t ? CYAN : DIM; });
-      window.Plotly.restyle(gd, { "marker.color": [colors] }, [0]);
-    }
+    var colors = p.starts.map(function (s) { return !on || s + p.hour_ms <= t ? CYAN : DIM; });
+    var now = ((gd.data[0].marker || {}).color) || [];
+    var same = now.length === colors.length;
+    for (var i = 0; same && i < colors.length; i++) { same = now[i] === colors[i]; }
+    if (!same) { window.Plotly.restyle(gd, { "marker.color": [colors] }, [0]); }
   }
 
   function text(r, selector, value) {
@@ -175,19 +229,19 @@
     r.setAttribute("data-playing", st.playing ? "1" : "0");
     r.setAttribute("data-speed", String(st.speed));
     r.setAttribute("data-sample", p.sample ? "1" : "0");
+    r.setAttribute("data-replay-start", String(p.starts[0]));
     r.querySelectorAll("[data-speed].brief-speed").forEach(function (b) {
       var on = Number(b.getAttribute("data-speed")) === st.speed;
       b.classList.toggle("is-on", on);
       b.setAttribute("aria-pressed", on ? "true" : "false");
     });
-    var host = r.closest(".live-screen");
     if (st.mode === "replay") {
       if (!S.replaying) {
         S.replaying = true;
         takeOver(r);
         if (Date.now() - p.now > RELOAD_AFTER_MS) { reload(); }
       }
-      if (host) { host.setAttribute("data-replay", "1"); }
+      r.setAttribute("data-replay", "1");
       var atEnd = st.minute >= maxM;
       var t = atEnd ? p.now : p.starts[0] + Math.round(st.minute) * 60000;
       var sums = totals(p, t, atEnd);
@@ -207,7 +261,7 @@
         giveBack(r);
         drawMarkers(p, p.now, false);
       }
-      if (host) { host.removeAttribute("data-replay"); }
+      r.removeAttribute("data-replay");
       r.removeAttribute("data-replay-t");
       text(r, ".brief-caption", L.brief_caption_live || "");
       text(r, ".brief-markers", L.brief_markers_live || "");
@@ -222,7 +276,11 @@
     return false;
   }
 
-  function step(_play, _live, _s1, _s4, _s16, _tick, value, payload, state) {
+  /* Inputs: play, live, one per speed, tick, slider value, replay payload; state: the player's
+     state (callbacks/brief.py). The last three are read from the end. */
+  function step() {
+    var a = arguments;
+    var value = a[a.length - 3], payload = a[a.length - 2], state = a[a.length - 1];
     var dc = window.dash_clientside || {};
     var no = dc.no_update;
     var st = Object.assign({ mode: "live", playing: false, speed: 1, minute: null, t: null }, state || {});
@@ -231,7 +289,9 @@
     var r = screen();
     if (!r) { return [st, no, true, "none"]; }
     if (S.root !== r) {  // a new screen (first render or a drill): nothing of the old one holds
-      S.root = r; S.replaying = false; S.hour = null; S.cursor = null; S.strings = null;
+      S.root = r; S.replaying = false; S.chart = null; S.strings = null;
+      if (layer.group) { layer.group.remove(); }
+      layer = { map: null, group: null, markers: {} };
     }
     var p = payload && payload.starts && payload.starts.length ? payload : null;
     if (!p) {
@@ -264,9 +324,8 @@
         if (st.minute >= maxM) { st.minute = 0; out = 0; }
       }
       S.lastTick = Date.now();
-    } else if (has(triggered, "brief-speed-")) {
-      var id = triggered[0].split(".")[0];
-      st.speed = Number(id.replace("brief-speed-", "")) || 1;
+    } else if (/^brief-speed-\d+\./.test(triggered[0] || "")) {
+      st.speed = Number(triggered[0].split(".")[0].replace("brief-speed-", "")) || 1;
     } else if (has(triggered, "brief-tick")) {
       if (st.playing && st.mode === "replay") {
         var now = Date.now();
@@ -291,7 +350,8 @@
     return [st, out, !playing, st.mode + (playing ? ":playing" : "") + ":" + Math.round(st.minute || 0)];
   }
 
-  window.pinganBrief = { step: step, totals: totals, hhmm: hhmm, state: S };
+  window.pinganBrief = { step: step, totals: totals, hhmm: hhmm, state: S,
+                         markers: function () { return Object.keys(layer.markers).length; } };
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.pinganBrief = { step: step };
 })();

@@ -253,7 +253,7 @@
     var props = {hideout: state.casesHideout[id],
                  data: {type: "FeatureCollection", features: Object.values(cases)}};
     // the briefing view replays past markers on this map (assets/brief.js): leave them be
-    if (document.querySelector(".live-screen[data-replay='1']")) { return; }
+    if (document.querySelector(".live-screen [data-replay='1']")) { return; }
     var f = state.vm.freshness;
     var h = Object.assign({}, props.hideout || {},
       f ? { now: f.now + (Date.now() - state.lastMsg) } : {});

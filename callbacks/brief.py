@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import redis
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+from dash.exceptions import PreventUpdate
 
 from callbacks.router import BadQuery, current_query, search_for
 from dashboard.live import LiveHub
@@ -82,7 +83,7 @@ def register(app: Dash, hub: LiveHub) -> None:
         """The replay of the centre in the URL (never a code sent by the client)."""
         q = current_query(search, topo)
         if isinstance(q, BadQuery):
-            return None, no_update, no_update, True, True, no_update
+            raise PreventUpdate  # a refused URL gets nothing (and its screen is a message)
         try:
             data = cache.get(q.centre)
         except (redis.RedisError, OSError):
@@ -122,5 +123,4 @@ def register(app: Dash, hub: LiveHub) -> None:
         Input(bid.SLIDER, "value"),
         Input(bid.REPLAY, "data"),
         State(bid.STATE, "data"),
-        State(bid.SLIDER, "max"),
     )

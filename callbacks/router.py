@@ -143,9 +143,10 @@ def register(app: Dash, hub: LiveHub) -> None:
             return shell.message_screen(q.key, q.lang, **q.fmt), 60_000, True, True, None, {}
         if pathname in BRIEF_PATHS:
             vm = hub.view(q.centre)
-            screen = shell.live_screen(brief_screen(vm, q.lang, wall_map(hub, q, vm)), q.centre,
-                                       q.lang, runtime.settings.stale_after_s, q.push,
-                                       chip=viewer_chip(q.lang))
+            screen = shell.live_screen(
+                brief_screen(vm, q.lang, wall_map(hub, q, vm),
+                             calls=access.require_viewer().may_call, chip=viewer_chip(q.lang)),
+                q.centre, q.lang, runtime.settings.stale_after_s, q.push)
             return screen, 60_000, True, q.push != "poll", f"{q.centre}:{vm['version']}", {}
         if pathname not in WALL_PATHS:
             return shell.message_screen("not_found", q.lang), 60_000, True, True, None, {}

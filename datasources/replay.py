@@ -15,9 +15,10 @@ last `hours` hourly buckets (the current, partial hour included):
 Stream ids are arrival times, `ts` is event time: an entry arrives at or after its `ts`, so
 every case of the window has an id inside it. Entries that arrive in a burst long after their
 `ts` (a grid-worker app syncing after a day offline, a backfill) crowd one slice with hours of
-cases, oldest first; a capped slice like that is read again in `refine` sub-slices of its
-remaining id span, so the sample stays spread over the hours it covers. Whenever a read hit
-its cap the markers are a sample, and the result says so (`sample`); the counters are always
+cases, oldest first; a capped slice like that is read again in FANOUT parts of its remaining
+id span, and its crowded parts again (at most MAX_ROUNDS round trips, within the same budget
+again), so the sample stays spread over the hours the burst covers. Whenever a read hit its
+cap the markers are a sample, and the result says so (`sample`); the counters are always
 complete (they come from the buckets).
 """
 
@@ -34,7 +35,8 @@ from datasources.topology import Topology
 HOUR_MS = 3_600_000
 COUNTERS = ("reported", "resolved", "petitions")
 SKEW_MS = 60_000  # a producer clock this much ahead still has its cases found
-MAX_REFINE = 256  # sub-slices per late slice, at most
+FANOUT = 16  # a capped slice of late arrivals is read again in this many parts…
+MAX_ROUNDS = 5  # …and its crowded parts again, this many times at most (one round trip each)
 MIN_CAP = 4  # entries per slice, at least
 MIN_SLICES = 24
 _CATEGORIES = frozenset(CATEGORIES)
@@ -117,6 +119,22 @@ def _late(entries: list, slice_ms: int) -> bool:
     return lags[len(lags) // 2] > slice_ms
 
 
+def _split(query: tuple[str, str, str, int], entries: list, parts: int) -> list[tuple]:
+    """The rest of a capped XRANGE (after its last entry) in `parts` equal id-time parts."""
+    stream, _lo, hi, count = query
+    last = entries[-1][0]
+    first, end = _ms(last), int(hi)
+    k = max(1, min(parts, end - first + 1))
+    step = (end - first + 1) / k
+    out = []
+    for j in range(k):
+        a = first + int(j * step)
+        b = end if j == k - 1 else first + int((j + 1) * step) - 1
+        if b >= a:
+            out.append((stream, _next_id(last) if j == 0 else str(a), str(b), count))
+    return out
+
+
 def read_reported(r, keys: Keys, topo: Topology, code: str, start_ms: int, end_ms: int, *,
                   slice_s: int = 600, budget: int = 12_000, refine: bool = True) -> dict:
     """The reported cases under `code` with `start_ms <= ts <= end_ms`, from the raw streams.
@@ -138,38 +156,28 @@ def read_reported(r, keys: Keys, topo: Topology, code: str, start_ms: int, end_m
     queries = [(keys.stream(s, "events"), str(a), str(b), cap) for s in shards for a, b in slices]
     replies = reader.ranges(queries)
 
-    complete = [len(rep) < cap for rep in replies]
-    late = [i for i, rep in enumerate(replies)
-            if not complete[i] and refine and _late(rep, slice_ms)]
-    extra: list[list] = []
-    if late:
-        per = max(1, min(MAX_REFINE, budget // (cap * len(late))))
-        sub_queries, owners = [], []
-        for i in late:
-            stream, _lo, hi, _n = queries[i]
-            first = _ms(replies[i][-1][0])
-            lo_id = _next_id(replies[i][-1][0])
-            span = int(hi) - first + 1
-            k = max(1, min(per, span))
-            step = span / k
-            for j in range(k):
-                a = first + int(j * step)
-                b = first + int((j + 1) * step) - 1 if j < k - 1 else int(hi)
-                if b < a:
-                    continue
-                sub_queries.append((stream, lo_id if j == 0 else str(a), str(b), cap))
-                owners.append(i)
-        sub_replies = reader.ranges(sub_queries)
-        done = dict.fromkeys(late, True)
-        for i, rep in zip(owners, sub_replies, strict=True):
-            if len(rep) >= cap:
-                done[i] = False
-        for i, ok in done.items():
-            complete[i] = ok
-        extra = sub_replies
+    results = list(replies)
+    capped = [(q, rep) for q, rep in zip(queries, replies, strict=True) if len(rep) >= cap]
+    sample = False
+    spare = budget  # entries the refinement may read
+    for _round in range(MAX_ROUNDS):
+        late = [(q, rep) for q, rep in capped if refine and _late(rep, slice_ms)]
+        sample = sample or len(late) < len(capped)  # busy but on time: a sample, by design
+        fanout = min(FANOUT, spare // (cap * len(late))) if late else 0
+        if fanout < 2:
+            sample = sample or bool(late)
+            break
+        sub = [part for q, rep in late for part in _split(q, rep, fanout)]
+        before = reader.read
+        sub_replies = reader.ranges(sub)
+        spare -= reader.read - before
+        results.extend(sub_replies)
+        capped = [(q, rep) for q, rep in zip(sub, sub_replies, strict=True) if len(rep) >= cap]
+    else:
+        sample = sample or bool(capped)
 
-    cases: dict[str, tuple] = {}
-    for rep in (*replies, *extra):
+    cases: dict[tuple[str, str], tuple] = {}
+    for rep in results:
         for _id, f in rep:
             if f.get(b"status") != b"reported" or f.get(b"handoff") == b"1":
                 continue
@@ -180,12 +188,13 @@ def read_reported(r, keys: Keys, topo: Topology, code: str, start_ms: int, end_m
                 category = f[b"category"].decode()
             except (KeyError, ValueError, UnicodeDecodeError):
                 continue
-            if not start_ms <= ts <= end_ms or centre not in topo.centres or eid in cases:
+            key = (eid, centre)  # the aggregator's idempotency key of a report
+            if not start_ms <= ts <= end_ms or centre not in topo.centres or key in cases:
                 continue
             if category not in _CATEGORIES or not topo.is_within(centre, code):
                 continue
-            cases[eid] = (ts, eid, centre, category, 1 if f.get(b"urgency") == b"urgent" else 0)
-    return {"cases": sorted(cases.values()), "sample": not all(complete), "cap": cap,
+            cases[key] = (ts, eid, centre, category, 1 if f.get(b"urgency") == b"urgent" else 0)
+    return {"cases": sorted(cases.values()), "sample": sample, "cap": cap,
             "read": reader.read, "commands": reader.commands}
 
 

@@ -10,7 +10,7 @@ Replay: a 24 h slider with play/pause and speed drives, in the browser (assets/b
 namespace `pinganBrief`), the replay counters, the 24 h chart's cursor and the case markers
 on the map from one payload (datasources/replay.py) held in a dcc.Store. While replaying, the
 counters of the replay strip drop their `data-figure` (so live updates leave them alone) and
-`.live-screen` carries `data-replay="1"` (wall.js then leaves the map's case layer to the
+the screen carries `data-replay="1"` (wall.js then leaves the map's case layer to the
 replay); "back to live" restores both.
 """
 
@@ -59,12 +59,13 @@ def breadcrumb(vm: dict, lang: str) -> html.Nav:
     return html.Nav(items, className="breadcrumb", **{"aria-label": t("breadcrumb", lang)})
 
 
-def header(vm: dict, lang: str, calls: bool = True) -> html.Header:
+def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
     return html.Header([
         html.Div([
             html.Div([
                 html.H1(t("brief_title", lang, name=vm["name"]), className="brief-title"),
                 html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
+                *([chip] if chip is not None else []),
             ], className="title-line"),
             breadcrumb(vm, lang),
         ], className="brief-head-main"),
@@ -101,10 +102,12 @@ def replay_figure(data: dict | None, lang: str) -> dict:
     n = len(labels)
     xs = [i + 0.5 for i in range(n)]
     every = 3 if n > 12 else 1
+    top = max([0, *((data or {}).get("reported") or []), *((data or {}).get("resolved") or [])])
     layout = charts._layout(
         xaxis=charts._axis(range=[0, max(n, 1)], tickvals=xs[::every],
                            ticktext=[lb[:2] for lb in labels][::every], showgrid=False),
-        yaxis=charts._axis(rangemode="tozero", nticks=4),
+        # whole cases: no 0.5 ticks on a quiet village
+        yaxis=charts._axis(rangemode="tozero", nticks=4, **({"dtick": 1} if top <= 4 else {})),
         margin={"l": 4, "r": 8, "t": 8, "b": 4, "pad": 2},
         bargap=0.25,
         uirevision="brief",
@@ -123,7 +126,7 @@ def replay_figure(data: dict | None, lang: str) -> dict:
              "marker": {"color": [charts.CYAN] * n}},
             {"type": "scatter", "mode": "lines", "name": t("brief_resolved", lang), "x": xs,
              "y": (data or {}).get("resolved") or [],
-             "line": {"color": charts.TEAL, "width": 2.5, "shape": "spline"}},
+             "line": {"color": charts.TEAL, "width": 2.5}},
         ],
         "layout": layout,
     }
@@ -236,14 +239,16 @@ def children_panel(vm: dict, lang: str, calls: bool = True) -> html.Section:
 
 
 # -- the screen -------------------------------------------------------------------------
-def brief_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True) -> html.Div:
+def brief_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True,
+                 chip=None) -> html.Div:
     """The whole briefing screen of the centre described by `vm`: `the_map` is the
-    drill-down map (layouts/map.py, id "wall-map": the wall's drill callback serves it)."""
+    drill-down map (layouts/map.py, id "wall-map": the wall's drill callback serves it),
+    `calls` shows 视频连线, `chip` who is signed in (layouts/shell.viewer_chip)."""
     lang = norm_lang(lang)
     kids = len(vm.get("children") or [])
     return html.Div(
         [
-            header(vm, lang, calls),
+            header(vm, lang, calls, chip),
             html.Main([
                 replay_panel(vm, lang),
                 panels.map_area(vm, lang, the_map),
@@ -255,6 +260,9 @@ def brief_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True) -
             ], className="brief-grid"),
         ],
         id=bid.ROOT,
+        # a new key per centre and data version: React mounts a fresh screen on a drill
+        # instead of patching one that brief.js and wall.js have written into
+        key=f"brief-{vm['code']}-{lang}-{vm.get('version')}-{(vm.get('freshness') or {}).get('now')}",
         className=f"brief-screen level-{vm.get('level')} kids-{'some' if kids else 'none'}",
         lang="zh-CN" if lang == "zh" else "en",
         **{

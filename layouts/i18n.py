@@ -255,10 +255,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "brief_markers": {"zh": "地图：此前1小时上报 {n} 起", "en": "Map: {n} cases in the hour before"},
     "brief_markers_live": {"zh": "地图：近15分钟新上报", "en": "Map: cases of the last 15 minutes"},
     "brief_sample": {"zh": "（抽样）", "en": " (a sample)"},
-    "brief_sample_note": {
-        "zh": "事件较多，地图标记为抽样显示；计数为全量",
-        "en": "Busy period: the map shows a sample of the cases; the counts are complete",
-    },
+    "brief_sample_note": {"zh": "地图标记为抽样，计数为全量", "en": "Markers: a sample; counts: complete"},
     "brief_loading": {"zh": "正在加载回放数据…", "en": "Loading the replay…"},
     "brief_unavailable": {"zh": "回放数据暂不可用", "en": "Replay data unavailable"},
     "brief_chart": {"zh": "近24小时每小时上报 / 办结", "en": "Reported / resolved per hour, last 24 h"},
