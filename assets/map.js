@@ -213,7 +213,13 @@
       var entry = liveCases[mapId];
       if (!entry || entry.map !== map) {
         if (entry) { entry.group.remove(); }
-        entry = liveCases[mapId] = {map: map, group: L.layerGroup().addTo(map), markers: {}};
+        // their own pane above the regions and grids: dash-leaflet repaints those layers on
+        // every live update and would otherwise bury the markers under the region fill
+        if (!map.getPane("pinganCases")) {
+          map.createPane("pinganCases").style.zIndex = 450;
+        }
+        entry = liveCases[mapId] = {map: map, group: L.layerGroup().addTo(map), markers: {},
+                                    renderer: L.svg({pane: "pinganCases"})};
       }
       var now = h.now || Date.now();
       var maxAge = h.max_age || 900000;
@@ -231,7 +237,7 @@
           var c = f.geometry.coordinates;
           m = entry.markers[p.eid] = L.circleMarker([c[1], c[0]], {
             radius: urgent ? 11 : 8, color: color, weight: 2.5, fillColor: color,
-            interactive: false
+            interactive: false, pane: "pinganCases", renderer: entry.renderer
           }).addTo(entry.group);
         }
         m.setStyle({opacity: op, fillOpacity: 0.35 * op});

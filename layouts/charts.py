@@ -165,7 +165,7 @@ def closed_at_level(vm: dict, lang: str) -> dict:
 
 def child_coverage(vm: dict, lang: str) -> dict:
     kids = vm["children"]
-    many = len(kids) > 8
+    many = len(kids) > 4  # a small panel: five names side by side would overlap
     return {
         "data": [{
             "type": "bar", "x": [c["name"] for c in kids], "y": [c["coverage"] for c in kids],

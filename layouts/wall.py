@@ -21,9 +21,9 @@ def _date_text(day: str, lang: str) -> str:
     except (TypeError, ValueError):
         return str(day or "")
     wd = t(f"wd_{d.weekday()}", lang)
-    if lang == "zh":
-        return f"{d.year}年{d.month}月{d.day}日 {wd}"
-    return f"{wd} {d.isoformat()}"
+    if lang == "zh":  # the year is known in the room; the header needs the width
+        return f"{d.month}月{d.day}日 {wd}"
+    return f"{wd} {d.day} {d.strftime('%b')}"
 
 
 def centre_href(code: str, lang: str) -> str:
