@@ -53,6 +53,17 @@ def wait_for(d, script: str, timeout: float = 15.0):
     raise AssertionError(f"timed out waiting for: {script}")
 
 
+def wait_value(d, script: str, timeout: float = 15.0):
+    """Like wait_for, returning the script's (JSON-able) value once it is truthy."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = d.execute_script(f"return (function () {{ {script} }})()")
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for: {script}")
+
+
 def layer_keys(d, cid: str) -> list[str]:
     return d.execute_script(
         "var r = window.pinganMap && window.pinganMap.registry[arguments[0]];"
@@ -90,10 +101,10 @@ def test_click_on_a_district_yields_its_code(stub, browser, topo, geo):
                       f" && Object.keys(window.pinganMap.registry['{IDS['regions']}']).length == {len(districts)}")
     assert sorted(layer_keys(browser, IDS["regions"])) == sorted(districts)
     # each region is labelled with its name (once: a redraw replaces the labels)
-    wait_for(browser, f"return document.querySelectorAll('#wall-map .pm-label-name').length"
-                      f" == {len(districts)}")
-    labels = browser.execute_script(
-        "return Array.from(document.querySelectorAll('.pm-label-name')).map(e => e.textContent)")
+    # (read in the same task as the count: a redraw in between briefly holds both sets)
+    labels = wait_value(browser, "var l = document.querySelectorAll('#wall-map .pm-label-name');"
+                               f"return l.length == {len(districts)} && "
+                               "Array.from(l).map(e => e.textContent)")
     assert sorted(labels) == sorted(topo.centres[c].name for c in districts)
     target = districts[2]
     # a real click; the map may still be settling (fitBounds) on a loaded machine, so a click
