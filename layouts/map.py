@@ -141,14 +141,23 @@ def cases_hideout(now_ms: int | None, max_age_s: float = CASE_MAX_AGE_S) -> dict
     return {"now": now_ms, "max_age": int(max_age_s * 1000), "colors": CASE_COLORS}
 
 
-def cases_features(recent: list[dict] | None) -> dict:
-    """Recent cases (datasources.geo.recent_cases) as points (properties eid, category, ts,
-    urgency, centre)."""
+MAX_CASE_MARKERS = 120  # a busy city reports hundreds in 15 min: more would hide the map
+
+
+def cases_features(recent: list[dict] | None, limit: int = MAX_CASE_MARKERS) -> dict:
+    """Recent cases (datasources.geo.recent_cases, newest first) as points (properties eid,
+    category, ts, urgency, centre): every urgent one, then the newest others, `limit` in all."""
+    recent = list(recent or ())
+    if len(recent) > limit:
+        urgent = [c for c in recent if c.get("urgency") == "urgent"][:limit]
+        keep = {c["eid"] for c in urgent}
+        keep.update([c["eid"] for c in recent if c["eid"] not in keep][:limit - len(keep)])
+        recent = [c for c in recent if c["eid"] in keep]
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [c["lon"], c["lat"]]},
          "properties": {"eid": c["eid"], "category": c["category"], "ts": c["ts"],
                         "urgency": c.get("urgency", "normal"), "centre": c["centre"]}}
-        for c in recent or ()]}
+        for c in recent]}
 
 
 def hideouts(geo: Geo, code: str, vm: dict | None, coverage: dict[str, int] | None,

@@ -182,3 +182,17 @@ def test_payload_and_view(geo, topo):
     p = map_payload(geo, village, None, fmt="geojson")
     assert len(p["grids"]["features"]) == len(geo.grids[village])
     assert p["children"]["features"] == []  # stays GeoJSON: empty geobuf breaks dash-leaflet
+
+
+def test_case_markers_are_capped_keeping_every_urgent_and_the_newest():
+    from layouts.map import cases_features
+
+    recent = [{"eid": f"e{i}", "centre": "c", "category": "dispute", "ts": 1000 - i,
+               "urgency": "urgent" if i % 50 == 49 else "normal", "lon": 0.0, "lat": 0.0}
+              for i in range(300)]  # newest first
+    got = [f["properties"]["eid"] for f in cases_features(recent, limit=20)["features"]]
+    urgent = [c["eid"] for c in recent if c["urgency"] == "urgent"]
+    assert len(got) == 20
+    assert set(urgent) <= set(got)
+    assert [e for e in got if e not in urgent] == [f"e{i}" for i in range(20 - len(urgent))]
+    assert len(cases_features(recent[:5], limit=20)["features"]) == 5
