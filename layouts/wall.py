@@ -60,9 +60,9 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
             html.Div([
                 html.H1(t("wall_title", lang, name=vm["name"]), className="wall-title"),
                 html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
-                *([chip] if chip is not None else []),
             ], className="title-line"),
-            breadcrumb(vm, lang),
+            html.Div([breadcrumb(vm, lang), *([chip] if chip is not None else [])],
+                     className="crumb-line"),
         ], className="wall-head-left"),
         html.Div([
             html.Span(t("index", lang), className="kpi-label"),
