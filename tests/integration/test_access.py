@@ -257,6 +257,54 @@ def test_acc004_direct_callback_posts_out_of_scope_are_refused(astack):
     assert astack.redis().hlen(f"acc:{{{CITY}}}:vc:active") == before
 
 
+def _trigger_value(prop: str):
+    return {"n_clicks": 1, "n_intervals": 1, "data": {"t": 1}, "value": 1}.get(prop, 1)
+
+
+def test_acc004b_every_server_callback_refuses_an_out_of_scope_url(astack):
+    """Whatever callback is posted directly with a URL outside the scope, and whichever of
+    its inputs fires, no figures, replay data or screen of that centre come back."""
+    c = signed_in(astack, "alice")
+    checked = 0
+    for cb in c.dependencies():
+        if cb.get("clientside_function"):
+            continue
+        deps = cb["inputs"] + cb["state"]
+        if not any(d["id"] == "app-url" and d["property"] == "search" for d in deps):
+            continue
+
+        def value(d):
+            if d["id"] == "app-url":
+                return f"?centre={OTHER_DISTRICT}" if d["property"] == "search" else "/brief"
+            return [] if d["id"].startswith("{") else _trigger_value(d["property"])
+
+        for fired in cb["inputs"]:
+            inputs = [{**d, "value": value(d)} for d in cb["inputs"]]
+            state = [{**d, "value": value(d)} for d in cb["state"]]
+            status, _, body = c.post_callback(cb, inputs, state,
+                                              [f"{fired['id']}.{fired['property']}"])
+            assert_clean(status, body)
+            for leak in ('"figures"', "wall-canvas", "brief-screen", '"starts"', '"cases"'):
+                assert leak not in body, (cb["output"], fired, body[:300])
+            checked += 1
+    assert checked >= 8  # the wall's and the tablet's callbacks were all posted
+    # the control: inside the scope the same posts do carry the screen and the replay
+    seen = set()
+    for cb in c.dependencies():
+        if cb.get("clientside_function") or cb.get("prevent_initial_call"):
+            continue
+        if not any(d["id"] == "app-url" and d["property"] == "search" for d in cb["state"] + cb["inputs"]):
+            continue
+        fill = {"search": f"?centre={DISTRICT}", "pathname": "/brief"}
+        inputs = [{**d, "value": fill.get(d["property"]) if d["id"] == "app-url" else {"t": 1}}
+                  for d in cb["inputs"]]
+        state = [{**d, "value": fill.get(d["property"]) if d["id"] == "app-url" else None}
+                 for d in cb["state"]]
+        _, _, body = c.post_callback(cb, inputs, state, [f"{cb['inputs'][0]['id']}.{cb['inputs'][0]['property']}"])
+        seen |= {k for k in ("brief-screen", '"starts"') if k in body}
+    assert seen == {"brief-screen", '"starts"'}
+
+
 def test_acc005_hostile_posts_get_clean_refusals(astack):
     c = signed_in(astack, "alice")
     deps = c.dependencies()
