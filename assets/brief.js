@@ -7,7 +7,7 @@
  * T it writes, in place:
  *   - the replay counters ([data-replay-figure]): sums of the hourly buckets that ended by T
  *     (all of them at the end of the window), and the resolution rate;
- *   - the cursor of the 24 h chart (Plotly.relayout of two shapes; bars after T dimmed);
+ *   - the cursor of the 24 h chart (two shapes, via pinganWall.updateChart; bars after T dimmed);
  *   - the markers of the cases reported in [T − 1 h, T] on the wall's map (a Leaflet layer
  *     of their own; newer ones brighter).
  * While replaying, the counters hand their data-figure to data-live-figure (wall.js then
@@ -202,15 +202,20 @@
     }
     var x = on ? (t - p.starts[0]) / p.hour_ms : p.starts.length;
     var shapes = (gd.layout && gd.layout.shapes) || [];
+    var lay = null;
     if (shapes.length < 2 || shapes[1].visible !== on || Math.abs(shapes[1].x0 - x) > 1e-6) {
-      window.Plotly.relayout(gd, { "shapes[0].x1": x, "shapes[1].x0": x, "shapes[1].x1": x,
-                                   "shapes[0].visible": on, "shapes[1].visible": on });
+      lay = { "shapes[0].x1": x, "shapes[1].x0": x, "shapes[1].x1": x,
+                  "shapes[0].visible": on, "shapes[1].visible": on };
     }
     var colors = p.starts.map(function (s) { return !on || s + p.hour_ms <= t ? CYAN : DIM; });
     var now = ((gd.data[0].marker || {}).color) || [];
     var same = now.length === colors.length;
     for (var i = 0; same && i < colors.length; i++) { same = now[i] === colors[i]; }
-    if (!same) { window.Plotly.restyle(gd, { "marker.color": [colors] }, [0]); }
+    // through Plotly.react (pinganWall.updateChart): restyle / relayout would send a Dash
+    // prop change (relayoutData) at every step of a replay
+    if (lay || !same) {
+      window.pinganWall.updateChart(gd, same ? null : { 0: { "marker.color": colors } }, lay);
+    }
   }
 
   function text(r, selector, value) {

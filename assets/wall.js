@@ -4,7 +4,7 @@
  * This script keeps it live: it opens the screen's server-sent-event stream (data-stream on
  * .live-screen), merges each message (only the changed top-level keys of the view model) and
  * writes the values into the DOM in place: numbers into [data-figure] / [data-child] elements
- * (text + data-value), ranking order via style.order, chart data via Plotly.restyle on traces
+ * (text + data-value), ranking order via style.order, chart data via Plotly.react (updateChart)
  * whose meta.series names a view-model path. It also judges freshness once a second and marks
  * panels stale (数据延迟 since hh:mm) when messages stop, the aggregator stalls or Redis is
  * down, and clears that by itself when data flows again. One interval, one observer, one
@@ -97,6 +97,38 @@
     renderCharts(root);
   }
 
+  /* Chart updates go through Plotly.react, not Plotly.restyle / relayout: dcc.Graph turns
+     every plotly_restyle / plotly_relayout event into a Dash prop change (restyleData,
+     relayoutData), i.e. a store dispatch and a re-render of the Graph for every live update,
+     which nothing here listens to. Plotly.react redraws the same without those events.
+     `traces`: {index: {"path.to.key": value}}, `layout`: {"shapes[0].x1": value, ...}. */
+  function setPath(obj, path, value) {
+    var keys = path.replace(/\[(\d+)\]/g, ".$1").split(".");
+    var root = Array.isArray(obj) ? obj.slice() : Object.assign({}, obj);
+    var cur = root;
+    for (var i = 0; i < keys.length - 1; i++) {
+      var next = cur[keys[i]];
+      next = Array.isArray(next) ? next.slice() : Object.assign({}, next || {});
+      cur[keys[i]] = next;
+      cur = next;
+    }
+    cur[keys[keys.length - 1]] = value;
+    return root;
+  }
+  function updateChart(gd, traces, layout) {
+    if (!window.Plotly || !gd || !gd.data) { return; }
+    var data = gd.data.map(function (trace, i) {
+      var upd = traces && traces[i];
+      if (!upd) { return trace; }
+      var out = trace;
+      Object.keys(upd).forEach(function (k) { out = setPath(out, k, upd[k]); });
+      return out;
+    });
+    var lay = gd.layout || {};
+    Object.keys(layout || {}).forEach(function (k) { lay = setPath(lay, k, layout[k]); });
+    window.Plotly.react(gd, data, lay);
+  }
+
   /* Numbers update on every message; charts at most every CHART_GAP_MS (a redraw of eight
      plots costs the main thread ~0.3 s on a small PC, and trends need not move 4x a second). */
   var CHART_GAP_MS = 2000;
@@ -116,6 +148,7 @@
     state.chartsAt = Date.now();
     var vm = state.vm;
     root.querySelectorAll(".js-plotly-plot").forEach(function (gd) {
+      var changes = {}, any = false;
       (gd.data || []).forEach(function (trace, i) {
         var meta = trace.meta;
         if (!meta || typeof meta !== "object" || !meta.series) { return; }
@@ -131,8 +164,10 @@
           var y = series(vm, meta.series, upd.x ? upd.x[0] : trace.x);
           if (y && !sameArray(y, trace.y)) { upd.y = [y]; }
         }
-        if (upd.x || upd.y) { window.Plotly.restyle(gd, upd, [i]); }
+        if (upd.x) { changes[i] = Object.assign(changes[i] || {}, {x: upd.x[0]}); any = true; }
+        if (upd.y) { changes[i] = Object.assign(changes[i] || {}, {y: upd.y[0]}); any = true; }
       });
+      if (any) { updateChart(gd, changes, null); }
     });
   }
 
@@ -322,7 +357,8 @@
     }
   }
 
-  window.pinganWall = { apply: apply, format: format, series: series, state: state, call: requestCall };
+  window.pinganWall = { apply: apply, format: format, series: series, state: state, call: requestCall,
+                        updateChart: updateChart };
 
   /* The polling fallback (?push=poll): a Dash callback delivers the same patches. */
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
