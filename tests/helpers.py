@@ -12,6 +12,18 @@ from datasources.keys import Keys
 from datasources.simulator import Simulator, write
 
 
+def wait_until(fn, timeout: float, every: float = 0.1):
+    """Poll `fn` until it returns something truthy (returned) or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
+
+
 def run_until_idle(r, topo, settings) -> Aggregator:
     agg = Aggregator(r, topo, settings)
     agg.run(until_idle=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlencode
@@ -15,6 +14,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.browser import chromium
+from tests.helpers import wait_until as _wait
 from tests.stack import Stack, copy_registry
 
 CITY, DISTRICT, OTHER_DISTRICT = "610200", "610202", "610203"
@@ -422,12 +422,3 @@ def test_acc009_proxy_header_is_ignored_unless_configured(astack):
         assert status == 401
 
 
-def _wait(fn, timeout: float, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")

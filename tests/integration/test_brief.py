@@ -17,6 +17,7 @@ from layouts import brief_ids as bid
 from layouts import wall_ids as wid
 from layouts.viewmodel import HEADLINES
 from tests.browser import chromium, resize
+from tests.helpers import wait_until as wait_for
 from tests.stack import Stack, copy_registry
 
 pytestmark = pytest.mark.slow
@@ -52,15 +53,6 @@ def tablet():
 
 
 # -- helpers -------------------------------------------------------------------------------
-def wait_for(fn, timeout: float, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
 
 
 def js(d, script: str, *args):

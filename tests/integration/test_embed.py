@@ -29,6 +29,7 @@ from dashboard.runtime import Runtime
 from dashboard.settings import Settings
 from layouts import viewmodel
 from tests.browser import chromium
+from tests.helpers import wait_until as wait_for
 from tests.stack import Stack, copy_registry, free_port
 
 PORTAL = "https://portal.example.gov.cn"
@@ -112,15 +113,6 @@ def live(stack):
 
 # -- helpers ----------------------------------------------------------------------------------
 
-def wait_for(fn, timeout: float, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
 
 
 def _same_version_for(runtime: Runtime, seconds: float) -> bool:

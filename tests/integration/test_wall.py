@@ -13,6 +13,7 @@ from selenium.webdriver.common.by import By
 
 from datasources.keys import Keys
 from tests.browser import chromium, resize
+from tests.helpers import wait_until as wait_for
 from tests.stack import Stack, copy_registry
 
 STALE_AFTER_S = 3
@@ -34,15 +35,6 @@ def stack(tmp_path_factory, demo_db):
     s.close()
 
 
-def wait_for(fn, timeout: float, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
 
 
 def is_fresh(browser) -> bool:
