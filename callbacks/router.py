@@ -18,6 +18,7 @@ from layouts.wall import wall_screen
 
 WALL_PATHS = ("/", "/wall", "/wall/")
 BRIEF_PATHS = ("/brief", "/brief/")  # the leaders' tablet briefing view (callbacks/brief.py)
+SCREENS = {**dict.fromkeys(WALL_PATHS, wall_screen), **dict.fromkeys(BRIEF_PATHS, brief_screen)}
 LANGS = ("zh", "en")
 PUSH_MODES = ("sse", "poll")
 MAX_TOUR_S = 3600
@@ -79,9 +80,8 @@ def current_query(search: str | None, topo: Topology) -> Query | BadQuery:
     return parse_query(search, topo, access.require_viewer().scope)
 
 
-def viewer_chip(lang: str):
-    """The signed-in viewer's corner chip (none when access control is off)."""
-    v = access.require_viewer()
+def viewer_chip(v: access.Viewer, lang: str):
+    """Who is signed in, for the screen's header (none when access control is off)."""
     return None if v.open else shell.viewer_chip(v.name, v.role, v.demo, lang)
 
 
@@ -141,23 +141,18 @@ def register(app: Dash, hub: LiveHub) -> None:
         q = current_query(search, topo)
         if isinstance(q, BadQuery):
             return shell.message_screen(q.key, q.lang, **q.fmt), 60_000, True, True, None, {}
-        if pathname in BRIEF_PATHS:
-            vm = hub.view(q.centre)
-            screen = shell.live_screen(
-                brief_screen(vm, q.lang, wall_map(hub, q, vm),
-                             calls=access.require_viewer().may_call, chip=viewer_chip(q.lang)),
-                q.centre, q.lang, runtime.settings.stale_after_s, q.push)
-            return screen, 60_000, True, q.push != "poll", f"{q.centre}:{vm['version']}", {}
-        if pathname not in WALL_PATHS:
+        make = SCREENS.get(pathname) if isinstance(pathname, str) else None
+        if make is None:
             return shell.message_screen("not_found", q.lang), 60_000, True, True, None, {}
         vm = hub.view(q.centre)
+        viewer = access.require_viewer()
         screen = shell.live_screen(
-            wall_screen(vm, q.lang, wall_map(hub, q, vm), calls=access.require_viewer().may_call,
-                        chip=viewer_chip(q.lang)),
+            make(vm, q.lang, wall_map(hub, q, vm), calls=viewer.may_call,
+                 chip=viewer_chip(viewer, q.lang)),
             q.centre, q.lang, runtime.settings.stale_after_s, q.push)
+        touring = q.tour is not None and make is wall_screen  # the tablet does not tour
         tour_ms = (q.tour or 60) * 1000
-        # the poll fallback starts from what was rendered: same centre, same version
-        return screen, tour_ms, q.tour is None, q.push != "poll", f"{q.centre}:{vm['version']}", {}
+        return screen, tour_ms, not touring, q.push != "poll", f"{q.centre}:{vm['version']}", {}
 
     @app.callback(
         Output(ids.URL, "search", allow_duplicate=True),

@@ -34,7 +34,7 @@ def page() -> html.Div:
 
 
 def viewer_chip(name: str, role: str, demo: bool, lang: str) -> html.Div:
-    """Who is signed in (corner of every screen): the demo user is labelled as such; a real
+    """Who is signed in (in each screen's header): the demo user is labelled as such; a real
     user gets a sign-out link (a confirmation page posts the sign-out: CSRF-safe)."""
     if demo:
         return html.Div(t("demo_badge", lang), className="viewer-chip viewer-chip-demo",
@@ -47,11 +47,8 @@ def viewer_chip(name: str, role: str, demo: bool, lang: str) -> html.Div:
     )
 
 
-def live_screen(content, code: str, lang: str, stale_after_s: float, push: str,
-                chip: html.Div | None = None) -> html.Div:
+def live_screen(content, code: str, lang: str, stale_after_s: float, push: str) -> html.Div:
     """Wraps a screen with what assets/wall.js needs to keep it live."""
-    if chip is not None:
-        content = [*(content if isinstance(content, list) else [content]), chip]
     return html.Div(
         content,
         className="live-screen",
