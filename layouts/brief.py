@@ -25,7 +25,7 @@ from layouts import charts, panels, vc
 from layouts.formats import fmt, raw
 from layouts.i18n import STRINGS, client_strings, norm_lang, t
 from layouts.viewmodel import CHILD_FIGURES, HEADLINES
-from layouts.wall import _date_text, centre_href
+from layouts.wall import _date_text, breadcrumb
 
 # The replay strip: name used by brief.js → the live figure it replaces, its label.
 REPLAY_FIGURES = (
@@ -44,21 +44,6 @@ def brief_strings(lang: str) -> dict[str, str]:
 
 
 # -- header -----------------------------------------------------------------------------
-def breadcrumb(vm: dict, lang: str) -> html.Nav:
-    """Tap a crumb to go up: dcc.Link, so the app navigates without reloading the page."""
-    items: list = []
-    crumbs = vm.get("breadcrumb") or []
-    for i, c in enumerate(crumbs):
-        if i:
-            items.append(html.Span("›", className="crumb-sep", **{"aria-hidden": "true"}))
-        last = i == len(crumbs) - 1
-        items.append(dcc.Link(
-            c["name"], href=centre_href(c["code"], lang),
-            className="crumb current" if last else "crumb", title=t(f"level_{c['level']}", lang),
-        ))
-    return html.Nav(items, className="breadcrumb", **{"aria-label": t("breadcrumb", lang)})
-
-
 def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
     return html.Header([
         html.Div([
@@ -67,7 +52,7 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
                 html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
                 *([chip] if chip is not None else []),
             ], className="title-line"),
-            breadcrumb(vm, lang),
+            breadcrumb(vm, lang, in_app=True),
         ], className="brief-head-main"),
         html.Div([
             html.Div([html.Span(t("index", lang), className="kpi-label"),

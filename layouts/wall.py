@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from dash import html
+from dash import dcc, html
 
 from layouts import panels, vc
 from layouts.i18n import client_strings, norm_lang, t
@@ -30,19 +30,23 @@ def centre_href(code: str, lang: str) -> str:
     return f"?centre={code}" + ("&lang=en" if lang == "en" else "")
 
 
-def breadcrumb(vm: dict, lang: str) -> html.Nav:
+def breadcrumb(vm: dict, lang: str, in_app: bool = False) -> html.Nav:
+    """The centre's ancestors, each a link up. `in_app`: dcc.Link, so the app navigates
+    without reloading the page (the tablet); else plain links (the wall)."""
     items: list = []
     crumbs = vm.get("breadcrumb") or []
     for i, c in enumerate(crumbs):
         if i:
             items.append(html.Span("›", className="crumb-sep", **{"aria-hidden": "true"}))
         last = i == len(crumbs) - 1
-        items.append(html.A(
-            c["name"], href=centre_href(c["code"], lang),
-            className="crumb current" if last else "crumb",
-            title=t(f"level_{c['level']}", lang),
-            **({"aria-current": "page"} if last else {}),
-        ))
+        kw = {"className": "crumb current" if last else "crumb",
+              "title": t(f"level_{c['level']}", lang)}
+        href = centre_href(c["code"], lang)
+        if in_app:
+            items.append(dcc.Link(c["name"], href=href, **kw))
+        else:
+            items.append(html.A(c["name"], href=href, **kw,
+                                **({"aria-current": "page"} if last else {})))
     return html.Nav(items, className="breadcrumb", **{"aria-label": t("breadcrumb", lang)})
 
 
