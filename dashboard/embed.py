@@ -161,19 +161,15 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
     settings = hub.runtime.settings
     headers = embed_headers(settings)
 
-    def secure(resp: Response) -> Response:
-        """Our headers, replacing any set before (a global hook leaves a response that
-        already has a CSP alone; X-Frame-Options would contradict frame-ancestors)."""
-        for k, v in headers.items():
-            resp.headers[k] = v
-        resp.headers.pop("X-Frame-Options", None)
-        return resp
-
     @server.after_request
     def _embed_security_headers(resp: Response) -> Response:
-        # also Flask's own answers under /embed (a missing static file, a wrong method)
+        """Every response under /embed, Flask's own answers included (a missing static file,
+        a wrong method), gets our headers, replacing any set before: the global hook's
+        X-Frame-Options would contradict frame-ancestors."""
         if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
-            resp = secure(resp)
+            for k, v in headers.items():
+                resp.headers[k] = v
+            resp.headers.pop("X-Frame-Options", None)
             if request.path.startswith(PREFIX + "/static/") and resp.status_code == 200:
                 # the same script and style for every widget of a portal page: cache them
                 resp.headers["Cache-Control"] = "public, max-age=3600"
@@ -186,7 +182,7 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
                    reason: str) -> Response:
         html = layout.message_page(title, message, lang=lang, theme=theme, css_url=css_url(),
                                    status=status, reason=reason)
-        return secure(Response(html, status=status, mimetype="text/html"))
+        return Response(html, status=status, mimetype="text/html")
 
     def check(widget: str, as_json: bool) -> tuple | Response:
         """(grant, lang, theme, indicator) or the refusal response."""
@@ -198,9 +194,7 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
 
         def refuse(status: int, reason: str, title: str, message: str) -> Response:
             if as_json:
-                resp = jsonify({"error": reason, "message": message})
-                resp.status_code = status
-                return secure(resp)
+                return json_error(status, reason, message)
             return page_error(status, title, message, lang, theme, reason)
 
         if widget not in WIDGETS:
@@ -221,14 +215,24 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
                           refusal_message(grant, lang, settings.tz))
         return grant, lang, theme, indicator
 
+    def json_error(status: int, reason: str, message: str) -> Response:
+        resp = jsonify({"error": reason, "message": message})
+        resp.status_code = status
+        return resp
+
     def unavailable(lang: str, theme: str, as_json: bool) -> Response:
         message = t("embed_unavailable", lang)
         if as_json:
-            resp = jsonify({"error": "unavailable", "message": message})
-            resp.status_code = 503
-            return secure(resp)
+            return json_error(503, "unavailable", message)
         return page_error(503, t("embed_unavailable_title", lang), message, lang, theme,
                           "unavailable")
+
+    def current(code: str) -> tuple[dict, bool] | None:
+        """The centre's view model and whether it is fresh; None without Redis."""
+        try:
+            return hub.view(code), is_fresh(hub, code, settings.stale_after_s)
+        except (redis.RedisError, OSError):
+            return None
 
     @server.get(f"{PREFIX}/<widget>")
     def embed_page(widget: str) -> Response:
@@ -236,11 +240,10 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
         if isinstance(checked, Response):
             return checked
         grant, lang, theme, indicator = checked
-        try:
-            vm = hub.view(grant.centre)
-            fresh = is_fresh(hub, grant.centre, settings.stale_after_s)
-        except (redis.RedisError, OSError):
+        got = current(grant.centre)
+        if got is None:
             return unavailable(lang, theme, as_json=False)
+        vm, fresh = got
         geo = hub.runtime.geo
         features = None
         if widget == "map":
@@ -253,7 +256,7 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
                   "src": url_for("embed_data", widget=widget),
                   "indicator": indicator if widget == "map" else ""},
             css_url=css_url(), js_url=url_for("embed_static", filename="embed.js"))
-        return secure(Response(html, mimetype="text/html"))
+        return Response(html, mimetype="text/html")
 
     @server.get(f"{PREFIX}/<widget>/data")
     def embed_data(widget: str) -> Response:
@@ -261,18 +264,17 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
         if isinstance(checked, Response):
             return checked
         grant, lang, _theme, indicator = checked
-        try:
-            vm = hub.view(grant.centre)
-            fresh = is_fresh(hub, grant.centre, settings.stale_after_s)
-        except (redis.RedisError, OSError):
+        got = current(grant.centre)
+        if got is None:
             return unavailable(lang, "dark", as_json=True)
+        vm, fresh = got
         same = request.args.get("have") == str(vm["version"])
-        return secure(jsonify(layout.data(widget, vm, lang=lang, tz=settings.tz, stale=not fresh,
-                                          indicator=indicator, only_freshness=same)))
+        return jsonify(layout.data(widget, vm, lang=lang, tz=settings.tz, stale=not fresh,
+                                   indicator=indicator, only_freshness=same))
 
     @server.get(f"{PREFIX}/static/<path:filename>")
     def embed_static(filename: str) -> Response:
-        return secure(send_from_directory(STATIC, filename, max_age=0))
+        return send_from_directory(STATIC, filename, max_age=0)
 
     @server.get(PREFIX)
     @server.get(f"{PREFIX}/")
