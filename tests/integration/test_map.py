@@ -20,6 +20,7 @@ from datasources.keys import Keys
 from layouts.map import CAMERA_COLORS, map_ids
 from scripts.map_stub import make_app
 from tests.browser import chromium
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 IDS = map_ids("wall-map")
@@ -44,24 +45,13 @@ def browser():
 
 
 def wait_for(d, script: str, timeout: float = 15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = d.execute_script(f"return !!(function () {{ {script} }})()")
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for: {script}")
+    """Wait until the script's value is truthy (only its truth crosses: layers are circular)."""
+    return wait_value(d, f"return !!(function () {{ {script} }})()", timeout)
 
 
 def wait_value(d, script: str, timeout: float = 15.0):
     """Like wait_for, returning the script's (JSON-able) value once it is truthy."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = d.execute_script(f"return (function () {{ {script} }})()")
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for: {script}")
+    return wait_until(lambda: d.execute_script(f"return (function () {{ {script} }})()"), timeout)
 
 
 def layer_keys(d, cid: str) -> list[str]:
