@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # the project is not installed into the venv
-    sys.path.insert(0, str(ROOT))
-
-from sqlalchemy import select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
-
-from datasources.demo_region import build_demo  # noqa: E402
-from datasources.registry import (  # noqa: E402
+from datasources.demo_region import build_demo
+from datasources.registry import (
     BaseData,
     Camera,
     Centre,
@@ -32,7 +26,7 @@ from datasources.registry import (  # noqa: E402
     is_empty,
     make_engine,
 )
-from datasources.registry_io import (  # noqa: E402
+from datasources.registry_io import (
     RegistryImportError,
     export_dir,
     import_dir,

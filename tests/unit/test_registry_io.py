@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import shapely
+from click.testing import CliRunner
+from shapely.geometry import shape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # the project is not installed into the venv
-    sys.path.insert(0, str(ROOT))
-
-import shapely  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
-from shapely.geometry import shape  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
-
-from dashboard.cli_registry import registry  # noqa: E402
-from dashboard.settings import Settings  # noqa: E402
-from datasources.demo_region import allocate, build_demo  # noqa: E402
-from datasources.registry import (  # noqa: E402
+from dashboard.cli_registry import registry
+from dashboard.settings import Settings
+from datasources.demo_region import allocate, build_demo
+from datasources.registry import (
     BaseData,
     Camera,
     Centre,
@@ -30,12 +24,14 @@ from datasources.registry import (  # noqa: E402
     create_schema,
     make_engine,
 )
-from datasources.registry_io import (  # noqa: E402
+from datasources.registry_io import (
     RegistryImportError,
     export_dir,
     import_dir,
     stats,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # ------------------------------------------------------------------------------------------
 # helpers
