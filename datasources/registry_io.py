@@ -232,6 +232,30 @@ def centroid_of(shp) -> tuple[float, float]:
     return round(c.x, CENTROID_PRECISION), round(c.y, CENTROID_PRECISION)
 
 
+def _new_id(where: str, rid: str, noun: str, line: int, seen: dict[str, int],
+            errors: list[str]) -> str | None:
+    """A row's id when it is present and not seen before (recorded in `seen`), else None."""
+    if not rid:
+        errors.append(f"{where}: empty id")
+        return None
+    if rid in seen:
+        errors.append(f"{where}: duplicate {noun} id {rid} (first on line {seen[rid]})")
+        return None
+    seen[rid] = line
+    return rid
+
+
+def _check(errors: list[str], ok: bool, message: str) -> bool:
+    """Record `message` unless `ok`; returns `ok` (for `ok &= _check(...)` chains)."""
+    if not ok:
+        errors.append(message)
+    return ok
+
+
+def _bad_kind(where: str, kind: str, kinds: tuple[str, ...]) -> str:
+    return f"{where}: bad kind '{kind}' (expected one of {', '.join(kinds)})"
+
+
 def read_dir(path: str | Path) -> RegistryData:
     """Read and fully validate a registry directory; raise `RegistryImportError` on any error."""
     d = Path(path)
@@ -295,23 +319,11 @@ def read_dir(path: str | Path) -> RegistryData:
     grid_line: dict[str, int] = {}
     for line, r in grid_rows:
         where = f"{GRIDS_CSV}:{line}"
-        gid = r["id"]
-        if not gid:
-            errors.append(f"{where}: empty id")
+        gid = _new_id(where, r["id"], "grid", line, grid_line, errors)
+        if gid is None:
             continue
-        if gid in grid_line:
-            errors.append(f"{where}: duplicate grid id {gid} (first on line {grid_line[gid]})")
-            continue
-        grid_line[gid] = line
-        ok = True
-        if r["centre"] not in centre_line:
-            errors.append(f"{where}: unknown centre '{r['centre']}'")
-            ok = False
-        if r["kind"] not in GRID_KINDS:
-            errors.append(
-                f"{where}: bad kind '{r['kind']}' (expected one of {', '.join(GRID_KINDS)})"
-            )
-            ok = False
+        ok = _check(errors, r["centre"] in centre_line, f"{where}: unknown centre '{r['centre']}'")
+        ok &= _check(errors, r["kind"] in GRID_KINDS, _bad_kind(where, r["kind"], GRID_KINDS))
         workers = _int(r["workers"])
         if workers is None or workers < 0:
             errors.append(f"{where}: workers must be a non-negative integer, got '{r['workers']}'")
@@ -331,18 +343,10 @@ def read_dir(path: str | Path) -> RegistryData:
     camera_line: dict[str, int] = {}
     for line, r in camera_rows:
         where = f"{CAMERAS_CSV}:{line}"
-        cid = r["id"]
-        if not cid:
-            errors.append(f"{where}: empty id")
+        cid = _new_id(where, r["id"], "camera", line, camera_line, errors)
+        if cid is None:
             continue
-        if cid in camera_line:
-            errors.append(f"{where}: duplicate camera id {cid} (first on line {camera_line[cid]})")
-            continue
-        camera_line[cid] = line
-        ok = True
-        if r["centre"] not in centre_line:
-            errors.append(f"{where}: unknown centre '{r['centre']}'")
-            ok = False
+        ok = _check(errors, r["centre"] in centre_line, f"{where}: unknown centre '{r['centre']}'")
         gid = r["grid"]
         if gid:
             if gid not in grid_line:
@@ -354,11 +358,7 @@ def read_dir(path: str | Path) -> RegistryData:
                     f"not to the camera's centre {r['centre']}"
                 )
                 ok = False
-        if r["kind"] not in CAMERA_KINDS:
-            errors.append(
-                f"{where}: bad kind '{r['kind']}' (expected one of {', '.join(CAMERA_KINDS)})"
-            )
-            ok = False
+        ok &= _check(errors, r["kind"] in CAMERA_KINDS, _bad_kind(where, r["kind"], CAMERA_KINDS))
         lon, lat = _float(r["lon"]), _float(r["lat"])
         if lon is None:
             errors.append(f"{where}: lon is not a number: '{r['lon']}'")
