@@ -127,40 +127,35 @@ def by_category(vm: dict, lang: str) -> dict:
     }
 
 
-def by_channel(vm: dict, lang: str) -> dict:
-    keys = _keys(vm["by_channel"], CHANNELS)
+def _count_bars(vm: dict, key: str, keys: list[str], colors: list[str], prefix: str,
+                lang: str) -> dict:
+    """Vertical bars of the counts in `vm[key]`, labelled with the `prefix` strings."""
     return {
         "data": [{
-            "type": "bar", "x": keys, "y": [vm["by_channel"][k] for k in keys],
-            "marker": {"color": [CYAN, AMBER, VIOLET, TEAL, BLUE][: len(keys)] + [GREY] * max(0, len(keys) - 5)},
+            "type": "bar", "x": keys, "y": [vm[key][k] for k in keys],
+            "marker": {"color": colors},
             "texttemplate": "%{y:,}", "textposition": "outside", "cliponaxis": False, "constraintext": "none",
             "textfont": {"color": "#d8e6f5"},
-            "meta": {"series": "by_channel{}", "x": "by_channel{}"},
+            "meta": {"series": f"{key}{{}}", "x": f"{key}{{}}"},
         }],
         "layout": _layout(
-            xaxis=_label_axis(keys, "ch_", lang),
+            xaxis=_label_axis(keys, prefix, lang),
             yaxis=_axis(rangemode="tozero", showticklabels=False, showgrid=False),
             margin={"l": 2, "r": 2, "t": 22, "b": 2, "pad": 2},
         ),
     }
+
+
+def by_channel(vm: dict, lang: str) -> dict:
+    keys = _keys(vm["by_channel"], CHANNELS)
+    colors = [CYAN, AMBER, VIOLET, TEAL, BLUE][: len(keys)] + [GREY] * max(0, len(keys) - 5)
+    return _count_bars(vm, "by_channel", keys, colors, "ch_", lang)
 
 
 def closed_at_level(vm: dict, lang: str) -> dict:
     keys = _keys(vm["closed_at_level"], CLOSED_LEVELS)
-    return {
-        "data": [{
-            "type": "bar", "x": keys, "y": [vm["closed_at_level"][k] for k in keys],
-            "marker": {"color": [CLOSED_COLOURS.get(k, GREY) for k in keys]},
-            "texttemplate": "%{y:,}", "textposition": "outside", "cliponaxis": False, "constraintext": "none",
-            "textfont": {"color": "#d8e6f5"},
-            "meta": {"series": "closed_at_level{}", "x": "closed_at_level{}"},
-        }],
-        "layout": _layout(
-            xaxis=_label_axis(keys, "closed_", lang),
-            yaxis=_axis(rangemode="tozero", showticklabels=False, showgrid=False),
-            margin={"l": 2, "r": 2, "t": 22, "b": 2, "pad": 2},
-        ),
-    }
+    return _count_bars(vm, "closed_at_level", keys, [CLOSED_COLOURS.get(k, GREY) for k in keys],
+                       "closed_", lang)
 
 
 def child_coverage(vm: dict, lang: str) -> dict:
