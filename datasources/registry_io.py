@@ -13,6 +13,15 @@ Files (UTF-8, a BOM is accepted; the header is line 1):
 An import is validated completely before anything is written; any error raises
 `RegistryImportError` with every problem as ``file:line: reason`` and leaves the database as it
 was. A good import replaces the whole registry in one transaction.
+
+Centre codes are 1-32 of ``A-Z a-z 0-9 _ -`` (they end up in Redis keys, URLs and HTML), grid
+and camera ids 1-64 of the same; a conference endpoint is an ``http(s)://`` URL or a ``sip:``
+URI (it becomes an iframe's address): `datasources.validate`.
+
+Spreadsheets run a cell that begins with ``= + - @``, a tab or a carriage return as a formula.
+The export writes such a text cell (and one that begins with an apostrophe) behind a leading
+apostrophe, which spreadsheets show as text; the import removes one leading apostrophe from
+every cell, so an export imports back unchanged.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from datasources.registry import (
     create_schema,
     session_scope,
 )
+from datasources.validate import is_code, is_conference_url, is_id
 
 CENTRES_CSV = "centres.csv"
 GRIDS_CSV = "grids.csv"
@@ -131,7 +141,7 @@ def _read_csv(
                     f"{name}:{line}: wrong number of fields (expected {len(header)}, got {len(record)})"
                 )
                 continue
-            rows.append((line, {h: v.strip() for h, v in zip(header, record, strict=True)}))
+            rows.append((line, {h: _unescape(v.strip()) for h, v in zip(header, record, strict=True)}))
     except csv.Error as exc:
         errors.append(f"{name}:{reader.line_num}: {exc}")
         return None
@@ -139,6 +149,18 @@ def _read_csv(
         errors.append(f"{name}:1: empty file (no header)")
         return None
     return rows
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _escape(text: str) -> str:
+    """A text cell a spreadsheet would run as a formula, behind an apostrophe."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _unescape(text: str) -> str:
+    return text[1:] if text.startswith("'") else text
 
 
 def _int(text: str) -> int | None:
@@ -232,11 +254,18 @@ def centroid_of(shp) -> tuple[float, float]:
     return round(c.x, CENTROID_PRECISION), round(c.y, CENTROID_PRECISION)
 
 
+CODE_RULE = "1-32 of A-Z a-z 0-9 _ -"
+ID_RULE = "1-64 of A-Z a-z 0-9 _ -"
+
+
 def _new_id(where: str, rid: str, noun: str, line: int, seen: dict[str, int],
             errors: list[str]) -> str | None:
     """A row's id when it is present and not seen before (recorded in `seen`), else None."""
     if not rid:
         errors.append(f"{where}: empty id")
+        return None
+    if not is_id(rid):
+        errors.append(f"{where}: bad {noun} id '{rid[:40]}' ({ID_RULE})")
         return None
     if rid in seen:
         errors.append(f"{where}: duplicate {noun} id {rid} (first on line {seen[rid]})")
@@ -276,6 +305,9 @@ def read_dir(path: str | Path) -> RegistryData:
         if not code:
             errors.append(f"{where}: empty code")
             continue
+        if not is_code(code):
+            errors.append(f"{where}: bad code '{code[:40]}' ({CODE_RULE})")
+            continue
         if code in centres or code in centre_line:
             errors.append(f"{where}: duplicate code {code} (first on line {centre_line[code]})")
             continue
@@ -290,6 +322,11 @@ def read_dir(path: str | Path) -> RegistryData:
         if parent == code:
             errors.append(f"{where}: centre {code} is its own parent")
             ok = False
+        conference = r["conference"]
+        if conference and not is_conference_url(conference):
+            errors.append(f"{where}: bad conference endpoint '{conference[:60]}' "
+                          "(an http:// or https:// URL, or a sip: URI)")
+            ok = False
         if ok and parent:
             pending_parent.append((line, code, level, parent))
         if ok:
@@ -298,7 +335,7 @@ def read_dir(path: str | Path) -> RegistryData:
                 "name": name,
                 "level": level,
                 "parent": parent or None,
-                "conference": r["conference"] or None,
+                "conference": conference or None,
                 "geometry": None,
                 "lon": None,
                 "lat": None,
@@ -480,6 +517,8 @@ def _cell(v: Any) -> str:
         return ""
     if isinstance(v, float):
         return repr(v)
+    if isinstance(v, str):
+        return _escape(v)
     return str(v)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -30,6 +32,7 @@ from datasources.registry_io import (
     import_dir,
     stats,
 )
+from datasources.validate import is_conference_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -292,6 +295,83 @@ def test_small_round_trip(tmp_path):
     assert dir_files(tmp_path / "out1") == dir_files(tmp_path / "out2")
     assert snapshot(a) == snapshot(b)
     assert set(dir_files(tmp_path / "out1")) == set(GOOD)
+
+
+def test_codes_ids_and_conference_endpoints_are_checked_with_file_and_line(tmp_path):
+    files = dict(GOOD)
+    files["centres.csv"] = GOOD["centres.csv"] + (
+        "6102 03,空格区,2,610200,\n"  # line 7: a space inside the code
+        "610204<b>,标签区,2,610200,\n"  # line 8: markup in the code
+        f"{'6' * 33},长码区,2,610200,\n"  # line 9: 33 characters
+        "610205,脚本区,2,610200,javascript:alert(1)\n"  # line 10
+        "610206,数据区,2,610200,data:text/html;base64;PHNjcmlwdD4=\n"  # line 11
+        "610207,视联区,2,610200,sip:610207@vc.example.gov.cn\n"  # line 12: a SIP URI is fine
+        "610208,网址区,2,610200,https://meet.example.gov.cn/r?a=1\n"  # line 13: fine
+        "610209,无主机,2,610200,https:///nohost\n"  # line 14: no host
+    )
+    files["grids.csv"] = GOOD["grids.csv"] + "G 1,610202001001,urban,1\n"  # line 4
+    files["cameras.csv"] = GOOD["cameras.csv"] + "CAM/1,610202001001,,dome,109.1,35.1\n"  # line 5
+    errors = import_errors(engine_at(tmp_path / "r.sqlite3"), write_dir(tmp_path / "in", files))
+    expected = [
+        "centres.csv:7: bad code '6102 03' (1-32 of A-Z a-z 0-9 _ -)",
+        "centres.csv:8: bad code '610204<b>'",
+        f"centres.csv:9: bad code '{'6' * 33}'",
+        "centres.csv:10: bad conference endpoint 'javascript:alert(1)'",
+        "centres.csv:11: bad conference endpoint 'data:text/html",
+        "centres.csv:14: bad conference endpoint 'https:///nohost'",
+        "grids.csv:4: bad grid id 'G 1'",
+        "cameras.csv:5: bad camera id 'CAM/1'",
+    ]
+    for prefix in expected:
+        assert has(errors, prefix), (prefix, errors)
+    assert len(errors) == len(expected), errors
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://meet.example.gov.cn/pingan-610202", True), ("http://10.1.2.3:8080/r", True),
+    ("HTTPS://MEET.example/x", True), ("sip:610202@vc.example.gov.cn", True),
+    ("sips:conf@10.0.0.5:5061", True), ("javascript:alert(1)", False),
+    ("JaVaScRiPt:alert(1)", False), ("data:text/html,<script>", False), ("vbscript:x", False),
+    ("file:///etc/passwd", False), ("//evil.example/x", False), ("https://", False),
+    ("http:/x", False), ("sip:", False), ("https://a.example/ x", False),
+    ("https://a.example/\tx", False), ('https://a.example/"onload=x', False), ("", False),
+    ("https://a.example/" + "x" * 600, False), ("meet.example/x", False),
+])
+def test_conference_endpoints(url, ok):
+    assert is_conference_url(url) is ok
+
+
+HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"点我\")", "+86 10 12345", "-2-3", "@SUM(A1:A9)",
+           "\t=cmd|' /C calc'!A0", "\r=1+1", "'以引号开头", "''两个引号", "正常名称"]
+
+
+def test_export_is_safe_from_spreadsheet_formulas_and_round_trips(tmp_path):
+    """Every text cell a spreadsheet would run as a formula is written behind an apostrophe;
+    the import takes it off again, so export → import → export is exact."""
+    a = engine_at(tmp_path / "a.sqlite3")
+    import_dir(a, write_dir(tmp_path / "in", GOOD))
+    with Session(a) as s, s.begin():  # names (and an id) as a hostile registry could hold them
+        codes = [c for (c,) in s.execute(select(Centre.code).order_by(Centre.code))]
+        for code, name in zip(codes, HOSTILE, strict=False):
+            s.execute(Centre.__table__.update().where(Centre.code == code).values(name=name))
+        s.execute(Camera.__table__.update().where(Camera.id == "CAM-610202001201-0002")
+                  .values(id="-2-3"))
+    export_dir(a, tmp_path / "out1")
+    for name in ("centres.csv", "cameras.csv"):
+        text = (tmp_path / "out1" / name).read_text(encoding="utf-8")
+        for row in csv.reader(io.StringIO(text, newline="")):
+            for cell in row:
+                assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (name, cell)
+    assert "'=HYPERLINK(" in (tmp_path / "out1" / "centres.csv").read_text(encoding="utf-8")
+    b = engine_at(tmp_path / "b.sqlite3")
+    import_dir(b, tmp_path / "out1")
+    assert snapshot(a) == snapshot(b)
+    with Session(b) as s:
+        names = set(s.scalars(select(Centre.name)))
+        assert set(HOSTILE[:len(codes)]) <= names
+        assert s.get(Camera, "-2-3") is not None
+    export_dir(b, tmp_path / "out2")
+    assert dir_files(tmp_path / "out1") == dir_files(tmp_path / "out2")
 
 
 # ------------------------------------------------------------------------------------------
