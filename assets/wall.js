@@ -9,12 +9,18 @@
  * panels stale (数据延迟 since hh:mm) when messages stop, the aggregator stalls or Redis is
  * down, and clears that by itself when data flows again. One interval, one observer, one
  * EventSource at a time: nothing grows while the wall runs for days.
+ *
+ * When the viewer's session ends (signed out, removed, password or scope changed) the server
+ * closes the stream with an `end` event and refuses a new one: the page then reloads, which
+ * leads to the sign-in page (or to the "not allowed" message), instead of reconnecting for
+ * ever. A refused reconnect or a screen gone stale asks /auth/ping first: only a 401 (not
+ * signed in) or a scope change reloads; a server or Redis that is down is waited for.
  */
 (function () {
   "use strict";
   if (window.pinganWall) { return; }
   var state = { vm: {}, source: null, url: null, lastMsg: 0, i18n: {}, mapSent: {}, cases: {}, casesHideout: {},
-                chartsAt: 0, chartsTimer: null };
+                chartsAt: 0, chartsTimer: null, retryAt: 0, retries: 0, leaving: false };
 
   function format(v, kind) {
     if (v === null || v === undefined || v === "") { return "\u2014"; }
@@ -309,7 +315,46 @@
     if (root) { render(root); judge(root); }
   }
 
+  /* Is the viewer still signed in? At most one question every 5 s (unless `force`). A 401
+     reloads the page: the server answers it with the sign-in page, `next` = this screen. */
+  var session = { at: 0, busy: false };
+  function checkSession(force, reloadIfSignedIn) {
+    var now = Date.now();
+    if (state.leaving || session.busy || (!force && now - session.at < 5000) || !window.fetch) { return; }
+    session.busy = true;
+    session.at = now;
+    window.fetch("/auth/ping", { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      session.busy = false;
+      if (r.status === 401 || (r.ok && reloadIfSignedIn)) { leave(); }
+    }, function () { session.busy = false; });
+  }
+  function leave() {
+    state.leaving = true;
+    if (state.source) { state.source.close(); state.source = null; }
+    window.location.reload();
+  }
+
+  function onEnd(ev) {
+    var reason = "";
+    try { reason = JSON.parse(ev.data).reason; } catch (e) { reason = ""; }
+    if (state.source) { state.source.close(); state.source = null; }
+    state.retryAt = Date.now() + 2000;
+    // signed out: the ping says 401; scope: still signed in, but this screen is no longer theirs
+    checkSession(true, reason === "scope");
+  }
+
+  function onError() {
+    var src = state.source;
+    if (!src || src.readyState !== 2) { return; }  // CONNECTING: the browser retries by itself
+    // the server refused the stream (401, 403, 429, 5xx) or is gone: back off, ask why
+    state.source = null;
+    state.retries = Math.min(state.retries + 1, 5);
+    state.retryAt = Date.now() + 1000 * Math.pow(2, state.retries);
+    checkSession(true, false);
+  }
+
   function connect() {
+    if (state.leaving) { return; }
     var root = document.querySelector(".live-screen");
     var url = root ? root.getAttribute("data-stream") : null;
     var canvas = root ? root.querySelector("[data-i18n]") : null;
@@ -317,14 +362,18 @@
       try { state.i18n = JSON.parse(canvas.getAttribute("data-i18n")); } catch (e) { state.i18n = {}; }
     }
     if (url === state.url && state.source && state.source.readyState !== 2) { return; }
+    if (url === state.url && Date.now() < state.retryAt) { return; }  // backing off
     if (url !== state.url) {
+      state.retries = 0; state.retryAt = 0;
       state.vm = {}; state.lastMsg = 0; state.mapSent = {}; state.cases = {}; state.casesHideout = {};
     }
     if (state.source) { state.source.close(); state.source = null; }
     state.url = url;
     if (url && window.EventSource) {
       state.source = new EventSource(url);
-      state.source.onmessage = onMessage;
+      state.source.onmessage = function (ev) { state.retries = 0; onMessage(ev); };
+      state.source.addEventListener("end", onEnd);
+      state.source.onerror = onError;
     }
     if (root && !state.lastMsg) { state.lastMsg = Date.now(); }  // rendered just now
   }
@@ -347,7 +396,12 @@
   window.setInterval(function () {
     connect();
     var root = document.querySelector(".live-screen");
-    if (root) { judge(root); tickCases(); }
+    if (root) {
+      judge(root);
+      tickCases();
+      // no message for a while (the polling fallback has no stream to end): still signed in?
+      if (root.getAttribute("data-stale") === "1") { checkSession(false, false); }
+    }
   }, 1000);
 
   /* 视频连线 from places Dash does not render (map popups): a request the vc callback takes. */

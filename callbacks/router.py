@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode
 from dash import Dash, Input, Output, State, no_update
 
 from dashboard import access
-from dashboard.live import LiveHub
+from dashboard.live import LiveHub, version_tag
 from datasources.topology import Topology
 from layouts import ids, shell
 from layouts import map as mapview
@@ -152,7 +152,7 @@ def register(app: Dash, hub: LiveHub) -> None:
             q.centre, q.lang, runtime.settings.stale_after_s, q.push)
         touring = q.tour is not None and make is wall_screen  # the tablet does not tour
         tour_ms = (q.tour or 60) * 1000
-        return screen, tour_ms, not touring, q.push != "poll", f"{q.centre}:{vm['version']}", {}
+        return screen, tour_ms, not touring, q.push != "poll", version_tag(q.centre, vm), {}
 
     @app.callback(
         Output(ids.URL, "search", allow_duplicate=True),

@@ -9,6 +9,7 @@ from dashboard import access
 from dashboard.live import LiveHub
 from datasources.vc import invitees
 from layouts import ids, vc
+from layouts.i18n import t
 
 
 def register(app: Dash, hub: LiveHub) -> None:
@@ -43,11 +44,15 @@ def register(app: Dash, hub: LiveHub) -> None:
             code, group = trigger["code"], trigger["type"] == ids.VC_GROUP_BTN
         if code not in topo.centres or not topo.is_within(code, q.centre):
             return no_update, no_update, no_update, no_update  # only the subtree in view
+        tier = None
         if group:
-            tier = next((int(v) for v in tiers or () if str(v).isdigit()), 0) or None
+            tier = next((int(v) for v in tiers or () if str(v).isascii() and str(v).isdigit()), 0) or None
             centres = invitees(topo, code, tier)
             if not centres:
                 return no_update, no_update, no_update, no_update
+        if not hub.conferences.allow_start(viewer.name, settings.vc_starts_per_min):
+            return vc.refused(t("vc_too_many", q.lang)), False, no_update, no_update
+        if group:
             call = hub.conferences.start(viewer.name, code, centres, group=True, tier=tier)
         else:
             call = hub.conferences.start(viewer.name, q.centre, [code], group=False)

@@ -6,6 +6,7 @@ callback asks here, so the scope is enforced on the server, not only hidden in t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import abort, g, has_request_context
@@ -35,6 +36,16 @@ class Viewer:
 def viewer() -> Viewer | None:
     """The viewer of the current request (None outside a request or before the guard)."""
     return g.get("pingan_viewer") if has_request_context() else None
+
+
+def revalidator() -> Callable[[], Viewer | None]:
+    """For a request that outlives its start (a live stream): a function that checks again,
+    outside the request context, whether this request's viewer still holds (signed in, not
+    signed out, same password, within the session's lifetime) and returns the viewer as it
+    is now (its scope may have changed), or None. Set by the guard (dashboard/auth.py);
+    without it nobody holds (fail closed)."""
+    fn = g.get("pingan_recheck") if has_request_context() else None
+    return fn if fn is not None else (lambda: None)
 
 
 def require_viewer() -> Viewer:

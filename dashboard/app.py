@@ -12,12 +12,16 @@ from dashboard.headers import install_headers
 from dashboard.live import LiveHub, register_routes
 from dashboard.runtime import Runtime
 from dashboard.settings import Settings
+from datasources.validate import is_conference_url
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def create_app(settings: Settings | None = None) -> Dash:
     settings = settings or Settings.from_env()
+    if not is_conference_url(settings.conference_url_template.replace("{code}", "x")):
+        raise ValueError("PINGAN_CONFERENCE_URL must be an http:// or https:// URL or a sip: URI "
+                         "(with {code} for the centre code)")
     runtime = Runtime(settings)
     hub = LiveHub(runtime)
     app = Dash(

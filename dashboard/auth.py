@@ -12,11 +12,18 @@
 CSRF: state-changing requests must come from our own origin (Origin / Sec-Fetch-Site), Dash
 callback posts must be JSON (a cross-site form cannot send that without a CORS preflight we
 never answer), and the login and logout forms carry a per-session token.
+
+Also here: the trusted-hosts check against DNS rebinding (`PINGAN_TRUSTED_HOSTS`), the
+absolute session lifetime (`PINGAN_SESSION_MAX_HOURS`, except `PINGAN_KIOSK_USERS`), the
+sign-in throttle (dashboard/throttle.py) and password checks off the event loop
+(dashboard/hashing.py). A long-lived request (a live stream) re-checks its viewer with
+`access.revalidator()`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import secrets
 import threading
 import time
@@ -31,8 +38,10 @@ from flask import Flask, Response, g, redirect, request, session
 from werkzeug.exceptions import HTTPException
 
 from dashboard.access import Viewer
+from dashboard.hashing import Busy, HashPool
 from dashboard.runtime import Runtime
 from dashboard.secret import load_secret
+from dashboard.throttle import Throttle
 from datasources.users import User, authenticate, get_user
 from layouts.i18n import t
 
@@ -43,9 +52,8 @@ PUBLIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/embed/")
 PUBLIC_PATHS = frozenset({LOGIN_PATH, "/_favicon.ico", "/favicon.ico", "/healthz"})
 API_PREFIXES = ("/_dash-", "/live/", "/auth/")
 MAX_BODY = 256 * 1024          # a Dash callback post of this app is a few KB
-FAIL_LIMIT = 5                 # failed sign-ins per user name per window
-FAIL_WINDOW_S = 300
 USER_CACHE_S = 5.0
+CLOCK_SKEW_S = 300             # a session's start may lie this far in the future (hosts' clocks)
 DEMO_USER = "demo"
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent.parent / "layouts" / "templates"),
@@ -90,6 +98,42 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def _hostname(host: str) -> str | None:
+    """The name of a Host header without its port, lower case; None when malformed."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end] if end > 1 else None
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    return name if name and all(c.isalnum() or c in "-._" for c in name) else None
+
+
+def host_allowed(host: str, trusted: tuple[str, ...]) -> bool:
+    """Against DNS rebinding: a page of another site whose name was made to resolve to this
+    server sends that name as Host. Allowed: with `trusted` empty (the default) `localhost`
+    and IP addresses only (a rebinding attack needs a name); otherwise the names listed
+    (`.example.gov.cn` also matches its subdomains; `*` allows any host)."""
+    if "*" in trusted:
+        return True
+    name = _hostname(host)
+    if name is None:
+        return False
+    if not trusted:
+        if name == "localhost":
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+    for entry in trusted:
+        entry = entry.lower().rstrip(".")
+        if name == entry.lstrip(".") or (entry.startswith(".") and name.endswith(entry)):
+            return True
+    return False
+
+
 def same_origin() -> bool:
     """Is this request from a page of our own origin? (absent headers: not a browser form)"""
     origin = request.headers.get("Origin")
@@ -115,6 +159,10 @@ def install_auth(server: Flask, runtime: Runtime) -> None:
         PROPAGATE_EXCEPTIONS=False,
     )
     users = _UserCache(runtime)
+    throttle = Throttle(runtime.redis, s.key_prefix)
+    hashes = HashPool(s.login_max_concurrent)
+    kiosk = frozenset(s.kiosk_users)
+    max_age_s = s.session_max_hours * 3600
 
     def topo_root() -> str:
         return runtime.topology.roots[0] if runtime.topology.roots else ""
@@ -122,35 +170,71 @@ def install_auth(server: Flask, runtime: Runtime) -> None:
     def viewer_for(user: User | None) -> Viewer | None:
         return Viewer(user.name, user.role, user.scope) if user else None
 
-    def session_viewer() -> Viewer | None:
-        name, epoch = session.get("u"), session.get("e")
+    def within_lifetime(name: str, t0: object) -> bool:
+        """The absolute limit: signed in less than `session_max_hours` ago (kiosk accounts'
+        sessions slide without it)."""
+        if name in kiosk:
+            return True
+        if not isinstance(t0, int) or isinstance(t0, bool):
+            return False  # a cookie from before the limit existed: sign in again
+        return -CLOCK_SKEW_S <= time.time() - t0 <= max_age_s
+
+    def check_session(name: object, epoch: object, sid: object, t0: object,
+                      unknown: bool | None) -> Viewer | None:
+        """The viewer a session cookie names, if it still holds: the user exists with the
+        same password, the session is within its lifetime and was not signed out. When
+        Redis cannot say whether it was signed out, `unknown` decides: a request fails
+        closed; an open stream goes on (its screen shows the data as stale meanwhile, and
+        is not sent to the sign-in page by a Redis restart)."""
         if not isinstance(name, str) or not isinstance(epoch, str):
             return None
         user = users.get(name)
         if user is None or not secrets.compare_digest(user.epoch, epoch):
             return None
-        if _ended(runtime, session.get("sid")):
+        if not within_lifetime(name, t0):
+            return None
+        ended = _ended(runtime, sid)
+        if ended is None:
+            ended = unknown
+            if unknown is None:
+                g.pingan_store_down = True
+                ended = True
+        return None if ended else viewer_for(user)
+
+    def session_viewer() -> Viewer | None:
+        name, epoch, sid, t0 = (session.get(k) for k in ("u", "e", "sid", "t0"))
+        v = check_session(name, epoch, sid, t0, unknown=None)
+        if v is None:
+            if "u" in session and not g.get("pingan_store_down"):
+                session.clear()  # no refreshed cookie for a session that ended
             return None
         session.permanent = True  # sliding: each request of an open screen extends it
-        return viewer_for(user)
+        g.pingan_recheck = lambda: check_session(name, epoch, sid, t0, unknown=False)
+        return v
 
     def proxy_viewer() -> Viewer | None:
         header = s.trusted_user_header
         if not header or request.remote_addr not in s.trusted_proxies:
             return None
         name = request.headers.get(header, "").strip()
-        return viewer_for(users.get(name)) if name else None
+        v = viewer_for(users.get(name)) if name else None
+        if v is not None:
+            g.pingan_recheck = lambda: viewer_for(users.get(name))
+        return v
 
     def identify() -> Viewer | None:
-        if s.auth == "off":
-            return Viewer("—", "admin", topo_root(), open=True)
-        if s.auth == "demo":
-            return Viewer(DEMO_USER, "leader", topo_root(), demo=True)
+        if s.auth in ("off", "demo"):
+            v = (Viewer("—", "admin", topo_root(), open=True) if s.auth == "off"
+                 else Viewer(DEMO_USER, "leader", topo_root(), demo=True))
+            g.pingan_recheck = lambda: v
+            return v
         return proxy_viewer() or session_viewer()
 
     @server.before_request
     def guard():
         path = request.path
+        if not host_allowed(request.host, s.trusted_hosts):
+            return _plain(400, "unknown host (PINGAN_TRUSTED_HOSTS)")
         if request.method not in ("GET", "HEAD", "OPTIONS") and not same_origin():
             return _plain(403, "cross-site request refused")
         if path.startswith("/_dash-update-component") and request.method == "POST":
@@ -164,6 +248,8 @@ def install_auth(server: Flask, runtime: Runtime) -> None:
         if g.pingan_viewer is not None:
             return None
         if path.startswith(API_PREFIXES):
+            if g.get("pingan_store_down"):  # not "signed out": the screen should wait
+                return _plain(503, "session store unavailable")
             return _plain(401, "login required")
         query = request.query_string.decode("utf-8", "replace")
         target = path + ("?" + query if query else "")
@@ -186,27 +272,43 @@ def install_auth(server: Flask, runtime: Runtime) -> None:
         lang = _lang()
         if s.auth != "on":
             return redirect("/", code=303)
-        error = None
+        error, status, headers = None, 200, {}
         if request.method == "POST":
             name = request.form.get("username", "").strip()[:64]
+            addr = request.remote_addr or "-"
             if not _form_token_ok():
-                error = t("login_expired", lang)
-            elif not _allow_attempt(runtime, name):
-                error = t("login_throttled", lang)
+                error, status = t("login_expired", lang), 401
             else:
-                user = authenticate(runtime.engine, name, request.form.get("password", "")[:1024])
-                if user is None:
-                    _count_failure(runtime, name)
-                    error = t("login_failed", lang)
+                try:
+                    with hashes.slot():  # at most N checks at once per worker, else "busy"
+                        verdict = throttle.attempt(name, addr)  # counted before the check
+                        user = None
+                        if verdict.allowed:
+                            user = authenticate(runtime.engine, name,
+                                                request.form.get("password", "")[:1024],
+                                                run=hashes.run)
+                except Busy:
+                    error, status = t("login_busy", lang), 503
+                    headers["Retry-After"] = "1"
                 else:
-                    session.clear()
-                    session.update(u=user.name, e=user.epoch, sid=secrets.token_urlsafe(16),
-                                   csrf=secrets.token_urlsafe(24))
-                    session.permanent = True
-                    default = "/brief" if user.role == "leader" else "/"
-                    return redirect(safe_next(request.args.get("next") or default), code=303)
-        return _page("login.html", lang, 401 if error else 200, error=error,
+                    if not verdict.allowed:
+                        error, status = t("login_throttled", lang, s=verdict.wait_s), 401
+                        headers["Retry-After"] = str(verdict.wait_s)
+                    elif user is None:
+                        throttle.failed(name, addr, verdict)
+                        error, status = t("login_failed", lang), 401
+                    else:
+                        throttle.succeeded(name, addr)
+                        session.clear()
+                        session.update(u=user.name, e=user.epoch, sid=secrets.token_urlsafe(16),
+                                       csrf=secrets.token_urlsafe(24), t0=int(time.time()))
+                        session.permanent = True
+                        default = "/brief" if user.role == "leader" else "/"
+                        return redirect(safe_next(request.args.get("next") or default), code=303)
+        resp = _page("login.html", lang, status, error=error,
                      next=safe_next(request.args.get("next")))
+        resp.headers.update(headers)
+        return resp
 
     @server.route(LOGOUT_PATH, methods=["GET", "POST"])
     def logout():
@@ -262,15 +364,16 @@ def _ended_key(runtime: Runtime, sid: str) -> str:
     return f"{runtime.settings.key_prefix}:{{auth}}:ended:{sid}"
 
 
-def _ended(runtime: Runtime, sid: object) -> bool:
+def _ended(runtime: Runtime, sid: object) -> bool | None:
     """Was this session signed out? A copy of its cookie must not outlive the sign-out.
-    Fails closed: without Redis nobody is signed in (and there is nothing to show either)."""
+    None when Redis cannot be asked: a request then fails closed (without Redis nobody is
+    signed in, and there is nothing to show either)."""
     if not isinstance(sid, str) or not sid:
         return True
     try:
         return bool(runtime.redis.exists(_ended_key(runtime, sid)))
     except (redis.RedisError, OSError):
-        return True
+        return None
 
 
 def _end(runtime: Runtime, sid: object) -> None:
@@ -278,25 +381,3 @@ def _end(runtime: Runtime, sid: object) -> None:
         ttl = int(runtime.settings.session_hours * 3600) + 60
         with contextlib.suppress(redis.RedisError, OSError):
             runtime.redis.set(_ended_key(runtime, sid), 1, ex=ttl)
-
-
-def _fail_key(runtime: Runtime, name: str) -> str:
-    return f"{runtime.settings.key_prefix}:{{auth}}:fail:{name.lower()}"
-
-
-def _allow_attempt(runtime: Runtime, name: str) -> bool:
-    try:
-        n = runtime.redis.get(_fail_key(runtime, name))
-    except (redis.RedisError, OSError):
-        return True  # the throttle needs Redis; the password check does not
-    return int(n or 0) < FAIL_LIMIT
-
-
-def _count_failure(runtime: Runtime, name: str) -> None:
-    try:
-        pipe = runtime.redis.pipeline()
-        pipe.incr(_fail_key(runtime, name))
-        pipe.expire(_fail_key(runtime, name), FAIL_WINDOW_S)
-        pipe.execute()
-    except (redis.RedisError, OSError):
-        pass

@@ -10,7 +10,9 @@ import time
 
 import click
 
+from dashboard.datadir import private_dir
 from dashboard.runtime import Runtime
+from dashboard.secret import SecretKeyError, load_secret
 from datasources.connection import redis_url, stop_embedded
 from datasources.users import list_users
 
@@ -48,8 +50,12 @@ def _child_env(rt: Runtime) -> dict[str, str]:
 def serve(ctx, port, host, workers) -> None:
     """Serve the wall with gunicorn (gevent workers)."""
     rt = Runtime(ctx.obj)
-    rt.redis.ping()
     s = rt.settings
+    try:
+        load_secret(s)  # refused here, not in every gunicorn worker
+    except SecretKeyError as e:
+        raise click.ClickException(str(e)) from None
+    rt.redis.ping()
     if s.auth == "on" and not s.trusted_user_header and not list_users(rt.engine):
         click.echo("no users yet: add one with `pingan users add NAME --role leader --scope CODE`",
                    err=True)
@@ -74,7 +80,7 @@ def demo(ctx, port, host, rate, seed) -> None:
     from datasources.registry import is_empty
 
     rt = Runtime(ctx.obj)
-    rt.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(rt.settings.data_dir)
     if is_empty(rt.engine):
         click.echo("building the demo region (Tongchuan)…", err=True)
         build_demo(rt.engine, seed=seed)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import Engine
 
+from dashboard.datadir import private_dir
 from dashboard.settings import Settings
 from datasources.registry import create_schema, is_empty, make_engine
 
@@ -17,7 +18,7 @@ def registry_engine(ctx: click.Context) -> Engine:
     """The registry engine for the settings in the click context (or from the environment)."""
     settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.from_env()
     if settings.database_url is None:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(Path(settings.data_dir))
     engine = make_engine(settings.effective_database_url)
     create_schema(engine)
     return engine

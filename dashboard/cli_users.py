@@ -1,4 +1,4 @@
-"""`pingan users add|list|remove`: the accounts of the wall and the tablet."""
+"""`pingan users add|list|remove|unlock`: the accounts of the wall and the tablet."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import click
 
 from dashboard.cli_registry import registry_engine
+from dashboard.settings import Settings
 from datasources.topology import load_topology
 from datasources.users import ROLES, UserError, add_user, list_users, remove_user
 
@@ -50,6 +51,19 @@ def list_(ctx, as_json) -> None:
         return
     for r in rows:
         click.echo(f"{r['name']}\t{r['role']}\t{r['scope']}")
+
+
+@users.command("unlock")
+@click.argument("name")
+@click.pass_context
+def unlock(ctx, name) -> None:
+    """Clear the sign-in throttle of NAME (every client address): it may sign in at once."""
+    from dashboard.runtime import Runtime
+    from dashboard.throttle import unlock as clear
+
+    rt = Runtime(ctx.obj if isinstance(ctx.obj, Settings) else Settings.from_env())
+    n = clear(rt.redis, rt.settings.key_prefix, name)
+    click.echo(f"unlocked {name} ({n} client address{'es' if n != 1 else ''} cleared)")
 
 
 @users.command("remove")

@@ -228,10 +228,14 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
                           "unavailable")
 
     def current(code: str) -> tuple[dict, bool] | None:
-        """The centre's view model and whether it is fresh; None without Redis."""
+        """The centre's view model and whether it is fresh; None without Redis, or when the
+        read model cannot be shaped (logged): the portal shows "unavailable", not an error."""
         try:
             return hub.view(code), is_fresh(hub, code, settings.stale_after_s)
         except (redis.RedisError, OSError):
+            return None
+        except Exception:
+            server.logger.exception("embed: the view of %s failed", code)
             return None
 
     @server.get(f"{PREFIX}/<widget>")

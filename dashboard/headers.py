@@ -1,15 +1,20 @@
 """Security headers of every response: CSP (no inline scripts except Dash's own, by hash;
 framing refused), no sniffing, no referrer leaks. A response that already carries a CSP (the
-portal embeds, framable by the configured portal origins) keeps its own."""
+portal embeds, framable by the configured portal origins) keeps its own. With Secure cookies
+(served over HTTPS) HSTS; the data endpoints (`/live/*`, callbacks, `/auth/*`, sign-in and
+sign-out) are never stored by a browser or a proxy (the embeds set theirs in dashboard/embed.py)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
 from dash import Dash
-from flask import Response
+from flask import Response, request
 
 from dashboard.settings import Settings
+
+HSTS = "max-age=31536000"
+NO_STORE_PREFIXES = ("/live/", "/auth/", "/_dash-update-component", "/login", "/logout")
 
 
 def _origin(url: str | None) -> str | None:
@@ -53,4 +58,8 @@ def install_headers(app: Dash, settings: Settings) -> None:
             h["X-Frame-Options"] = "DENY"
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("Referrer-Policy", "same-origin")
+        if settings.cookie_secure:
+            h.setdefault("Strict-Transport-Security", HSTS)
+        if request.path.startswith(NO_STORE_PREFIXES):
+            h["Cache-Control"] = "no-store"
         return resp

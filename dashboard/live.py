@@ -8,15 +8,29 @@ top-level keys that changed. Freshness (heartbeats, data age) travels with every
 at least every `keepalive_s`, so a screen notices a stalled aggregator, a silent shard, an
 unreachable Redis or a dead server by itself. Measured against interval polling in
 docs/live-push.md.
+
+Hardening (docs/security.md):
+- The meta hashes are read as untrusted input (`readmodel.parse_meta`), and the polling loop
+  logs and survives any exception: one garbage value must not freeze every screen.
+- A shard version that goes backwards (Redis restored from an older AOF, `pingan rebuild`)
+  or a changed `epoch` clears the cached view models: nothing cached before may look fresh.
+- A stream re-checks its viewer every `RECHECK_S` (signed out, removed, password or scope
+  changed) and ends with an `end` event when the viewer no longer holds.
+- Open streams are capped per signed-in user across workers (`PINGAN_MAX_STREAMS_PER_USER`):
+  one more is answered 429.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -27,12 +41,25 @@ from dashboard import access
 from dashboard.runtime import Runtime
 from datasources import geo
 from datasources.keys import Keys
+from datasources.readmodel import parse_meta
 from datasources.vc import Conferences
 from layouts import map as mapview
 from layouts import viewmodel
 
 STREAM_PATH = "/live/stream"
 VERSION_PATH = "/live/version"
+RECHECK_S = 2.0        # an open stream re-checks its viewer this often
+log = logging.getLogger(__name__)
+
+
+def version_tag(code: str, vm: dict) -> str:
+    """What a polling screen holds: the centre, its data version and, once the aggregator
+    writes them, a digest of the shards' epochs (a rebuild can bring back an old version
+    number with other figures)."""
+    shards = (vm.get("freshness") or {}).get("shards") or {}
+    epochs = [str(m.get("epoch")) for m in shards.values() if m.get("epoch")]
+    tag = f"{code}:{vm['version']}"
+    return tag + ":" + hashlib.sha256(",".join(epochs).encode()).hexdigest()[:8] if epochs else tag
 
 
 class LiveHub:
@@ -51,6 +78,10 @@ class LiveHub:
         self._started = False
         self._start_lock = threading.Lock()
         self._in_call: frozenset[str] = frozenset()
+        self._generation = 0          # bumped when a version goes backwards or an epoch moves
+        self._last_good: dict[str, dict] = {}
+        self._bad_meta: frozenset[tuple[str, str]] = frozenset()
+        self._errors = 0
         s = runtime.settings
         self.conferences = Conferences(runtime.redis, runtime.topology, s.key_prefix,
                                        s.conference_url_template, s.vc_timeout_s)
@@ -65,7 +96,8 @@ class LiveHub:
                 threading.Thread(target=self._loop, name="pingan-live-hub", daemon=True).start()
 
     def read_metas(self) -> dict[str, dict] | None:
-        """Every shard's meta hash; None while Redis cannot be reached."""
+        """Every shard's meta hash (garbage values left out and logged, readmodel.parse_meta);
+        None while Redis cannot be reached."""
         shards = self.runtime.topology.shards
         try:
             pipe = self.runtime.redis.pipeline(transaction=False)
@@ -74,12 +106,35 @@ class LiveHub:
             replies = pipe.execute()
         except (redis.RedisError, OSError):
             return None
-        return {
-            s: {k.decode(): int(v) for k, v in m.items()}
-            for s, m in zip(shards, replies, strict=True)
-        }
+        metas, bad = {}, set()
+        for s, raw in zip(shards, replies, strict=True):
+            metas[s], fields = parse_meta(raw)
+            bad.update((s, f) for f in fields)
+        if bad != self._bad_meta:  # logged when it changes, not 20 times a second
+            self._bad_meta = frozenset(bad)
+            if bad:
+                log.warning("live: ignoring malformed meta fields %s", sorted(bad)[:20])
+        return metas
+
+    def _invalidate_if_rewound(self, metas: dict[str, dict]) -> None:
+        """A shard whose version went down, or whose epoch changed, since the last answer
+        from Redis (also across an outage): forget every cached view model."""
+        rewound = [s for s, m in metas.items()
+                   if (old := self._last_good.get(s)) is not None
+                   and (m.get("version", 0) < old.get("version", 0)
+                        or m.get("epoch") != old.get("epoch"))]
+        self._last_good = metas
+        if rewound:
+            log.warning("live: read model of shards %s went back (version or epoch): "
+                        "cached views dropped", rewound)
+            with self._vm_lock:
+                self._generation += 1
+                self._vms.clear()
+                self._flights.clear()
 
     def _publish(self, metas: dict[str, dict] | None) -> None:
+        if metas is not None:
+            self._invalidate_if_rewound(metas)
         with self._cond:
             changed = metas != self._metas
             if metas is None and self._down_since is None:
@@ -92,19 +147,30 @@ class LiveHub:
                 self._cond.notify_all()
 
     def _loop(self) -> None:
+        """Never ends: an exception is logged (rate-limited) and the next tick tries again;
+        a dead loop would freeze every screen of this worker."""
         n = 0
         while True:
             time.sleep(self.poll_s)
-            self._publish(self.read_metas())
-            n += 1
-            if n % max(1, int(1 / self.poll_s)) == 0:
-                self.refresh_calls()
+            try:
+                self._publish(self.read_metas())
+                n += 1
+                if n % max(1, int(1 / self.poll_s)) == 0:
+                    self.refresh_calls()
+            except Exception:
+                self._errors += 1
+                if self._errors <= 3 or self._errors % 1000 == 0:
+                    log.exception("live: polling failed (%d so far); going on", self._errors)
+                time.sleep(min(1.0, 10 * self.poll_s))
 
     def refresh_calls(self) -> None:
         """Which centres are in a video call (ends timed-out calls); wakes screens on change."""
         try:
             codes = frozenset(self.conferences.in_call())
         except (redis.RedisError, OSError):
+            return
+        except Exception:
+            log.exception("live: reading the calls in progress failed")
             return
         with self._cond:
             if codes != self._in_call:
@@ -137,8 +203,11 @@ class LiveHub:
         return sorted({topo.centres[h].shard for h in topo.shard_heads(code)})
 
     def _versions(self, code: str, metas: dict[str, dict] | None) -> tuple:
+        """The cache key of a centre's views: this worker's cache generation, then the
+        versions of the shards it depends on."""
         metas = metas if metas is not None else (self.state()[0] or self.read_metas() or {})
-        return tuple(metas.get(s, {}).get("version", 0) for s in self.shards_of(code))
+        return (self._generation,
+                *(metas.get(s, {}).get("version", 0) for s in self.shards_of(code)))
 
     def _memo(self, name: str, key: tuple, compute):
         """Per-worker cache of `compute()` for `name` at versions `key`, single flight: when a
@@ -155,6 +224,8 @@ class LiveHub:
                 return hit
             value = compute()
             with self._vm_lock:
+                if key[0] != self._generation:
+                    return value  # computed from before a rewind: not for the cache
                 self._vms[name] = (key, value)
                 self._vms.move_to_end(name)
                 while len(self._vms) > self.cache_size:
@@ -231,7 +302,7 @@ class LiveHub:
         version = have
         if metas is not None:
             vm = self.view(code, metas)
-            current = f"{code}:{vm['version']}"
+            current = version_tag(code, vm)
             if current != have:
                 payload = {k: v for k, v in vm.items() if k != "freshness"}
                 version = current
@@ -241,8 +312,15 @@ class LiveHub:
 
     # -- SSE ----------------------------------------------------------------------------
     def stream(self, code: str, lang: str = "zh", min_gap_s: float = 0.25,
-               keepalive_s: float = 2.0, max_s: float | None = None) -> Iterator[str]:
-        """Server-sent events for one screen: the changed view-model keys, freshness."""
+               keepalive_s: float = 2.0, max_s: float | None = None,
+               still_valid: Callable[[], str | None] | None = None,
+               recheck_s: float = RECHECK_S) -> Iterator[str]:
+        """Server-sent events for one screen: the changed view-model keys, freshness.
+
+        `still_valid()` is called every `recheck_s` (outside the request context): None while
+        the viewer may go on watching, else the reason, sent as a last `end` event before
+        the stream closes. A failure to build the view is logged and costs the figures of
+        that message, never the stream: freshness keeps flowing."""
         yield "retry: 2000\n\n"
         last: dict | None = None
         last_calls: list[str] | None = None
@@ -250,30 +328,38 @@ class LiveHub:
         sent_cases: dict[str, set[str]] = {}  # per cases layer: the case ids this screen has
         tick = -1
         sent_at = 0.0
-        started = time.monotonic()
+        started = checked = time.monotonic()
+        failures = 0
         while max_s is None or time.monotonic() - started < max_s:
             tick = self.wait(tick, keepalive_s)
             gap = time.monotonic() - sent_at
             if gap < min_gap_s:
                 time.sleep(min_gap_s - gap)
+            if still_valid is not None and time.monotonic() - checked >= recheck_s:
+                checked = time.monotonic()
+                reason = still_valid()
+                if reason:
+                    yield f"event: end\ndata: {json.dumps({'reason': reason})}\n\n"
+                    return
             metas, down = self.state()
             payload: dict = {}
             if metas is not None:
                 try:
                     vm = self.view(code, metas)
-                except (redis.RedisError, OSError):
-                    vm = None
-                if vm is not None:
                     payload = viewmodel.diff(last, vm)
                     payload.pop("freshness", None)
                     last = vm
-                    try:
-                        live_map = self.map_live(code, lang, metas)
-                    except (redis.RedisError, OSError):
-                        live_map = last_map
+                    live_map = self.map_live(code, lang, metas)
                     if live_map is not last_map and live_map != last_map:
                         payload["map"] = cases_delta(live_map, sent_cases)
                         last_map = live_map
+                except (redis.RedisError, OSError):
+                    pass
+                except Exception:
+                    failures += 1
+                    if failures <= 3 or failures % 100 == 0:
+                        log.exception("live: the view of %s failed (%d times in this stream)",
+                                      code, failures)
             payload["freshness"] = self.freshness(code, metas, down)
             calls = self.in_call(code)
             if calls != last_calls:
@@ -308,6 +394,63 @@ def cases_delta(live_map: dict, sent: dict[str, set[str]]) -> dict:
 
 POLL_PATH = "/live/poll"
 
+_OPEN_SLOT = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+class StreamSlots:
+    """Open live streams per user, counted in Redis so the cap holds across workers and
+    hosts: one sorted set per user of stream ids scored by when they lapse. An open stream
+    renews its entry every `RENEW_S`, a closed one removes it; the entries of a worker that
+    died lapse after `TTL_S`. Without Redis the cap is not enforced (there is nothing to
+    stream either)."""
+
+    TTL_S = 60
+    RENEW_S = 15
+
+    def __init__(self, r: redis.Redis, prefix: str, cap: int) -> None:
+        self.r = r
+        self.prefix = prefix
+        self.cap = cap
+        self._open = r.register_script(_OPEN_SLOT)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:{{auth}}:streams:{name}"
+
+    def open(self, name: str) -> str | None:
+        """A slot id for a new stream of `name`; None when the user has `cap` open ("" when
+        Redis could not be asked, or there is no cap)."""
+        if self.cap <= 0:
+            return ""
+        slot = secrets.token_hex(8)
+        try:
+            ok = self._open(keys=[self.key(name)], args=[int(time.time() * 1000), self.cap,
+                                                         self.TTL_S * 1000, slot])
+        except (redis.RedisError, OSError):
+            return ""
+        return slot if ok else None
+
+    def renew(self, name: str, slot: str) -> None:
+        if not slot:
+            return
+        with contextlib.suppress(redis.RedisError, OSError):
+            pipe = self.r.pipeline(transaction=True)
+            pipe.zadd(self.key(name), {slot: int(time.time() * 1000) + self.TTL_S * 1000})
+            pipe.pexpire(self.key(name), self.TTL_S * 1000)
+            pipe.execute()
+
+    def close(self, name: str, slot: str) -> None:
+        if not slot:
+            return
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.r.zrem(self.key(name), slot)
+
 
 def _allowed_centre(hub: LiveHub) -> str:
     """The `centre` argument when the viewer may see it; 403 otherwise (also for unknown
@@ -319,6 +462,10 @@ def _allowed_centre(hub: LiveHub) -> str:
 
 
 def register_routes(server: Flask, hub: LiveHub) -> None:
+    topo = hub.runtime.topology
+    slots = StreamSlots(hub.runtime.redis, hub.runtime.settings.key_prefix,
+                        hub.runtime.settings.max_streams_per_user)
+
     @server.get(POLL_PATH)
     def live_poll():
         """The same answer as the Dash poll callback, as plain JSON (baseline of bench/serve)."""
@@ -341,7 +488,40 @@ def register_routes(server: Flask, hub: LiveHub) -> None:
         lang = request.args.get("lang", "zh")
         if lang not in ("zh", "en"):
             abort(400)
-        resp = Response(hub.stream(code, lang), mimetype="text/event-stream")
+        viewer = access.require_viewer()
+        recheck = access.revalidator()  # captured now: the stream runs outside the request
+
+        def still_valid() -> str | None:
+            try:
+                now = recheck()
+            except Exception:  # cannot tell (database down): keep streaming, stale is shown
+                log.exception("live: re-checking %s's session failed", viewer.name)
+                return None
+            if now is None:
+                return "signed_out"
+            return None if now.sees(topo, code) else "scope"
+
+        slot = "" if viewer.demo or viewer.open else slots.open(viewer.name)
+        if slot is None:
+            return Response("too many open live streams for this user\n", status=429,
+                            mimetype="text/plain", headers={"Retry-After": "30"})
+
+        def body() -> Iterator[str]:
+            renewed = time.monotonic()
+
+            def valid() -> str | None:
+                nonlocal renewed
+                if slot and time.monotonic() - renewed >= slots.RENEW_S:
+                    renewed = time.monotonic()
+                    slots.renew(viewer.name, slot)
+                return still_valid()
+
+            try:
+                yield from hub.stream(code, lang, still_valid=valid)
+            finally:
+                slots.close(viewer.name, slot)
+
+        resp = Response(body(), mimetype="text/event-stream")
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
         return resp

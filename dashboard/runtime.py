@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from dashboard.datadir import private_dir
 from dashboard.settings import Settings
 from datasources.connection import ensure_redis
 from datasources.geo import Geo, load_geometry
@@ -25,13 +26,16 @@ class Runtime:
     @cached_property
     def engine(self) -> Engine:
         if not self.settings.database_url:
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.settings.data_dir)
         engine = make_engine(self.settings.effective_database_url)
         create_schema(engine)
         return engine
 
     @cached_property
     def redis(self) -> redis.Redis:
+        if not self.settings.redis_url:  # the embedded server's socket lives in the data dir
+            private_dir(self.settings.data_dir)
+            private_dir(self.settings.embedded_redis_socket.parent)
         return ensure_redis(self.settings)
 
     @cached_property

@@ -67,6 +67,13 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     embed_origins: tuple[str, ...] = ()    # portal origins allowed to frame /embed/*
     embed_max_ttl_s: int = 366 * 86400
+    # web hardening (docs/security.md)
+    session_max_hours: float = 24.0        # absolute: sign in again after this, however active
+    kiosk_users: tuple[str, ...] = ()      # wall accounts whose sessions may slide past it
+    trusted_hosts: tuple[str, ...] = ()    # Host names served; () → localhost and IP addresses
+    login_max_concurrent: int = 2          # password checks at once per worker; more → "busy"
+    max_streams_per_user: int = 20         # open live streams per user, all workers together
+    vc_starts_per_min: int = 10            # video calls a user may start per minute
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -94,6 +101,12 @@ class Settings:
             trusted_user_header=os.environ.get("PINGAN_TRUSTED_USER_HEADER") or None,
             trusted_proxies=tuple((os.environ.get("PINGAN_TRUSTED_PROXIES") or "127.0.0.1 ::1").split()),
             embed_origins=tuple((os.environ.get("PINGAN_EMBED_ORIGINS") or "").split()),
+            session_max_hours=_env_float("PINGAN_SESSION_MAX_HOURS", 24.0),
+            kiosk_users=tuple((os.environ.get("PINGAN_KIOSK_USERS") or "").split()),
+            trusted_hosts=tuple((os.environ.get("PINGAN_TRUSTED_HOSTS") or "").split()),
+            login_max_concurrent=_env_int("PINGAN_LOGIN_MAX_CONCURRENT", 2),
+            max_streams_per_user=_env_int("PINGAN_MAX_STREAMS_PER_USER", 20),
+            vc_starts_per_min=_env_int("PINGAN_VC_STARTS_PER_MIN", 10),
         )
         if env.auth not in AUTH_MODES:
             raise ValueError("PINGAN_AUTH must be on, off or demo")

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from datasources.keys import Keys
 from datasources.registry import Camera, Centre, Grid
 from datasources.topology import Topology
+from datasources.validate import as_int
 
 PRECISION = 5  # decimals of a degree: 1e-5° ≈ 1.1 m
 CAMERA_STATES = ("online", "offline", "fault", "unknown")
@@ -294,7 +295,7 @@ def grid_coverage(r, keys: Keys, topo: Topology, code: str, day: str) -> dict[st
     out: dict[str, int] = {}
     for (_shard, ids), vals in zip(scope.items(), pipe.execute(), strict=True):
         for gid, v in zip(ids, vals, strict=True):
-            out[gid] = int(v) if v is not None else 0
+            out[gid] = as_int(v)
     return out
 
 
@@ -342,6 +343,8 @@ def parse_recent(items: list, topo: Topology, code: str, now_ms: int, max_age_s:
             ts = int(ts)
         except (ValueError, TypeError):
             continue
+        if not (isinstance(eid, str) and isinstance(centre, str) and isinstance(category, str)):
+            continue  # written by the aggregator, but read as untrusted all the same
         if ts < oldest or ts > now_ms + 60_000 or eid in seen or centre not in topo.centres:
             continue
         if code not in topo.centres[centre].chain and not topo.is_within(centre, code):
@@ -350,8 +353,9 @@ def parse_recent(items: list, topo: Topology, code: str, now_ms: int, max_age_s:
         if pos is None:
             continue
         seen.add(eid)
+        urgency = rest[0] if rest and isinstance(rest[0], str) else "normal"
         out.append({"eid": eid, "centre": centre, "category": category, "ts": ts,
-                    "urgency": rest[0] if rest else "normal", "lon": pos[0], "lat": pos[1]})
+                    "urgency": urgency, "lon": pos[0], "lat": pos[1]})
     out.sort(key=lambda c: (-c["ts"], c["eid"]))
     return out
 

@@ -6,6 +6,8 @@ children (and the fixed trend windows), never on the event rate or history lengt
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -18,14 +20,49 @@ from datasources.contract import CATEGORIES, EVENT_CHANNELS, PETITION_CHANNELS
 from datasources.keys import Keys
 from datasources.registry import CAMERA_KINDS, LEVELS
 from datasources.topology import Topology
+from datasources.validate import as_int
 
 
 class UnknownCentre(KeyError):
     pass
 
 
+META_FIELD = re.compile(r"[a-z][a-z0-9_]{0,31}")
+META_MAX_FIELDS = 32
+META_INT_MAX = 2**53 - 1  # what a browser's number holds exactly
+
+
+def parse_meta(raw: dict) -> tuple[dict, list[str]]:
+    """A shard's meta hash → ({field: int, "epoch": str}, [fields left out]).
+
+    The aggregator writes counters and times (non-negative integers) and `epoch`, an opaque
+    string that changes when the read model is rebuilt. The hash is internal, but whoever
+    reaches Redis can write it, so it is read as untrusted input: a value that is not an
+    integer 0…2**53-1, a field name that is not [a-z][a-z0-9_]{0,31}, fields beyond 32 are
+    left out (and named, for a log line) instead of stopping the wall; a long epoch is
+    replaced by its hash."""
+    out: dict = {}
+    bad: list[str] = []
+    for k, v in raw.items():
+        key = k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)
+        if not META_FIELD.fullmatch(key) or len(out) >= META_MAX_FIELDS:
+            bad.append(key[:40])
+            continue
+        text = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+        if key == "epoch":
+            out[key] = text if len(text) <= 64 else hashlib.sha256(text.encode()).hexdigest()
+            continue
+        if not (0 < len(text) <= 16 and text.isascii() and text.isdigit()) \
+                or int(text) > META_INT_MAX:
+            bad.append(key)
+            continue
+        out[key] = int(text)
+    return out, bad
+
+
 def _ints(h: dict) -> Counter:
-    return Counter({(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in h.items()})
+    return Counter({(k.decode("utf-8", "replace") if isinstance(k, bytes) else k): as_int(v)
+                    for k, v in h.items()})
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -75,7 +112,7 @@ class ReadModel:
         for i in range(0, len(replies), 3):
             day.update(_ints(replies[i]))
             gauge.update(_ints(replies[i + 1]))
-            overdue += int(replies[i + 2])
+            overdue += as_int(replies[i + 2])
         return self._shape(code, day, gauge, overdue)
 
     def _shape(self, code: str, d: Counter, g: Counter, overdue: int) -> dict:
@@ -194,19 +231,20 @@ class ReadModel:
                 vals = replies[pos]
                 pos += 1
                 for f, v in zip(pet_fields, vals, strict=True):
-                    row[f] += int(v or 0)
+                    row[f] += as_int(v)
             trend.append({"day": f"{dn[:4]}-{dn[4:6]}-{dn[6:]}", "total": row["petitions"],
                           **{c: row[f"pet:{c}"] for c in PETITION_CHANNELS}})
         metas = {}
         for s in shards:
-            m = {k.decode(): v.decode() for k, v in replies[pos].items()}
+            m, _bad = parse_meta(replies[pos])
             pos += 1
             metas[s] = {
-                "version": int(m.get("version", 0)),
-                "applied_at": int(m.get("applied_at", 0)) or None,
-                "heartbeat": int(m.get("heartbeat", 0)) or None,
-                "last_ts": int(m.get("last_ts", 0)) or None,
-                "dead": int(m.get("dead", 0)),
+                "version": m.get("version", 0),
+                "applied_at": m.get("applied_at") or None,
+                "heartbeat": m.get("heartbeat") or None,
+                "last_ts": m.get("last_ts") or None,
+                "dead": m.get("dead", 0),
+                **({"epoch": m["epoch"]} if "epoch" in m else {}),
             }
 
         weights = self.settings.index_weights

@@ -31,6 +31,7 @@ from datasources.contract import CATEGORIES
 from datasources.geo import place_case
 from datasources.keys import Keys
 from datasources.topology import Topology
+from datasources.validate import as_int
 
 HOUR_MS = 3_600_000
 COUNTERS = ("reported", "resolved", "petitions")
@@ -68,7 +69,7 @@ def hourly_counts(r, keys: Keys, topo: Topology, code: str, starts: list[int],
     for i in range(len(starts)):
         for _ in heads:
             for k, v in zip(COUNTERS, next(replies), strict=True):
-                out[k][i] += int(v or 0)
+                out[k][i] += as_int(v)
     return out
 
 

@@ -4,11 +4,16 @@ Every start and end is written to the `vc` stream of the top centre's shard (con
 `cid`, `action` start|end, `by`, `centres`), and the calls in progress are kept in one hash
 next to it, so the wall can show which centres are in a call. A call ends by an end action
 or, if nobody ends it, after `vc_timeout_s`.
+
+The hash of calls in progress is read as untrusted input (whoever reaches Redis can write
+it): an entry that is not a well-formed call of known centres is logged and deleted, never
+allowed to break the wall or the call buttons. Starts are capped per user per minute.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,8 +22,25 @@ import redis
 
 from datasources.keys import Keys
 from datasources.topology import Topology
+from datasources.validate import is_code, is_conference_url
 
 SRC = "pingan-dashboard"
+MAX_CALL_JSON = 256 * 1024  # a group call of a whole province's tier is well below this
+log = logging.getLogger(__name__)
+
+
+_ALLOW_START = """
+local now, cap, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= cap then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+return 1
+"""
+
+
+class BadCall(ValueError):
+    """A stored call that is not one we wrote (the message says what is wrong)."""
 
 
 @dataclass(frozen=True)
@@ -38,15 +60,35 @@ class Call:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Call:
-        d = json.loads(raw)
-        return cls(d["cid"], d["by"], d["convener"], tuple(d["centres"]), d["url"],
-                   int(d["started"]), bool(d["group"]))
+        """The call stored as `raw`; `BadCall` for anything else (any size, any shape)."""
+        if len(raw) > MAX_CALL_JSON:
+            raise BadCall(f"{len(raw)} bytes")
+        try:
+            d = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BadCall("not JSON") from None
+        if not isinstance(d, dict):
+            raise BadCall("not an object")
+        cid, by, convener, centres = d.get("cid"), d.get("by"), d.get("convener"), d.get("centres")
+        url, started, group = d.get("url"), d.get("started"), d.get("group")
+        if not (isinstance(cid, str) and 0 < len(cid) <= 64 and isinstance(by, str)
+                and len(by) <= 64 and is_code(convener)):
+            raise BadCall("bad cid, by or convener")
+        if not (isinstance(centres, list) and centres and all(is_code(c) for c in centres)):
+            raise BadCall("bad centres")
+        if not is_conference_url(url):
+            raise BadCall("bad url")
+        if not (type(started) is int and started >= 0 and isinstance(group, bool)):
+            raise BadCall("bad started or group")
+        return cls(cid, by, convener, tuple(centres), url, started, group)
 
 
 def endpoint(topo: Topology, template: str, code: str) -> str:
     """A centre's conference endpoint: its registry value, else the settings template."""
     info = topo.centres[code]
-    return info.conference or template.format(code=code)
+    if info.conference and is_conference_url(info.conference):
+        return info.conference
+    return template.format(code=code)
 
 
 def group_room(template: str, convener: str, tier: int | None) -> str:
@@ -79,6 +121,36 @@ class Conferences:
         root_shard = topo.centres[topo.roots[0]].shard if topo.roots else "root"
         self.stream = self.keys.stream(root_shard, "vc")
         self.active_key = f"{prefix}:{{{root_shard}}}:vc:active"
+        self._starts_prefix = f"{prefix}:{{{root_shard}}}:vc:starts:"
+        self._allow = r.register_script(_ALLOW_START)
+
+    def starts_key(self, by: str) -> str:
+        """ZSET of the calls `by` started in the last minute, scored by when (ms)."""
+        return f"{self._starts_prefix}{by}"
+
+    def allow_start(self, by: str, per_minute: int) -> bool:
+        """Count a start by `by`; False when `per_minute` were started in the last 60 s
+        (a sliding window: no burst of twice the cap across a minute's turn; 0: no cap)."""
+        if per_minute <= 0:
+            return True
+        now = int(time.time() * 1000)
+        return bool(self._allow(keys=[self.starts_key(by)],
+                                args=[now, per_minute, 60_000, uuid.uuid4().hex]))
+
+    def _parse(self, cid: bytes | str, raw: bytes | str) -> Call | None:
+        """A stored call, or None (logged) when it is not a well-formed call of known centres."""
+        try:
+            call = Call.from_json(raw)
+            unknown = [c for c in (call.convener, *call.centres) if c not in self.topo.centres]
+            if unknown:
+                raise BadCall(f"unknown centres {unknown[:5]}")
+            if call.cid != (cid.decode("utf-8", "replace") if isinstance(cid, bytes) else cid):
+                raise BadCall("cid differs from its field")
+        except BadCall as e:
+            log.warning("vc: ignoring a malformed call in %s (field %r): %s", self.active_key,
+                        cid[:64], e)
+            return None
+        return call
 
     def _write(self, pipe, action: str, call: Call, by: str, now: int) -> None:
         pipe.xadd(self.stream, {"v": "1", "ts": str(now), "src": SRC, "cid": call.cid,
@@ -98,13 +170,16 @@ class Conferences:
 
     def get(self, cid: str) -> Call | None:
         raw = self.r.hget(self.active_key, cid)
-        return Call.from_json(raw) if raw is not None else None
+        return self._parse(cid, raw) if raw is not None else None
 
     def end(self, cid: str, by: str) -> bool:
         raw = self.r.hget(self.active_key, cid)
         if raw is None:
             return False
-        call = Call.from_json(raw)
+        call = self._parse(cid, raw)
+        if call is None:
+            self.r.hdel(self.active_key, cid)
+            return False
         pipe = self.r.pipeline(transaction=True)
         self._write(pipe, "end", call, by, int(time.time() * 1000))
         pipe.hdel(self.active_key, cid)
@@ -114,13 +189,17 @@ class Conferences:
     def active(self) -> list[Call]:
         """Calls in progress; ends (as `timeout`) those older than the timeout."""
         now = int(time.time() * 1000)
-        calls = []
+        calls, bad = [], []
         for cid, raw in self.r.hgetall(self.active_key).items():
-            call = Call.from_json(raw)
-            if now - call.started > self.timeout_s * 1000:
+            call = self._parse(cid, raw)
+            if call is None:
+                bad.append(cid)
+            elif now - call.started > self.timeout_s * 1000:
                 self.end(cid.decode() if isinstance(cid, bytes) else cid, "timeout")
             else:
                 calls.append(call)
+        for i in range(0, len(bad), 500):
+            self.r.hdel(self.active_key, *bad[i:i + 500])
         return calls
 
     def in_call(self) -> set[str]:

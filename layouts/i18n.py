@@ -25,7 +25,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "login_password": {"zh": "密码", "en": "Password"},
     "login_submit": {"zh": "登录", "en": "Sign in"},
     "login_failed": {"zh": "用户名或密码错误", "en": "Wrong user name or password"},
-    "login_throttled": {"zh": "尝试次数过多，请5分钟后再试", "en": "Too many attempts: try again in 5 minutes"},
+    "login_throttled": {"zh": "尝试次数过多，请{s}秒后再试", "en": "Too many attempts: try again in {s} s"},
+    "login_busy": {"zh": "服务器繁忙，请稍后再试", "en": "The server is busy: try again in a moment"},
     "login_expired": {"zh": "页面已过期，请重新登录", "en": "The page expired: please sign in again"},
     "logout": {"zh": "退出登录", "en": "Sign out"},
     "logout_confirm": {"zh": "{name}，确认退出登录？", "en": "Sign out {name}?"},
@@ -184,6 +185,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "vc_group_title": {"zh": "整体联动 · {name}", "en": "Convened by {name}"},
     "vc_invited": {"zh": "已邀请 {n} 个中心", "en": "{n} centres invited"},
     "vc_end": {"zh": "结束连线", "en": "End call"},
+    "vc_too_many": {"zh": "发起连线过于频繁，请稍后再试", "en": "Too many calls started: try again in a minute"},
     "not_found": {"zh": "页面不存在", "en": "Page not found"},
     "back_to_top": {"zh": "返回首页", "en": "Back to the top centre"},
     # -- embeds ---------------------------------------------------------------------------

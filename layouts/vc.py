@@ -37,6 +37,11 @@ def group_controls(code: str, level: int, lang: str, max_level: int = 4) -> html
     )
 
 
+def refused(message: str) -> list:
+    """The overlay's body when a call was not started (the reason, no call)."""
+    return [html.Div(html.P(message, className="vc-refused"), className="vc-side")]
+
+
 def overlay(call: dict | None, names: dict[str, str], lang: str) -> list:
     """The overlay's body for a call in progress (empty when none); the end button is
     part of the shell so its callback always has its input."""

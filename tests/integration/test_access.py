@@ -5,7 +5,10 @@ with the cookie and the CSP."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlencode
@@ -422,3 +425,104 @@ def test_acc009_proxy_header_is_ignored_unless_configured(astack):
         assert status == 401
 
 
+
+
+# -- an open live stream ends with its session ------------------------------------------------
+class StreamReader(threading.Thread):
+    """Reads a live stream (SSE) in the background: when each message came, when it ended."""
+
+    def __init__(self, client: Client, path: str) -> None:
+        super().__init__(daemon=True)
+        req = urllib.request.Request(client.base + path,
+                                     headers={"Cookie": f"pingan_session={client.cookie}"})
+        self.resp = OPENER.open(req, timeout=30)
+        self.messages: list[tuple[float, bytes]] = []
+        self.ended: float | None = None
+
+    def run(self) -> None:
+        try:
+            for line in self.resp:
+                if line.startswith((b"data:", b"event:")):
+                    self.messages.append((time.monotonic(), line))
+        except Exception:  # noqa: BLE001 - closed under it by the test: the stream is over
+            pass
+        self.ended = time.monotonic()
+
+    def data_after(self, t: float) -> int:
+        return sum(1 for at, line in self.messages if at > t and line.startswith(b"data:"))
+
+
+def _set_scope(astack, name: str, scope: str) -> None:
+    """Change a user's scope straight in the registry (the password hash, hence the session's
+    epoch, stays the same: only the scope check can end the session)."""
+    with sqlite3.connect(astack.db_url.removeprefix("sqlite:///")) as con:
+        con.execute("UPDATE users SET scope = ? WHERE name = ?", (scope, name))
+
+
+@pytest.mark.parametrize("how", ["logout", "remove", "password", "scope"])
+def test_acc010_an_open_stream_ends_when_its_session_no_longer_holds(astack, how):
+    name, pw = f"stream-{how}", "stream-user-pw-1"
+    assert add_user(astack, name, "duty", DISTRICT, pw).returncode == 0
+    c = Client(astack.url)
+    assert c.login(name, pw)[0] == 303
+    path = f"/live/stream?centre={DISTRICT}"
+    reader = StreamReader(c, path)
+    reader.start()
+    try:
+        _wait(lambda: reader.data_after(0) >= 2, 15)
+        if how == "logout":
+            token = c.csrf("/logout")
+            status, _, _ = c.request("/logout", data=urlencode({"csrf": token}).encode(),
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+            assert status == 303
+        elif how == "remove":
+            subprocess.run(astack.pingan("users", "remove", name), env=astack.env, check=True,
+                           capture_output=True)
+        elif how == "password":
+            res = subprocess.run(astack.pingan("users", "add", name, "--role", "duty", "--scope",
+                                               DISTRICT, "--password-stdin", "--replace"),
+                                 input="another-password-1\n", env=astack.env, capture_output=True,
+                                 text=True)
+            assert res.returncode == 0, res.stderr
+        else:
+            _set_scope(astack, name, OTHER_DISTRICT)
+        changed = time.monotonic()
+        # the server ends the stream itself within seconds (a 2 s re-check, users cached 5 s)
+        reader.join(15)
+        assert reader.ended is not None, f"still streaming {reader.data_after(changed)} messages later"
+        assert reader.ended - changed < 12
+        assert any(line.startswith(b"event: end") for _, line in reader.messages)
+        # and a new stream (or any data) is refused
+        refused = 403 if how == "scope" else 401
+        assert c.request(f"/live/version?centre={DISTRICT}")[0] == refused
+    finally:
+        reader.resp.close()
+        if how == "scope":
+            subprocess.run(astack.pingan("users", "remove", name), env=astack.env,
+                           capture_output=True)
+
+
+def test_acc011_a_signed_out_wall_goes_to_the_sign_in_page(astack):
+    """Signed out in another tab: the wall's stream ends and the wall shows the sign-in page
+    instead of reconnecting for ever."""
+    d = chromium(1280, 900)
+    try:
+        d.get(f"{astack.url}/login?next=" + urllib.request.quote(f"/wall?centre={DISTRICT}"))
+        d.find_element(By.NAME, "username").send_keys("duty1")
+        d.find_element(By.NAME, "password").send_keys(PASSWORDS["duty1"])
+        d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        _wait(lambda: d.execute_script(
+            "var r = document.querySelector('.live-screen');"
+            "return !!r && r.getAttribute('data-stale') === '0';"), 20)
+        wall = d.current_window_handle
+        d.switch_to.new_window("tab")
+        d.get(f"{astack.url}/logout")
+        d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        _wait(lambda: "/login" in d.current_url, 10)
+        d.close()
+        d.switch_to.window(wall)
+        _wait(lambda: "/login" in d.current_url, 15)
+        assert d.find_elements(By.NAME, "password")
+        assert "next=" in d.current_url and DISTRICT in urllib.request.unquote(d.current_url)
+    finally:
+        d.quit()
