@@ -111,6 +111,48 @@ def aggregate(ctx, until_idle, batch) -> None:
 
 
 @main.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def rebuild(ctx, yes, as_json) -> None:
+    """Rebuild the read model from the retained streams (docs/operations.md §rebuild)."""
+    import logging
+
+    from datasources.aggregator import rebuild as run_rebuild
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    rt = _runtime(ctx)
+    _require_registry(rt)
+    if not yes and not as_json:
+        click.confirm("Rebuild the read model from the streams? Running aggregators pause "
+                      "until it is done", abort=True, err=True)
+    started = time.monotonic()
+    shown = [0.0]
+
+    def progress(totals) -> None:
+        if not as_json and time.monotonic() - shown[0] > 1.0:
+            shown[0] = time.monotonic()
+            click.echo(f"\r  replayed {totals.read:,} entries", nl=False, err=True)
+
+    def shard_reset(shard: str) -> None:
+        if not as_json:
+            click.echo(f"  reset shard {shard}", err=True)
+
+    totals = run_rebuild(rt.redis, rt.topology, rt.settings, on_round=progress,
+                         on_shard=shard_reset)
+    summary = {"read": totals.read, "applied": totals.applied, "duplicates": totals.duplicates,
+               "dead": totals.dead, "shards": len(rt.topology.shards),
+               "seconds": round(time.monotonic() - started, 3)}
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo("", err=True)
+        click.echo(f"rebuilt {summary['shards']} shards from {totals.read:,} entries "
+                   f"({totals.applied:,} applied, {totals.duplicates:,} duplicates, "
+                   f"{totals.dead:,} new dead letters) in {summary['seconds']} s")
+
+
+@main.command()
 @click.argument("code")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default is a summary).")
 @click.pass_context

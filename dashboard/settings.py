@@ -38,6 +38,13 @@ class Settings:
     lease_ms: int = 10_000                 # a dead aggregator's shards move after this
     stream_retention_days: int = 7
     dead_maxlen: int = 100_000
+    # time bounds on entries (docs/STREAMS.md §4): later than this after its event time an entry
+    # is a dead letter "too late"; never longer than the idempotency window (seen sets)
+    max_lateness_s: int = 48 * 3600
+    max_future_skew_s: int = 300
+    # a case still open this long after it was opened leaves the open count (meta `expired`)
+    case_max_age_days: int = 90
+    redis_retries: int = 3                 # redis-py retries on a lost connection (scripts are idempotent)
     # read model retention
     hour_bucket_ttl_s: int = 3 * 86400
     day_bucket_ttl_s: int = 40 * 86400
@@ -75,6 +82,20 @@ class Settings:
     max_streams_per_user: int = 20         # open live streams per user, all workers together
     vc_starts_per_min: int = 10            # video calls a user may start per minute
 
+    def __post_init__(self) -> None:
+        if self.max_lateness_s + 86400 > self.idempotency_window_s:
+            raise ValueError(
+                f"PINGAN_MAX_LATENESS_S ({self.max_lateness_s} s) plus one day must fit in the "
+                f"idempotency window ({self.idempotency_window_s} s, from "
+                "PINGAN_STREAM_RETENTION_DAYS): a late retry could otherwise count twice")
+        if self.max_lateness_s < 0 or self.max_future_skew_s < 0:
+            raise ValueError("time bounds must not be negative")
+
+    @property
+    def idempotency_window_s(self) -> int:
+        """How long an applied entry's idempotency key is kept (its day's `seen` set)."""
+        return max(3 * 86400, self.stream_retention_days * 86400)
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Build settings from the environment; keyword overrides win over it."""
@@ -87,6 +108,10 @@ class Settings:
             batch_size=_env_int("PINGAN_BATCH_SIZE", 4000),
             lease_ms=_env_int("PINGAN_LEASE_MS", 10_000),
             stream_retention_days=_env_int("PINGAN_STREAM_RETENTION_DAYS", 7),
+            max_lateness_s=_env_int("PINGAN_MAX_LATENESS_S", 48 * 3600),
+            max_future_skew_s=_env_int("PINGAN_MAX_FUTURE_SKEW_S", 300),
+            case_max_age_days=_env_int("PINGAN_CASE_MAX_AGE_DAYS", 90),
+            redis_retries=_env_int("PINGAN_REDIS_RETRIES", 3),
             stale_after_s=_env_float("PINGAN_STALE_AFTER_S", 10.0),
             conference_url_template=os.environ.get("PINGAN_CONFERENCE_URL")
             or "https://meet.example.invalid/pingan-{code}",

@@ -1,11 +1,20 @@
 """The aggregator: consumer groups on every shard's streams → the read model, exactly once.
 
 Work is shared between processes by shard leases (`{SHARD}:lease`, SET NX PX): the holder of a
-shard's lease is the only reader of its streams, so each shard is applied in stream order, and
-every batch is one Lua step that first checks the lease (fencing), then applies the rollups,
-writes the dead letters and XACKs. A process that dies leaves its entries pending; whoever takes
-the lease next claims them with XAUTOCLAIM and applies them before anything newer. Processes
-advertise themselves in a heartbeat ZSET so that each takes a fair share of the shards.
+shard's lease is the only reader of its streams, so each shard is applied in stream order.
+Reads and writes are both fenced by the lease (a read is a MULTI/EXEC under WATCH of the lease
+key, a write `fenced_write.lua`): a process whose lease lapsed can neither take entries into
+its pending list nor apply a batch, and the next holder claims every pending entry when it
+takes the lease. Each batch is one Lua
+step, validated before its first write, that acknowledges its entries first and applies nothing
+when they were already acknowledged (a retried call), so a batch counts exactly once.
+
+Whatever a producer writes, the process keeps going: an entry that breaks the contract is a
+dead letter with its reason; a batch that cannot be applied is split until the entry that
+breaks it is found and dead-lettered (`apply failed: …`); a read-model key that someone
+overwrote with the wrong type is moved aside and recorded as an incident; Redis being away is
+waited out. Processes advertise themselves in a heartbeat ZSET so that each takes a fair share
+of the shards.
 """
 
 from __future__ import annotations
@@ -14,25 +23,50 @@ import contextlib
 import logging
 import math
 import os
+import re
 import socket
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import redis
 
 from dashboard.settings import Settings
+from datasources.clock import WALL, TimeSource
 from datasources.connection import text_client
-from datasources.contract import Clock, InvalidEntry, encode_fields, validate
-from datasources.keys import GROUP, HANDIN, READ_KINDS, Keys
-from datasources.rollup import TS, Limits, compute, load_state, tail_commands
+from datasources.contract import (
+    Clock,
+    InvalidEntry,
+    dead_letter,
+    validate,
+    validate_handoff,
+)
+from datasources.keys import GROUP, HANDIN, READ_KINDS, VC_KIND, Keys
+from datasources.rollup import (
+    TS,
+    Limits,
+    compute,
+    expire_commands,
+    load_state,
+    tail_commands,
+)
 from datasources.topology import Topology
 
 log = logging.getLogger(__name__)
 
 RECENT_MAX = 200
+EXPIRE_BATCH = 500  # cases expired per housekeeping step
+INCIDENTS_MAX = 10_000
+QUARANTINE_TTL_S = 7 * 86400
+# errors of a Redis that is busy, loading, out of memory or failing over: wait, do not split
+TRANSIENT = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+             "NOREPLICAS", "NOSCRIPT", "UNBLOCKED")
+_WRONG = re.compile(r"BATCH refused: (\S+) (?:is a \w+, not a \w+|field .* is not an integer"
+                    r"|has no stream ids left)")
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -46,12 +80,24 @@ return 0
 """
 
 
+class LeaseLost(Exception):
+    """This process no longer holds the shard: its read or write was refused."""
+
+
 def lease_key(keys: Keys, shard: str) -> str:
-    return f"{keys.prefix}:{{{shard}}}:lease"
+    return keys.lease(shard)
 
 
 def processes_key(keys: Keys) -> str:
-    return f"{keys.prefix}:aggregators"
+    return keys.processes()
+
+
+def _lua(name: str) -> str:
+    return resources.files("datasources").joinpath(name).read_text()
+
+
+def _transient(exc: redis.ResponseError) -> bool:
+    return str(exc).split(" ", 1)[0].upper() in TRANSIENT
 
 
 @dataclass
@@ -60,6 +106,9 @@ class ShardState:
     token: str
     draining: bool = True  # reading our own pending entries ('0') before new ones ('>')
     renewed_at: float = 0.0
+    count_from_day: str = ""  # rebuild: days before this keep their buckets (not recounted)
+    # rebuild: entries up to these ids were dead-lettered before; not copied again
+    replayed_until: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +117,28 @@ class BatchResult:
     duplicates: int = 0
     dead: int = 0
     read: int = 0
+    expired: int = 0
+    split: int = 0  # batches split to find an entry that could not be applied
+    retried: int = 0  # batch calls found already applied (a retry after a lost reply)
+
+
+class Item(NamedTuple):
+    """One entry as read: its stream, kind, id and fields as a flat list of names and values
+    (None when the entry was trimmed before it was read)."""
+
+    stream: str
+    kind: str
+    id: str
+    flat: list[str] | None
+
+    def pairs(self) -> list[tuple[str, str]]:
+        f = self.flat or []
+        return list(zip(f[::2], f[1::2], strict=True))
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 @dataclass
@@ -78,20 +149,21 @@ class Aggregator:
     consumer: str = field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     )
+    clock: TimeSource = WALL
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
         self.tz = ZoneInfo(self.settings.tz)
-        source = resources.files("datasources").joinpath("fenced_write.lua").read_text()
-        self._write = self.r.register_script(source)
         # raw replies: redis-py's per-entry dict building is the costliest part of a read
         self._raw = text_client(self.r)
+        self._write = self.r.register_script(_lua("fenced_write.lua"))
         for command in ("XREADGROUP", "XAUTOCLAIM"):
             self._raw.set_response_callback(command, lambda reply, **_kw: reply)
         s = self.settings
+        ttl = self.clock.ttl_s
         self.limits = Limits(
-            ttl_day=s.day_bucket_ttl_s, ttl_hour=s.hour_bucket_ttl_s,
-            ttl_seen=max(3 * 86400, s.stream_retention_days * 86400),
+            ttl_day=ttl(s.day_bucket_ttl_s), ttl_hour=ttl(s.hour_bucket_ttl_s),
+            ttl_seen=ttl(s.idempotency_window_s),
             patrols_per_day=s.patrols_per_day, recent_max=RECENT_MAX, dead_max=s.dead_maxlen,
         )
         self._renew = self.r.register_script(_RENEW)
@@ -99,8 +171,20 @@ class Aggregator:
         self.held: dict[str, ShardState] = {}
         self._groups_ready: set[str] = set()
         self._last_balance = 0.0
-        self._last_trim = time.monotonic()
+        self._last_housekeeping: dict[str, float] = {}
+        self._last_sweep = time.monotonic()
         self.totals = BatchResult()
+        # what this process wrote and read, to notice a Redis that went back in time
+        self._versions: dict[str, int] = {}
+        self._read_log: dict[str, deque] = {}
+        self._server_id: str | None = None
+        self.pinned = False  # a rebuild holds every shard and gives none back
+
+    # ---- time ---------------------------------------------------------------------------
+    def batch_clock(self) -> Clock:
+        s = self.settings
+        return Clock(self.tz, self.clock.now_ms(), lateness_ms=s.max_lateness_s * 1000,
+                     skew_ms=s.max_future_skew_s * 1000)
 
     # ---- leases -------------------------------------------------------------------------
     def _streams(self, shard: str) -> list[str]:
@@ -113,8 +197,13 @@ class Aggregator:
             try:
                 self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
             except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+                if "BUSYGROUP" in str(exc):
+                    continue
+                if "WRONGTYPE" in str(exc):
+                    self._quarantine(shard, stream, "not a stream")
+                    self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+                    continue
+                raise
         self._groups_ready.add(shard)
 
     def _fair_share(self) -> int:
@@ -127,16 +216,33 @@ class Aggregator:
         live = max(1, pipe.execute()[-1])
         return math.ceil(len(self.topo.shards) / live)
 
+    def _heartbeat(self, shard: str) -> None:
+        try:
+            self.r.hset(self.keys.meta(shard), "heartbeat", self.clock.now_ms())
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            self._quarantine(shard, self.keys.meta(shard), "not a hash")
+
+    def renew(self, st: ShardState) -> bool:
+        ok = bool(self._renew(keys=[lease_key(self.keys, st.shard)],
+                              args=[st.token, self.settings.lease_ms]))
+        if ok:
+            st.renewed_at = time.monotonic()
+        else:
+            log.warning("lost lease on shard %s", st.shard)
+            self.held.pop(st.shard, None)
+        return ok
+
     def balance(self) -> None:
         """Renew held leases, take free shards up to a fair share, give back any excess."""
         now = time.monotonic()
         for st in list(self.held.values()):
-            if not self._renew(keys=[lease_key(self.keys, st.shard)], args=[st.token, self.settings.lease_ms]):
-                log.warning("lost lease on shard %s", st.shard)
-                del self.held[st.shard]
-            else:
-                st.renewed_at = now
-                self.r.hset(self.keys.meta(st.shard), "heartbeat", int(time.time() * 1000))
+            if self.renew(st):
+                self._heartbeat(st.shard)
+        if self.pinned:
+            self._last_balance = now
+            return
         share = self._fair_share()
         for shard in self.topo.shards:
             if len(self.held) >= share:
@@ -145,10 +251,7 @@ class Aggregator:
                 continue
             token = f"{self.consumer}:{uuid.uuid4().hex[:8]}"
             if self.r.set(lease_key(self.keys, shard), token, nx=True, px=self.settings.lease_ms):
-                self._ensure_groups(shard)
-                self._claim_all(shard)
-                self.held[shard] = ShardState(shard, token, renewed_at=now)
-                self.r.hset(self.keys.meta(shard), "heartbeat", int(time.time() * 1000))
+                self.take(shard, token)
                 log.info("%s took shard %s", self.consumer, shard)
         while len(self.held) > share:
             shard = sorted(self.held)[-1]
@@ -156,59 +259,107 @@ class Aggregator:
             self._release(keys=[lease_key(self.keys, shard)], args=[st.token])
         self._last_balance = now
 
+    def take(self, shard: str, token: str) -> ShardState:
+        """Start work on a shard whose lease this process has just set to `token`."""
+        self._ensure_groups(shard)
+        st = ShardState(shard, token, renewed_at=time.monotonic())
+        self.held[shard] = st
+        self._claim_all(st)
+        self._heartbeat(shard)
+        return st
+
     def release_all(self) -> None:
         for st in self.held.values():
             self._release(keys=[lease_key(self.keys, st.shard)], args=[st.token])
         self.held.clear()
         self.r.zrem(processes_key(self.keys), self.consumer)
 
-    def _claim_all(self, shard: str) -> None:
-        """Move every pending entry of the shard (a dead holder's) to this consumer."""
-        for stream in self._streams(shard):
+    def _claim_all(self, st: ShardState, min_idle_ms: int = 0) -> int:
+        """Move every pending entry of the shard (a previous holder's) to this consumer."""
+        moved = 0
+        for stream in self._streams(st.shard):
             start = "0-0"
             while True:
                 # raw reply: redis-py's parser drops the cursor from JUSTID replies
                 reply = self._raw.execute_command(
-                    "XAUTOCLAIM", stream, GROUP, self.consumer, 0, start,
+                    "XAUTOCLAIM", stream, GROUP, self.consumer, min_idle_ms, start,
                     "COUNT", self.settings.batch_size, "JUSTID",
                 )
+                moved += len(reply[1])
                 start = reply[0]
                 if start in (b"0-0", "0-0"):
                     break
+        st.draining = True
+        return moved
+
+    def sweep(self) -> None:
+        """Belt and braces: entries pending with any other consumer of a shard this process
+        holds are claimed and applied (fenced reads make this impossible by construction;
+        finding any is logged as a defect)."""
+        for st in list(self.held.values()):
+            for stream in self._streams(st.shard):
+                info = self.r.xpending(stream, GROUP)
+                others = [c for c in info.get("consumers") or []
+                          if (c["name"].decode() if isinstance(c["name"], bytes) else c["name"])
+                          != self.consumer and int(c["pending"])]
+                if others:
+                    n = self._claim_all(st)
+                    log.error("shard %s: claimed %d entries stranded with %s", st.shard, n,
+                              [c["name"] for c in others])
+                    break
+        self._last_sweep = time.monotonic()
 
     # ---- the loop -----------------------------------------------------------------------
     def step(self) -> int:
         """One round over the held shards; returns how many entries were read."""
         if time.monotonic() - self._last_balance > min(1.0, self.settings.lease_ms / 3000):
             self.balance()
+        if time.monotonic() - self._last_sweep > max(1.0, self.settings.lease_ms / 1000):
+            self.sweep()
         n = 0
         for st in list(self.held.values()):
             try:
+                # a long round must not outlive the lease it started with
+                if (time.monotonic() - st.renewed_at) * 1000 > self.settings.lease_ms / 3 \
+                        and not self.renew(st):
+                    continue
                 n += self._step_shard(st)
                 n += self._forward_handoffs(st)
-            except redis.ResponseError as exc:
-                if "LEASE lost" in str(exc):
-                    log.warning("lease lost mid-batch on %s; batch refused", st.shard)
-                    self.held.pop(st.shard, None)
-                else:
-                    raise
-        if time.monotonic() - self._last_trim > 60:
-            self.trim()
+                if time.monotonic() - self._last_housekeeping.get(st.shard, 0) > 30:
+                    self.housekeeping(st)
+            except LeaseLost:
+                log.warning("lease lost on %s; its work is refused and left to the next holder",
+                            st.shard)
+                self.held.pop(st.shard, None)
         return n
 
-    def run(self, until_idle: bool = False, should_stop=lambda: False) -> BatchResult:
+    def run(self, until_idle: bool = False, should_stop=lambda: False,
+            on_round=None) -> BatchResult:
+        """Apply until stopped (or, with `until_idle`, until nothing is pending anywhere);
+        `on_round(totals)` is called after every round (progress)."""
         idle_rounds = 0
+        failures = 0
         try:
             while not should_stop():
                 try:
                     n = self.step()
+                    failures = 0
+                    if on_round is not None:
+                        on_round(self.totals)
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    # Redis restarting or unreachable: keep trying; leases lapse meanwhile,
-                    # so take them again from scratch when it is back
+                    # Redis restarting or unreachable: keep trying; once it is back, check
+                    # what it may have lost and re-read our own pending entries first
                     log.warning("redis unavailable (%s); retrying", exc)
-                    self.held.clear()
                     self._groups_ready.clear()
                     time.sleep(1.0)
+                    with contextlib.suppress(redis.RedisError):
+                        self.after_outage()
+                    continue
+                except Exception:
+                    # nothing a producer or another writer of Redis does may stop the process
+                    failures += 1
+                    log.exception("aggregator step failed (%d in a row); retrying", failures)
+                    time.sleep(min(5.0, 0.1 * 2 ** min(failures, 6)))
                     continue
                 if n:
                     idle_rounds = 0
@@ -224,92 +375,250 @@ class Aggregator:
 
     def _step_shard(self, st: ShardState) -> int:
         streams = [self.keys.stream(st.shard, k) for k in READ_KINDS]
-        ids = "0" if st.draining else ">"
-        reply = self._raw.xreadgroup(
-            GROUP, self.consumer, {s: ids for s in streams}, count=self.settings.batch_size
-        )
-        entries = [
-            (stream, [(eid, dict(zip(f[::2], f[1::2], strict=True)) if f else None)
-                      for eid, f in items])
-            for stream, items in _stream_pairs(reply) if items
-        ]
-        if st.draining and not entries:
+        items = self.read(st, streams, self.settings.batch_size)
+        if st.draining and not items:
             st.draining = False
             return 0
-        if not entries:
+        if not items:
             return 0
-        return self.apply(st, entries)
+        self.apply(st, items)
+        return len(items)
 
-    def apply(self, st: ShardState, entries: list) -> int:
-        """Validate and apply one batch of (stream, [(id, fields)]) for the lease holder."""
-        shard = st.shard
-        clock = Clock(self.tz, int(time.time() * 1000))
+    def read(self, st: ShardState, streams: list[str], count: int) -> list[Item]:
+        """XREADGROUP of `streams` (this consumer's pending entries first while draining),
+        fenced: MULTI/EXEC under WATCH of the lease key, so the read happens only while this
+        process holds the lease (an expired or taken lease aborts the EXEC). Every entry
+        pending with a consumer was thus read under its lease, and the next holder, which
+        claims all pending entries when it takes the lease, finds them all."""
+        lease = lease_key(self.keys, st.shard)
+        with self._raw.pipeline(transaction=True) as pipe:
+            pipe.watch(lease)
+            if pipe.get(lease) != st.token:
+                raise LeaseLost(st.shard)
+            pipe.multi()
+            pipe.xreadgroup(GROUP, self.consumer, dict.fromkeys(streams, "0" if st.draining
+                                                                else ">"), count=count)
+            try:
+                reply = pipe.execute()[0]
+            except redis.WatchError:
+                raise LeaseLost(st.shard) from None
+        items: list[Item] = []
+        for stream, entries in _stream_pairs(reply):
+            if not entries:
+                continue
+            kind = stream.rsplit(":", 1)[1]
+            items.extend(Item(stream, kind, e[0], e[1]) for e in entries)
+            self._log_read(stream, entries[0][0], entries[-1][0], len(entries))
+        return items
+
+    # ---- applying a batch ---------------------------------------------------------------
+    def apply(self, st: ShardState, items: list[Item]) -> None:
+        """Apply a batch; if it cannot be applied, split it until the entry that breaks it is
+        found and dead-lettered, and apply the rest (stream order is kept)."""
+        try:
+            self._apply_once(st, items)
+        except (redis.ConnectionError, redis.TimeoutError, LeaseLost):
+            raise
+        except redis.ResponseError as exc:
+            if "LEASE lost" in str(exc):
+                raise LeaseLost(st.shard) from None
+            if _transient(exc):
+                raise
+            wrong = _WRONG.search(str(exc))
+            if wrong:  # an internal key overwritten by someone else: set it aside, try again
+                self._quarantine(st.shard, wrong.group(1), str(exc))
+                self._apply_once(st, items)
+                return
+            self._split(st, items, exc)
+        except Exception as exc:  # a batch our own code could not compute
+            self._split(st, items, exc)
+
+    def _split(self, st: ShardState, items: list[Item], exc: Exception) -> None:
+        if len(items) == 1:
+            reason = f"apply failed: {type(exc).__name__}: {str(exc)[:200]}"
+            log.error("shard %s: entry %s %s: %s", st.shard, items[0].stream, items[0].id, reason)
+            self._dead_letter_alone(st, items[0], reason)
+            return
+        self.totals.split += 1
+        log.warning("shard %s: a batch of %d failed (%s); splitting it", st.shard, len(items),
+                    str(exc)[:200])
+        mid = len(items) // 2
+        self.apply(st, items[:mid])
+        self.apply(st, items[mid:])
+
+    def _validate(self, st: ShardState, items: list[Item], clock: Clock):
         records: list[tuple] = []
         dead: list[tuple] = []
         acks: dict[str, list] = {}
-        read = 0
-        topo = self.topo
-        for stream, items in entries:
-            stream = stream.decode() if isinstance(stream, bytes) else stream
-            kind = stream.rsplit(":", 1)[1]
-            ack = acks.setdefault(stream, [])
-            for entry_id, fields in items:
-                ack.append(entry_id)
-                read += 1
-                if not fields:  # trimmed before it was read: nothing left to apply
-                    continue
-                try:
-                    records.append(validate(kind, fields, shard, topo, clock))
-                except InvalidEntry as exc:
-                    dead.append((stream, entry_id, str(exc), encode_fields(fields)))
-        state = load_state(self.r, self.keys, shard, records, topo)
-        out = compute(records, state, topo, self.keys, shard, self.limits)
+        topo, shard = self.topo, st.shard
+        for it in items:
+            acks.setdefault(it.stream, []).append(it.id)
+            f = it.flat
+            if f is None:  # trimmed before it was read: nothing left to apply
+                continue
+            try:
+                records.append(validate(it.kind, dict(zip(f[::2], f[1::2], strict=True)),
+                                        shard, topo, clock, clock.arrival(it.id)))
+                continue
+            except InvalidEntry as exc:
+                reason = str(exc)
+            if not self._replayed(st, it):
+                dead.append(dead_letter(it.stream, it.id, reason, it.pairs()))
+        return records, dead, acks
+
+    def _replayed(self, st: ShardState, it: Item) -> bool:
+        """During a rebuild: was this entry read (and dead-lettered) before the rebuild?"""
+        until = st.replayed_until.get(it.stream)
+        return until is not None and _id_tuple(it.id) <= until
+
+    def _apply_once(self, st: ShardState, items: list[Item]) -> None:
+        shard = st.shard
+        clock = self.batch_clock()
+        records, dead, acks = self._validate(st, items, clock)
+        state = load_state(self.r, self.keys, shard, records, self.topo)
+        limits = self.limits if not st.count_from_day else self.limits.rebuilding(
+            st.count_from_day)
+        out = compute(records, state, self.topo, self.keys, shard, limits)
         max_ts = max((rec[TS] for rec in records), default=0)
         tail = tail_commands(self.keys, shard, dead, acks, self.limits, clock.now_ms,
                              out.applied, out.duplicates, max_ts)
-        args: list = [st.token]
-        for cmd in out.commands + tail:
-            args.append(len(cmd))
-            args.extend(cmd)
-        self._write(keys=[lease_key(self.keys, shard)], args=args)
+        if self._fenced_write(st, out.commands + tail) is None:
+            return
         t = self.totals
         t.applied += out.applied
         t.duplicates += out.duplicates
         t.dead += len(dead)
-        t.read += read
-        return read
+        t.read += len(items)
 
+    def _fenced_write(self, st: ShardState, commands: list[list]):
+        """One fenced, validated, idempotent write; None when it had been applied already."""
+        args: list = [st.token, "{" + st.shard + "}"]
+        for cmd in commands:
+            args.append(len(cmd))
+            args.extend(cmd)
+        reply = self._write(keys=[lease_key(self.keys, st.shard)], args=args)
+        if reply in (b"DUP", "DUP"):
+            self.totals.retried += 1
+            log.warning("shard %s: a batch was already applied (a retried call); skipped",
+                        st.shard)
+            return None
+        if isinstance(reply, int):
+            self._versions[st.shard] = reply
+        return reply
+
+    def _dead_letter_alone(self, st: ShardState, it: Item, reason: str) -> None:
+        meta = self.keys.meta(st.shard)
+        cmds = [["XADD", self.keys.dead(st.shard), "MAXLEN", "~", self.limits.dead_max, "*",
+                 *dead_letter(it.stream, it.id, reason, it.pairs())],
+                ["!XACK", it.stream, GROUP, it.id],
+                ["HINCRBY", meta, "dead", 1],
+                ["HINCRBY", meta, "version", 1]]
+        if self._fenced_write(st, cmds) is not None:
+            self.totals.dead += 1
+            self.totals.read += 1
+
+    def _quarantine(self, shard: str, key: str, why: str) -> None:
+        """Move an internal key someone else overwrote aside (kept a week for inspection) and
+        record it as an incident; the audit reports what that changed."""
+        if f"{{{shard}}}" not in key or not key.startswith(self.keys.prefix + ":"):
+            raise RuntimeError(f"refusing to quarantine {key!r}")
+        aside = f"{key}:quarantined:{self.clock.now_ms()}"
+        with contextlib.suppress(redis.ResponseError):  # already gone
+            self.r.rename(key, aside)
+            self.r.expire(aside, QUARANTINE_TTL_S)
+        log.error("shard %s: %s moved aside to %s (%s)", shard, key, aside, why[:200])
+        self.incident(shard, "quarantined", key=key, aside=aside, why=why[:200])
+
+    def incident(self, shard: str, kind: str, **fields) -> None:
+        entry = {"kind": kind, "ts": str(self.clock.now_ms()), "consumer": self.consumer,
+                 **{k: str(v) for k, v in fields.items()}}
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xadd(self.keys.incidents(shard), entry, maxlen=INCIDENTS_MAX, approximate=True)
+        pipe.hincrby(self.keys.meta(shard), "incidents", 1)
+        with contextlib.suppress(redis.ResponseError):
+            pipe.execute()
+
+    # ---- hand-over to other shards ------------------------------------------------------
     def _forward_handoffs(self, st: ShardState) -> int:
-        """Hand escalated cases on to the shard of their new owner (idempotent at arrival)."""
+        """Hand escalated cases on to the shard of their new owner (idempotent at arrival).
+        The outbox is untrusted like any stream: a malformed entry is a dead letter."""
         stream = self.keys.handoff(st.shard)
-        reply = self.r.xreadgroup(
-            GROUP, self.consumer, {stream: "0" if st.draining else ">"}, count=500
-        )
-        items = reply[0][1] if reply else []
+        items = self.read(st, [stream], 500)
         if not items:
             return 0
-        for entry_id, f in items:
-            if f:
-                to = f[b"to"].decode()
-                target = self.topo.centres[to].shard if to in self.topo.centres else None
-                if target is not None:
-                    self.r.xadd(
-                        self.keys.stream(target, HANDIN),
-                        {"v": "1", "ts": f[b"ts"], "src": "pingan-handoff", "eid": f[b"eid"],
-                         "status": "escalated", "centre": f[b"centre"], "to": to,
-                         "category": f[b"category"], "due": f[b"due"]},
-                    )
-            self.r.xack(stream, GROUP, entry_id)
+        dead: list[list] = []
+        for it in items:
+            if it.flat is None:
+                continue
+            try:
+                fields = validate_handoff(dict(it.pairs()), st.shard, self.topo)
+            except InvalidEntry as exc:
+                if not self._replayed(st, it):
+                    dead.append(dead_letter(stream, it.id, str(exc), it.pairs()))
+                continue
+            target = self.topo.centres[fields["to"]].shard
+            self.r.xadd(self.keys.stream(target, HANDIN), fields)
+        meta = self.keys.meta(st.shard)
+        cmds = [["XADD", self.keys.dead(st.shard), "MAXLEN", "~", self.limits.dead_max, "*", *d]
+                for d in dead]
+        cmds.append(["!XACK", stream, GROUP, *(it.id for it in items)])
+        if dead:
+            cmds.append(["HINCRBY", meta, "dead", len(dead)])
+            cmds.append(["HINCRBY", meta, "version", 1])
+        if self._fenced_write(st, cmds) is not None:
+            self.totals.dead += len(dead)
         return len(items)
 
     # ---- housekeeping -------------------------------------------------------------------
-    def trim(self) -> None:
-        """Drop stream history older than the retention, never an entry not yet applied."""
-        cut_ms = int(time.time() * 1000) - self.settings.stream_retention_days * 86_400_000
-        for st in self.held.values():
-            for stream in self._streams(st.shard):
+    def housekeeping(self, st: ShardState) -> None:
+        """Keep every key family of the shard bounded: expire old open cases, drop old
+        tombstones and stream history (never an entry not yet applied)."""
+        self.expire_cases(st)
+        now = self.clock.now_ms()
+        s = self.settings
+        keep_closed_ms = s.day_bucket_ttl_s * 1000
+        cmds = [["ZREMRANGEBYSCORE", self.keys.closed(st.shard), "-inf",
+                 f"({now - keep_closed_ms}"]]
+        legacy = self.keys.legacy_orphans(st.shard)
+        if self.r.exists(legacy):  # the first release's marks become tombstones
+            for eid, ts in self.r.hgetall(legacy).items():
+                cmds.append(["ZADD", self.keys.closed(st.shard), int(ts or 0) or now, eid])
+            cmds.append(["DEL", legacy])
+        self._fenced_write(st, cmds)
+        self.trim(st)
+        self._last_housekeeping[st.shard] = time.monotonic()
+
+    def expire_cases(self, st: ShardState) -> int:
+        cutoff = self.clock.now_ms() - self.settings.case_max_age_days * 86_400_000
+        total = 0
+        while True:
+            eids = self.r.zrangebyscore(self.keys.opened(st.shard), "-inf", cutoff,
+                                        start=0, num=EXPIRE_BATCH)
+            if not eids:
+                break
+            eids = [e.decode() for e in eids]
+            held = self.r.hmget(self.keys.cases(st.shard), eids)
+            cmds = expire_commands(self.keys, st.shard, self.topo, eids,
+                                   [h.decode() if h else None for h in held],
+                                   self.clock.now_ms(), self.limits)
+            if self._fenced_write(st, cmds) is not None:
+                total += len(eids)
+            if len(eids) < EXPIRE_BATCH:
+                break
+        self.totals.expired += total
+        return total
+
+    def trim(self, st: ShardState | None = None) -> None:
+        """Drop stream history older than the retention, never an entry not yet applied.
+        Stream ids are the time an entry arrived (on the aggregator's clock)."""
+        cut_ms = self.clock.now_ms() - self.settings.stream_retention_days * 86_400_000
+        for s in [st] if st else list(self.held.values()):
+            streams = self._streams(s.shard)
+            if s.shard == self._vc_shard():
+                streams.append(self.keys.stream(s.shard, VC_KIND))
+            for stream in streams:
                 bound = cut_ms
-                for g in self.r.xinfo_groups(stream):
+                for g in self.r.xinfo_groups(stream) if self.r.exists(stream) else []:
                     name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
                     if name != GROUP:
                         continue
@@ -320,12 +629,65 @@ class Aggregator:
                         oldest = self.r.xpending(stream, GROUP)["min"]
                         oldest = oldest.decode() if isinstance(oldest, bytes) else oldest
                         bound = min(bound, int(oldest.split("-")[0]))
-                self.r.xtrim(stream, minid=f"{bound}-0", approximate=False)
-        self._last_trim = time.monotonic()
+                if self.r.xtrim(stream, minid=f"{bound}-0", approximate=False):
+                    self._note_trim(s, bound)
+
+    def _note_trim(self, st: ShardState, bound_ms: int) -> None:
+        """Remember how far history was trimmed: a rebuild recounts only the days that are
+        still whole in the streams."""
+        self._fenced_write(st, [["HMAXLAST", self.keys.meta(st.shard), "trimmed_to", bound_ms]])
+
+    def _vc_shard(self) -> str | None:
+        roots = self.topo.roots
+        return self.topo.centres[roots[0]].shard if roots else None
 
     def all_idle(self) -> bool:
         """True when no shard has undelivered or pending entries."""
         return all(shard_backlog(self.r, self.keys, shard) == 0 for shard in self.topo.shards)
+
+    # ---- a Redis that went back in time -------------------------------------------------
+    def _log_read(self, stream: str, first: str, last: str, n: int) -> None:
+        log_ = self._read_log.setdefault(stream, deque(maxlen=2000))
+        log_.append((_id_tuple(first), _id_tuple(last), n))
+
+    def after_outage(self) -> None:
+        """Redis is back after an outage: if it restarted from an older state (the AOF's last
+        second, a failover to a lagging replica), record what went back in time as incidents,
+        bump the shards' epoch so that web caches drop what they hold, and re-read our own
+        pending entries first."""
+        server = self.r.info("server").get("run_id")
+        restarted = self._server_id is not None and server != self._server_id
+        self._server_id = server
+        for st in list(self.held.values()):
+            st.draining = True
+            shard = st.shard
+            ours = self._versions.get(shard)
+            raw = self.r.hget(self.keys.meta(shard), "version")
+            now_v = int(raw) if raw and raw.isdigit() else 0
+            lost_streams = {}
+            for stream in self._streams(shard):
+                seen = self._read_log.get(stream)
+                if not seen or not self.r.exists(stream):
+                    continue
+                last = _id_tuple(self.r.xinfo_stream(stream)["last-generated-id"].decode())
+                gone = sum(n for first, _last, n in seen if first > last)
+                partial = any(first <= last < end for first, end, _n in seen)
+                if gone or partial:
+                    lost_streams[stream] = (gone, partial, last)
+            if (ours is not None and now_v < ours) or lost_streams:
+                detail = {s: f"{g}{'+' if p else ''} entries after {last[0]}-{last[1]}"
+                          for s, (g, p, last) in lost_streams.items()}
+                log.error("shard %s: Redis came back older (version %s → %s; %s)", shard, ours,
+                          now_v, detail)
+                self.incident(shard, "rollback", version_before=ours, version_after=now_v,
+                              batches_lost=max(0, (ours or 0) - now_v),
+                              entries_lost=sum(g for g, _p, _l in lost_streams.values()),
+                              streams=";".join(f"{s}: {d}" for s, d in detail.items()),
+                              restarted=int(restarted))
+                self.r.hset(self.keys.meta(shard), "epoch", uuid.uuid4().hex[:12])
+                self._versions.pop(shard, None)
+                for stream in lost_streams:
+                    self._read_log.pop(stream, None)
 
 
 def _stream_pairs(reply) -> list:
@@ -354,3 +716,93 @@ def shard_backlog(r: redis.Redis, keys: Keys, shard: str) -> int:
         if info["length"] and g["last-delivered-id"] != last:
             total += 1
     return total
+
+
+# ---- rebuild -------------------------------------------------------------------------------
+# Keys under a shard's tag that a rebuild keeps: the streams (the input), what the aggregator
+# records about itself, and the video-conference state; the rest is read model, rebuilt.
+_KEEP = frozenset({*READ_KINDS, VC_KIND, "vc:active", "dead", "incidents", "lease", "meta"})
+_DAY_KEYS = re.compile(r"(?:d|pg|wk):(\d{8})(?::|$)")
+_HOUR_KEYS = re.compile(r"h:(\d{8})\d\d:")
+
+
+def first_whole_day(trimmed_to_ms: int, skew_ms: int, tz: ZoneInfo) -> str:
+    """The first local day all of whose entries are still in the streams, when history was
+    trimmed up to `trimmed_to_ms` (an entry arrives at most `skew_ms` before its `ts`)."""
+    from datetime import datetime, timedelta
+
+    t = datetime.fromtimestamp((trimmed_to_ms + skew_ms) / 1000, tz)
+    day = t.replace(hour=0, minute=0, second=0, microsecond=0)
+    if day != t:
+        day = (day + timedelta(days=1, hours=2)).replace(hour=0)  # next local midnight
+    return day.strftime("%Y%m%d")
+
+
+def rebuild(r: redis.Redis, topo: Topology, settings: Settings, clock: TimeSource = WALL,
+            on_round=None, on_shard=None) -> BatchResult:
+    """Rebuild the read model from the retained streams (`pingan rebuild`).
+
+    Takes every shard's lease (a running aggregator's next read or write is refused, and it
+    cannot take the shard back until the rebuild releases it), deletes each shard's read model
+    (day and hour figures only for the days whose entries are all still retained: earlier days
+    keep their figures, their entries change only state such as open cases and camera states),
+    resets the consumer groups to the start of the streams and applies everything again.
+    Dead letters already written are not written twice. The shards' `epoch` changes, so web
+    caches drop what they hold. State whose entries are no longer retained (a case opened, or a
+    camera last heard of, before the retention window) is not rebuilt."""
+    agg = Aggregator(r, topo, settings, consumer=f"rebuild-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+                     clock=clock)
+    agg.pinned = True
+    keys = agg.keys
+    for shard in topo.shards:
+        token = f"{agg.consumer}:{uuid.uuid4().hex[:8]}"
+        r.set(lease_key(keys, shard), token, px=settings.lease_ms)
+        agg.held[shard] = ShardState(shard, token, renewed_at=time.monotonic())
+    for shard, st in agg.held.items():
+        agg.renew(st)
+        _reset_shard(agg, st)
+        if on_shard is not None:
+            on_shard(shard)
+    agg.run(until_idle=True, on_round=on_round)
+    return agg.totals
+
+
+def _reset_shard(agg: Aggregator, st: ShardState) -> None:
+    r, keys, shard = agg.r, agg.keys, st.shard
+    meta = keys.meta(shard)
+    trimmed = r.hget(meta, "trimmed_to")
+    st.count_from_day = (first_whole_day(int(trimmed), agg.settings.max_future_skew_s * 1000,
+                                         agg.tz)
+                         if trimmed and trimmed.isdigit() else "")
+    streams = agg._streams(shard)
+    for stream in streams:
+        if not r.exists(stream) or r.type(stream) != b"stream":
+            continue
+        for g in r.xinfo_groups(stream):
+            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+            if name == GROUP:
+                last = g["last-delivered-id"]
+                st.replayed_until[stream] = _id_tuple(
+                    last.decode() if isinstance(last, bytes) else last)
+    head = f"{keys.prefix}:{{{shard}}}:"
+    doomed = []
+    for raw in r.scan_iter(match=head.replace("{", "\\{").replace("}", "\\}") + "*", count=1000):
+        key = raw.decode()
+        rest = key[len(head):]
+        if rest in _KEEP or ":quarantined:" in rest or rest == "handoff":
+            continue
+        day = _DAY_KEYS.match(rest) or _HOUR_KEYS.match(rest)
+        if day and st.count_from_day and day.group(1) < st.count_from_day:
+            continue
+        doomed.append(key)
+    for i in range(0, len(doomed), 500):
+        r.delete(*doomed[i:i + 500])
+    r.delete(keys.handoff(shard))  # the outbox is written again by the replayed escalations
+    for stream in streams:
+        with contextlib.suppress(redis.ResponseError):
+            r.xgroup_destroy(stream, GROUP)
+        r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    agg._groups_ready.add(shard)
+    r.hdel(meta, "duplicates")
+    r.hset(meta, mapping={"epoch": uuid.uuid4().hex[:12], "rebuilt_at": agg.clock.now_ms()})
+    st.draining = False

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from dashboard.settings import Settings
 
@@ -33,11 +35,18 @@ def redis_url(settings: Settings) -> str:
     return f"unix://{settings.embedded_redis_socket.resolve()}"
 
 
+def retry_policy(retries: int) -> Retry:
+    """redis-py retries a command whose connection broke (its default is 10 retries, set here
+    explicitly). Safe for the aggregator because its scripts are idempotent: a batch whose
+    reply was lost is found already acknowledged and applies nothing (fenced_write.lua)."""
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries)
+
+
 def connect(settings: Settings, *, decode: bool = False) -> redis.Redis:
     """A client for the configured Redis (embedded unless REDIS_URL is set)."""
     return redis.Redis.from_url(
         redis_url(settings), decode_responses=decode, socket_timeout=30, socket_connect_timeout=2,
-        health_check_interval=30,
+        health_check_interval=30, retry=retry_policy(settings.redis_retries),
     )
 
 

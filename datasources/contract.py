@@ -1,14 +1,16 @@
 """Stream contract v1: validation of raw stream entries (see docs/STREAMS.md).
 
-`validate(kind, fields, shard, topo, clock)` turns the fields of one entry into a compact
-record for the aggregator's Lua step, or raises `InvalidEntry` with the reason that goes to the
-dead-letter stream. Pure functions: no Redis here.
+`validate(kind, fields, shard, topo, clock, arrived_ms)` turns the fields of one entry into a
+compact record for the aggregator, or raises `InvalidEntry` with the reason that goes to the
+dead-letter stream; `dead_letter` is the bounded copy of an entry that goes there. Pure
+functions: no Redis here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -34,7 +36,14 @@ MAX_ID = 64
 MAX_VALUE = 256
 MAX_FIELDS = 32
 MIN_TS = 946_684_800_000  # 2000-01-01
-FUTURE_SKEW_MS = 86_400_000
+# a dead letter copies at most this many of the entry's fields, each name and value cut to
+# DEAD_VALUE_MAX bytes; the whole entry is summarised by its field count, size and SHA-1
+DEAD_FIELDS_MAX = 32
+DEAD_VALUE_MAX = 1024
+# entries beyond these are summarised already when read (fenced_read.lua), never copied whole
+OVERSIZE_FIELDS = 64
+OVERSIZE_BYTES = 64 * 1024
+_BLOCK_MS = 900_000  # every UTC offset in use is a multiple of 15 minutes
 
 _VERSIONS = frozenset(VERSIONS)
 _STATUSES = frozenset(STATUSES)
@@ -51,22 +60,43 @@ class InvalidEntry(ValueError):
 
 @dataclass
 class Clock:
-    """Maps event timestamps to local day/hour bucket names, cached per hour."""
+    """The time rules of one batch: `now_ms` (the aggregator's clock), how late after its
+    arrival and how far ahead of it an entry's `ts` may be, and local day/hour bucket names.
+
+    Bucket names are cached per 15-minute block of UTC, the finest granularity of any time
+    zone offset (India's +05:30, Nepal's +05:45), so a half-hour zone's hour boundary never
+    falls inside a cached block."""
 
     tz: ZoneInfo
     now_ms: int
-
-    def __post_init__(self) -> None:
-        self._cache: dict[int, tuple[str, str]] = {}
+    lateness_ms: int = 48 * 3_600_000
+    skew_ms: int = 300_000
+    _cache: dict[int, tuple[str, str]] = field(default_factory=dict, repr=False)
 
     def buckets(self, ts: int) -> tuple[str, str]:
-        h = ts // 3_600_000
-        got = self._cache.get(h)
+        b = ts // _BLOCK_MS
+        got = self._cache.get(b)
         if got is None:
-            dt = datetime.fromtimestamp(h * 3600, self.tz)
+            dt = datetime.fromtimestamp(b * (_BLOCK_MS // 1000), self.tz)
             got = (dt.strftime("%Y%m%d"), dt.strftime("%Y%m%d%H"))
-            self._cache[h] = got
+            self._cache[b] = got
         return got
+
+    def arrival(self, entry_id: str) -> int:
+        """When an entry arrived: its stream id's time, but never later than now (a producer
+        may choose ids, and one far-future id makes every later automatic id follow it)."""
+        ms = entry_id.split("-", 1)[0]
+        return min(int(ms), self.now_ms) if ms.isdigit() else self.now_ms
+
+    def check_ts(self, ts: int, arrived_ms: int, late: bool = True) -> None:
+        if ts < MIN_TS:
+            raise InvalidEntry(f"ts out of range: {ts}")
+        if ts > arrived_ms + self.skew_ms:
+            raise InvalidEntry(f"ts in the future: {ts} is {(ts - arrived_ms) // 1000} s after "
+                               f"its arrival (limit {self.skew_ms // 1000} s)")
+        if late and arrived_ms - ts > self.lateness_ms:
+            raise InvalidEntry(f"too late: ts {ts} is {(arrived_ms - ts) // 3_600_000} h before "
+                               f"its arrival (limit {self.lateness_ms // 3_600_000} h)")
 
 
 # A validated entry is a flat tuple (fast to build and to index).
@@ -90,6 +120,47 @@ def decode_fields(fields: Mapping[bytes, bytes]) -> dict[str, str]:
 def encode_fields(fields: Mapping[str, str]) -> dict[bytes, bytes]:
     return {k.encode("utf-8", "surrogateescape"): v.encode("utf-8", "surrogateescape")
             for k, v in fields.items()}
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def entry_digest(pairs: Iterable[tuple[str, str]]) -> tuple[int, int, str]:
+    """(fields, bytes, SHA-1) of an entry: the SHA-1 of `len:name len:value` for each field in
+    order (fenced_read.lua computes the same for entries it summarises)."""
+    h = hashlib.sha1()
+    n = size = 0
+    for k, v in pairs:
+        kb, vb = _raw(k), _raw(v)
+        n += 1
+        size += len(kb) + len(vb)
+        h.update(b"%d:%b%d:%b" % (len(kb), kb, len(vb), vb))
+    return n, size, h.hexdigest()
+
+
+def _cut(text: str) -> str:
+    raw = _raw(text)
+    return text if len(raw) <= DEAD_VALUE_MAX else raw[:DEAD_VALUE_MAX].decode(
+        "utf-8", "surrogateescape")
+
+
+def dead_letter(stream: str, entry_id: str, reason: str, pairs: list[tuple[str, str]],
+                summary: tuple[int, int, str] | None = None) -> list[str | bytes]:
+    """The fields of a dead letter (docs/STREAMS.md §7): who and why, the entry's size and
+    SHA-1, then its first `DEAD_FIELDS_MAX` fields with names and values cut to
+    `DEAD_VALUE_MAX` bytes. Bounded whatever the entry's size. `summary` is (fields, bytes,
+    sha1) of the whole entry when `pairs` is already a cut copy (fenced_read.lua)."""
+    n, size, digest = summary or entry_digest(pairs)
+    kept = pairs[:DEAD_FIELDS_MAX]
+    copied = [(_cut(k), _cut(v)) for k, v in kept]
+    truncated = n > len(copied) or copied != kept
+    out: list[str | bytes] = [
+        "stream", stream, "entry", entry_id, "reason", reason, "nfields", str(n),
+        "nbytes", str(size), "sha1", digest, "truncated", "1" if truncated else "0"]
+    for k, v in copied:
+        out += (_raw(k), _raw(v))  # bytes intact, also those that are not UTF-8
+    return out
 
 
 def _has_surrogate(text: str) -> bool:
@@ -162,11 +233,13 @@ def _in_shard(code: str, shard: str, topo: Topology, what: str = "centre",
 
 
 def validate(
-    kind: str, f: Mapping[str, str], shard: str, topo: Topology, clock: Clock
+    kind: str, f: Mapping[str, str], shard: str, topo: Topology, clock: Clock,
+    arrived_ms: int | None = None,
 ) -> tuple:
     """Validate one entry of `kind` read from `shard`'s stream; return its record (FIELDS).
 
-    `f` is the entry's fields as text (see `decode_fields`)."""
+    `f` is the entry's fields as text (see `decode_fields`); `arrived_ms` when it arrived
+    (`Clock.arrival` of its stream id; default: now)."""
     if len(f) > MAX_FIELDS:
         raise InvalidEntry(f"too many fields: {len(f)} > {MAX_FIELDS}")
     text = "".join(f.values())
@@ -180,8 +253,10 @@ def validate(
     if v not in _VERSIONS:
         raise InvalidEntry(f"unsupported version v={v[:16]!r}")
     ts = _int(f, "ts")
-    if ts < MIN_TS or ts > clock.now_ms + FUTURE_SKEW_MS:
-        raise InvalidEntry(f"ts out of range: {ts}")
+    # a hand-over carries the time of an escalation already accepted in its source shard,
+    # however long the forward took: only the future and the far past are refused there
+    clock.check_ts(ts, clock.now_ms if arrived_ms is None else arrived_ms,
+                   late=kind != "handin")
     _id(f, "src")
     day, hour = clock.buckets(ts)
     index = topo.index
@@ -219,6 +294,32 @@ def validate(
         return ("t", pid, ts, day, hour, centre, index[centre], topo.centres[centre].level,
                 "t|" + pid, "", "", channel, "", 0, -1, "", -1, "", "", "", "", group, skip)
     raise InvalidEntry(f"unknown kind: {kind}")
+
+
+def validate_handoff(f: Mapping[str, str], shard: str, topo: Topology) -> dict[str, str]:
+    """An outbox entry of `shard`'s handoff stream (§6), before it is forwarded: the fields of
+    the hand-in entry for the target shard, or `InvalidEntry`. The outbox is written by the
+    aggregator, but anyone who reaches Redis can write it too."""
+    if len(f) > MAX_FIELDS:
+        raise InvalidEntry(f"too many fields: {len(f)} > {MAX_FIELDS}")
+    if not "".join(f.values()).isprintable() or not "".join(f).isprintable() or any(
+            len(v) > MAX_VALUE for v in f.values()):
+        raise InvalidEntry(_reason(f))
+    eid = _id(f, "eid")
+    centre = _centre(f, "centre", topo)
+    _in_shard(centre, shard, topo)
+    to = _centre(f, "to", topo)
+    if to == centre or not topo.is_within(centre, to):
+        raise InvalidEntry(f"bad to: {to} is not above {centre}")
+    if topo.centres[to].shard == shard:
+        raise InvalidEntry(f"bad to: {to} is in this shard")
+    category = _one_of(f, "category", _CATEGORIES)
+    due = _int(f, "due")
+    ts = _int(f, "ts")
+    if ts < MIN_TS:
+        raise InvalidEntry(f"ts out of range: {ts}")
+    return {"v": "1", "ts": str(ts), "src": "pingan-handoff", "eid": eid, "status": "escalated",
+            "centre": centre, "to": to, "category": category, "due": str(due)}
 
 
 def _handin(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) -> tuple:

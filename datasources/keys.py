@@ -51,8 +51,35 @@ class Keys:
         return f"{self.prefix}:{{{shard}}}:due:{code}"
 
     def cases(self, shard: str) -> str:
-        """HASH eid → 'owner|due|category' for open cases."""
+        """HASH eid → 'due|category|chain' for open cases."""
         return f"{self.prefix}:{{{shard}}}:cases"
+
+    def opened(self, shard: str) -> str:
+        """ZSET eid → when the open case was opened here (ms): cases open longer than
+        `case_max_age_days` expire."""
+        return f"{self.prefix}:{{{shard}}}:opened"
+
+    def closed(self, shard: str) -> str:
+        """ZSET eid → when the case was closed (ms): tombstones, so that a closed case never
+        opens again while its counts are kept (a `resolved` before its `reported` included)."""
+        return f"{self.prefix}:{{{shard}}}:closed"
+
+    def incidents(self, shard: str) -> str:
+        """STREAM of what the aggregator saw go wrong with Redis itself (a read model or a
+        stream that went back in time after a restart): what may have been lost."""
+        return f"{self.prefix}:{{{shard}}}:incidents"
+
+    def lease(self, shard: str) -> str:
+        """STRING: the token of the aggregator process that holds the shard (SET NX PX)."""
+        return f"{self.prefix}:{{{shard}}}:lease"
+
+    def processes(self) -> str:
+        """ZSET consumer → heartbeat (ms) of the live aggregator processes."""
+        return f"{self.prefix}:aggregators"
+
+    def legacy_orphans(self, shard: str) -> str:
+        """HASH of the first release's resolved-before-reported marks (now `closed`)."""
+        return f"{self.prefix}:{{{shard}}}:orphans"
 
     def seen(self, shard: str, day: str) -> str:
         """SET of idempotency keys applied, per day of the entry's timestamp."""

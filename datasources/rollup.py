@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import redis
 
@@ -28,7 +28,7 @@ from datasources.topology import Topology
 CHUNK = 2000  # members per bulk command (Lua's unpack limit is ~8000 arguments)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Limits:
     ttl_day: int
     ttl_hour: int
@@ -36,6 +36,12 @@ class Limits:
     patrols_per_day: int
     recent_max: int
     dead_max: int
+    # a rebuild (`pingan rebuild`) recounts only the days whose entries are all still in the
+    # streams: entries of earlier days change state (cases, cameras) but no day or hour count
+    count_from_day: str = ""
+
+    def rebuilding(self, day: str) -> Limits:
+        return replace(self, count_from_day=day)
 
 
 @dataclass
@@ -44,7 +50,7 @@ class State:
 
     seen: set[tuple[str, str]] = field(default_factory=set)  # (day, q) already applied
     cases: dict[str, str | None] = field(default_factory=dict)
-    orphans: dict[str, str | None] = field(default_factory=dict)
+    closed: dict[str, int | None] = field(default_factory=dict)  # tombstones: eid → closed at
     cams: dict[str, str | None] = field(default_factory=dict)
     pcount: dict[tuple[str, str], int] = field(default_factory=dict)  # (day, grid) → patrols
     workers: set[tuple[str, str]] = field(default_factory=set)  # (day, worker|village) seen
@@ -87,8 +93,8 @@ def load_state(r: redis.Redis, keys: Keys, shard: str, records: list[tuple], top
     if el:
         pipe.hmget(keys.cases(shard), el)
         plan.append(("cases", None, el))
-        pipe.hmget(f"{keys.prefix}:{{{shard}}}:orphans", el)
-        plan.append(("orphans", None, el))
+        pipe.execute_command("ZMSCORE", keys.closed(shard), *el)
+        plan.append(("closed", None, el))
     cl = list(cams)
     if cl:
         pipe.hmget(keys.camera_state(shard), cl)
@@ -109,6 +115,9 @@ def load_state(r: redis.Redis, keys: Keys, shard: str, records: list[tuple], top
             st.workers.update((day, p) for p, hit in zip(names, reply, strict=True) if hit)
         elif what == "pcount":
             st.pcount.update(((day, g), int(v) if v else 0) for g, v in zip(names, reply, strict=True))
+        elif what == "closed":
+            st.closed.update((n, int(float(v)) if v is not None else None)
+                             for n, v in zip(names, reply, strict=True))
         else:
             target = getattr(st, what)
             target.update((n, v.decode() if v else None) for n, v in zip(names, reply, strict=True))
@@ -125,12 +134,12 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     pre = f"{keys.prefix}:{{{shard}}}:"
     order, centres = topo.order, topo.centres
     counted: list[tuple] = []  # ("d"|"h"|"g", bucket, ci, field), each one +1
-    add = counted.append
     minus: list[tuple] = []  # gauge decrements: ("g", "", ci or chain tuple, field)
     seen_add: dict[str, list[str]] = defaultdict(list)
     batch_seen: set[tuple[str, str]] = set()
     cases_dirty: set[str] = set()
-    orphans_dirty: set[str] = set()
+    closed_add: dict[str, int] = {}
+    opened: dict[str, int | None] = {}  # eid → opened at, or None: no longer open here
     cams_dirty: set[str] = set()
     pdirty: set[tuple[str, str]] = set()
     wk_add: dict[str, list[str]] = defaultdict(list)
@@ -141,21 +150,28 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     handoffs: list[list] = []
     out = Outcome(commands=[])
     ppd = limits.patrols_per_day
-    seen, cases, orphans, cams = st.seen, st.cases, st.orphans, st.cams
+    seen, cases, closed, cams = st.seen, st.cases, st.closed, st.cams
     pcount, workers = st.pcount, st.workers
+    count_from = limits.count_from_day
 
-    def open_case(eid: str, due: int, cat: str, chain: tuple[str, ...]) -> None:
-        if orphans.get(eid):  # resolved before it was reported here: stays closed
-            orphans[eid] = None
-            orphans_dirty.add(eid)
+    def open_case(eid: str, due: int, cat: str, chain: tuple[str, ...], ts: int) -> None:
+        if closed.get(eid) is not None:  # closed (or resolved before it was reported here)
             return
         if cases.get(eid):
             return
         cases[eid] = f"{due}|{cat}|{','.join(chain)}"
         cases_dirty.add(eid)
+        opened[eid] = ts
         gauge_chain.append((chain, "open", 1))
         for c in chain:
             zsets[f"{pre}due:{c}"][eid] = due
+
+    def close(eid: str, ts: int) -> None:
+        """A tombstone: the case never opens here again while counts are kept."""
+        if closed.get(eid) is None:
+            closed[eid] = ts
+            closed_add[eid] = ts
+        opened[eid] = None
 
     def leave(eid: str, chain, keep=()) -> None:
         gone = tuple(c for c in chain if c not in keep)
@@ -176,7 +192,11 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         out.applied += 1
         k = rec[K]
         ci = rec[CI]
+        # a rebuild, before the first day it recounts: state only
+        add = _skip_count if count_from and day < count_from else counted.append
         if k == "p":
+            if add is _skip_count:
+                continue
             pk = (day, rec[GRID])
             n = pcount.get(pk, 0) + 1
             pcount[pk] = n
@@ -200,7 +220,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                 if rec[URGENCY] == "urgent":
                     add(("d", day, ci, "urgent"))
                 add(("h", rec[HOUR], ci, "reported"))
-                open_case(eid, rec[DUE], rec[CATEGORY], centres[order[ci]].chain)
+                open_case(eid, rec[DUE], rec[CATEGORY], centres[order[ci]].chain, rec[TS])
                 recent.append(json.dumps([eid, rec[CENTRE], rec[CATEGORY], rec[TS], rec[URGENCY]]))
             elif status == "resolved":
                 add(("d", day, ci, f"closed:{rec[LV]}"))
@@ -210,9 +230,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                     leave(eid, held.split("|", 2)[2].split(","))
                     cases[eid] = None
                     cases_dirty.add(eid)
-                else:
-                    orphans[eid] = str(rec[TS])
-                    orphans_dirty.add(eid)
+                close(eid, rec[TS])
             elif status == "evaluated":
                 add(("d", day, ci, f"sat:{rec[SATISFIED]}"))
             elif status == "escalated":
@@ -232,12 +250,13 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                         # the case moves to another shard: leave here, hand on via the outbox
                         leave(eid, old)
                         cases[eid] = None
+                        close(eid, rec[TS])
                         handoffs.append(["XADD", pre + "handoff", "*", "eid", eid,
                                          "centre", rec[CENTRE], "to", rec[TO], "due", due,
                                          "category", cat, "ts", rec[TS]])
                     cases_dirty.add(eid)
         elif k == "h":
-            open_case(rec[ID], rec[DUE], rec[CATEGORY], centres[order[ci]].chain)
+            open_case(rec[ID], rec[DUE], rec[CATEGORY], centres[order[ci]].chain, rec[TS])
         elif k == "c":
             cam, state, ts = rec[ID], rec[STATE], rec[TS]
             old = cams.get(cam)
@@ -250,8 +269,8 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                     if old_state:
                         minus.append(("g", "", ci, "cam:" + old_state))
                         minus.append(("g", "", ci, f"cam:{old_state}:{kind}"))
-                    add(("g", "", ci, "cam:" + state))
-                    add(("g", "", ci, f"cam:{state}:{kind}"))
+                    counted.append(("g", "", ci, "cam:" + state))  # state: never skipped
+                    counted.append(("g", "", ci, f"cam:{state}:{kind}"))
                     if state != "online" and old_state is not None:
                         add(("d", day, ci, "cam_failures"))
                         camfail.append(json.dumps([cam, rec[CENTRE], state, ts]))
@@ -292,7 +311,12 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         _bulk(cmds, ["SADD", sk], qs)
         ttl[sk] = limits.ttl_seen
     _write_hash(cmds, keys.cases(shard), cases_dirty, cases)
-    _write_hash(cmds, pre + "orphans", orphans_dirty, orphans)
+    if closed_add:
+        _bulk(cmds, ["ZADD", keys.closed(shard)],
+              [x for eid, ts in closed_add.items() for x in (ts, eid)], pairs=True)
+    opens = [x for eid, ts in opened.items() if ts is not None for x in (ts, eid)]
+    _bulk(cmds, ["ZADD", keys.opened(shard)], opens, pairs=True)
+    _bulk(cmds, ["ZREM", keys.opened(shard)], [e for e, ts in opened.items() if ts is None])
     _write_hash(cmds, keys.camera_state(shard), cams_dirty, cams)
     by_day: dict[str, set[str]] = defaultdict(set)
     for day, grid in pdirty:
@@ -329,6 +353,10 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     return out
 
 
+def _skip_count(_item: tuple) -> None:
+    """`add` for entries whose day a rebuild does not recount."""
+
+
 def _bulk(cmds: list, head: list, members: list, pairs: bool = False) -> None:
     step = CHUNK * (2 if pairs else 1)
     for i in range(0, len(members), step):
@@ -348,17 +376,17 @@ def _write_hash(cmds: list, key: str, dirty, values: dict) -> None:
     _bulk(cmds, ["HDEL", key], dels)
 
 
-def tail_commands(keys: Keys, shard: str, dead: list[tuple], acks: dict[str, list],
+def tail_commands(keys: Keys, shard: str, dead: list[list], acks: dict[str, list],
                   limits: Limits, now_ms: int, applied: int, duplicates: int,
                   max_ts: int) -> list[list]:
-    """Dead letters, XACKs and the shard's meta (version) for the end of a batch."""
+    """Dead letters (each the bounded field list of `contract.dead_letter`), the XACKs (the
+    batch's guards, see fenced_write.lua) and the shard's meta (version) at the end of a
+    batch."""
     cmds: list[list] = []
-    for stream, entry_id, reason, fields in dead:
-        flat = [x for kv in fields.items() for x in kv]
-        cmds.append(["XADD", keys.dead(shard), "MAXLEN", "~", limits.dead_max, "*",
-                     "stream", stream, "entry", entry_id, "reason", reason, *flat])
+    for fields in dead:
+        cmds.append(["XADD", keys.dead(shard), "MAXLEN", "~", limits.dead_max, "*", *fields])
     for stream, ids in acks.items():
-        _bulk(cmds, ["XACK", stream, GROUP], ids)
+        _bulk(cmds, ["!XACK", stream, GROUP], ids)
     meta = keys.meta(shard)
     if dead:
         cmds.append(["HINCRBY", meta, "dead", len(dead)])
@@ -367,5 +395,38 @@ def tail_commands(keys: Keys, shard: str, dead: list[tuple], acks: dict[str, lis
     cmds.append(["HSET", meta, "applied_at", now_ms])
     if max_ts:
         cmds.append(["HMAXLAST", meta, "last_ts", max_ts])
+    cmds.append(["HINCRBY", meta, "version", 1])
+    return cmds
+
+
+def expire_commands(keys: Keys, shard: str, topo: Topology, eids: list[str],
+                    held: list[str | None], now_ms: int, limits: Limits) -> list[list]:
+    """Close open cases that have been open longer than the case age limit: they leave the
+    open count and the deadline sets, get a tombstone, and are counted in the shard's meta
+    (`expired`). The ZREM from `opened` is the guard: a retried call changes nothing."""
+    pre = f"{keys.prefix}:{{{shard}}}:"
+    cmds: list[list] = [["!ZREM", keys.opened(shard), *eids]]
+    minus: dict[str, int] = defaultdict(int)
+    dues: dict[str, list[str]] = defaultdict(list)
+    gone = []
+    for eid, value in zip(eids, held, strict=True):
+        if not value:
+            continue  # not open any more (or never was): only the age entry goes
+        chain = value.split("|", 2)[2].split(",")
+        for c in chain:
+            if c in topo.centres:
+                minus[c] += 1
+                dues[c].append(eid)
+        gone.append(eid)
+    if gone:
+        _bulk(cmds, ["HDEL", keys.cases(shard)], gone)
+        _bulk(cmds, ["ZADD", keys.closed(shard)], [x for e in gone for x in (now_ms, e)],
+              pairs=True)
+    for c, n in minus.items():
+        cmds.append(["HINCRBYMANY", f"{pre}g:{c}", "open", -n])
+        _bulk(cmds, ["ZREM", f"{pre}due:{c}"], dues[c])
+    meta = keys.meta(shard)
+    if gone:
+        cmds.append(["HINCRBY", meta, "expired", len(gone)])
     cmds.append(["HINCRBY", meta, "version", 1])
     return cmds

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -205,7 +207,9 @@ def test_pipe008_trim_keeps_history_until_applied(r, topo, settings):
     shard = topo.centres[v].shard
     stream = keys.stream(shard, "events")
     old_ms = int(time.time() * 1000) - 10 * 86_400_000
-    r.xadd(stream, _event(v, "old-1"), id=f"{old_ms}-0")
+    # an entry that arrived (stream id) ten days ago, about something of that day
+    r.xadd(stream, {**_event(v, "old-1"), "ts": str(old_ms), "due": str(old_ms + 3_600_000)},
+           id=f"{old_ms}-0")
     r.xadd(stream, _event(v, "new-1"))
     short = replace(settings, stream_retention_days=1)
     agg = Aggregator(r, topo, short)
@@ -217,7 +221,9 @@ def test_pipe008_trim_keeps_history_until_applied(r, topo, settings):
     agg.trim()
     ids = [i.decode() for i, _f in r.xrange(stream)]
     assert ids and all(int(i.split("-")[0]) > old_ms for i in ids)
-    assert ReadModel(r, topo, settings).snapshot(v)["events"]["reported"] == 2
+    assert ReadModel(r, topo, settings).snapshot(v)["events"]["reported"] == 1
+    old_day = datetime.fromtimestamp(old_ms / 1000, ZoneInfo(settings.tz)).strftime("%Y%m%d")
+    assert r.hget(keys.day(shard, old_day, v), "reported") == b"1"  # applied before the trim
 
 
 def test_pipe009_handin_is_internal(r, topo, settings):
