@@ -13,7 +13,7 @@ import click
 from dashboard.datadir import private_dir
 from dashboard.runtime import Runtime
 from dashboard.secret import SecretKeyError, load_secret
-from datasources.connection import redis_url, stop_embedded
+from datasources.connection import embedded_alive, ensure_redis, redis_url, stop_embedded
 from datasources.users import list_users
 
 
@@ -103,7 +103,12 @@ def demo(ctx, port, host, rate, seed) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
+            time.sleep(1.0)
+            if not rt.settings.redis_url and not embedded_alive(rt.settings):
+                # the embedded server died (kill -9, OOM killer): bring it back from its AOF;
+                # the aggregator, the simulator and the web workers reconnect by themselves
+                click.echo("embedded Redis stopped; restarting it", err=True)
+                ensure_redis(rt.settings)
     except KeyboardInterrupt:
         pass
     finally:

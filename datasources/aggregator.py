@@ -150,6 +150,7 @@ class Aggregator:
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     )
     clock: TimeSource = WALL
+    housekeeping_s: float = 30.0  # real seconds between a shard's trims and expiries
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
@@ -325,7 +326,8 @@ class Aggregator:
                     continue
                 n += self._step_shard(st)
                 n += self._forward_handoffs(st)
-                if time.monotonic() - self._last_housekeeping.get(st.shard, 0) > 30:
+                if time.monotonic() - self._last_housekeeping.get(st.shard, 0) \
+                        > self.housekeeping_s:
                     self.housekeeping(st)
             except LeaseLost:
                 log.warning("lease lost on %s; its work is refused and left to the next holder",

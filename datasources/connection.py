@@ -71,6 +71,11 @@ def _alive(sock: Path) -> bool:
         return False
 
 
+def embedded_alive(settings: Settings) -> bool:
+    """Does the embedded server of these settings answer?"""
+    return _alive(settings.embedded_redis_socket.resolve())
+
+
 def start_embedded(directory: Path, *, port: int = 0, wait_s: float = 10.0) -> Path:
     """Start (or reuse) a redis-server daemon whose socket lives in `directory`."""
     directory = directory.resolve()

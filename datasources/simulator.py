@@ -233,28 +233,43 @@ class Simulator:
 
 def write(r: redis.Redis, entries: Iterator[tuple[int, str, dict]], *, limit: int | None = None,
           pace: bool = False, chunk: int = 500, should_stop=lambda: False) -> int:
-    """XADD entries (pipelined); with `pace`, none is written before its timestamp."""
+    """XADD entries (pipelined); with `pace`, none is written before its timestamp.
+
+    Like a real producer, it outlives a Redis restart: a chunk that could not be written is
+    sent again once Redis answers (the contract's idempotency keys make a chunk that did
+    arrive count once)."""
     n = 0
-    pipe = r.pipeline(transaction=False)
-    pending = 0
+    batch: list[tuple[str, dict]] = []
+
+    def flush() -> None:
+        while True:
+            pipe = r.pipeline(transaction=False)
+            for key, fields in batch:
+                pipe.xadd(key, fields)
+            try:
+                pipe.execute()
+                batch.clear()
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                if should_stop():
+                    raise
+                time.sleep(1.0)
+
     for t, key, fields in entries:
         if limit is not None and n >= limit:
             break
         if pace:
             delay = t / 1000 - time.time()
             if delay > 0:
-                if pending:
-                    pipe.execute()
-                    pending = 0
+                if batch:
+                    flush()
                 time.sleep(delay)
-        pipe.xadd(key, fields)
-        pending += 1
+        batch.append((key, fields))
         n += 1
-        if pending >= chunk:
-            pipe.execute()
-            pending = 0
+        if len(batch) >= chunk:
+            flush()
         if should_stop():
             break
-    if pending:
-        pipe.execute()
+    if batch:
+        flush()
     return n
