@@ -183,11 +183,13 @@ def snapshot(ctx, code, as_json) -> None:
 @click.pass_context
 def audit(ctx, as_json) -> None:
     """Recount today's figures from the raw streams; exit 1 on any difference."""
+    from datasources.audit import AuditRegistry
     from datasources.audit import audit as run_audit
 
     rt = _runtime(ctx)
     _require_registry(rt)
-    report = run_audit(rt.redis, rt.topology, rt.settings)
+    report = run_audit(rt.redis, rt.topology, rt.settings,
+                       registry=AuditRegistry.from_engine(rt.engine))
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=1))
     else:
@@ -197,6 +199,18 @@ def audit(ctx, as_json) -> None:
             click.echo(f"  {d['centre']} {d['figure']}: recount {d['recount']} read model {d['read_model']}")
         if report["backlog"]:
             click.echo(f"  aggregator backlog (run again when idle): {report['backlog']}")
+        if report["carried"] or report["carried_cameras"] or report["not_recounted"]:
+            click.echo(f"  opening balance (history trimmed): {report['carried']} open cases, "
+                       f"{report['carried_cameras']} camera states; days not recounted: "
+                       f"{report['not_recounted'] or 'none'}")
+        inc = report["incidents"]
+        lost = inc["lost"]
+        if inc["total"] or inc["expired"]:
+            click.echo(f"  incidents: {inc['total']}; lost in Redis rollbacks: {lost['batches']} "
+                       f"batches, {lost['entries']}{'+' if lost['at_least'] else ''} entries; "
+                       f"{len(inc['quarantined'])} keys quarantined; {inc['expired']} cases expired")
+            for q in inc["quarantined"][:10]:
+                click.echo(f"    quarantined {q['key']} → {q['aside']}: {q['why']}")
     sys.exit(0 if report["ok"] else 1)
 
 
