@@ -387,3 +387,96 @@ def test_mut012_repeated_field_names_count(r, topo, settings):
     dead = r.xrange(keys.dead(shard))
     assert [f[b"nfields"] for _i, f in dead] == [b"33"]  # a dead letter, like any 33 fields
     assert report["ok"]
+
+
+def test_mut013_hostile_entries_through_the_pipeline(r, topo, settings):
+    """Entries that break the contract in every way, written to Redis as bytes: the aggregator
+    dead-letters exactly those the audit's own validator refuses, and the figures agree."""
+    keys = Keys(settings.key_prefix)
+    village = sorted(c for c, i in topo.centres.items() if i.level == 4)[0]
+    shard = topo.centres[village].shard
+    up = topo.ancestors(village)
+    other = next(c for c, i in sorted(topo.centres.items())
+                 if i.level == 4 and i.shard != shard)
+    now = int(time.time() * 1000)
+    ev = keys.stream(shard, "events")
+
+    def event(name, **extra):
+        f = {"v": "1", "ts": str(now - 1000), "src": "test", "eid": name, "status": "reported",
+             "centre": village, "category": "dispute", "channel": "video",
+             "urgency": "normal", "due": str(now + 3_600_000)}
+        f.update(extra)
+        return {k: v for k, v in f.items() if v is not None}
+
+    hostile = [
+        event("H-1", category=b"\xff\xfe"), event("H-2", src="a\tb"), event("H-3", eid="e" * 65),
+        event("H-4", src="x\u00a0y"), event("H-5", src="x\u200by"), event("H-6", channel=None),
+        event("H-7", centre=other), event("H-8", ts=str(now + 600_000)),
+        event("H-9", ts=str(now - 49 * 3_600_000)), event("H-10", ts="946684799999"),
+        event("H-11", status="escalated", to=village), event("H-12", status="escalated",
+                                                            to=other),
+        event("H-13", grid="nope"), event("H-14", due="１２"), event("H-15", v="2"),
+        event("H-16", **{f"x{i}": "1" for i in range(25)}), event("H-17", note="n" * 257),
+        event("H-18", status="evaluated", satisfied="yes"),
+        # and good ones among them, some at the edges of the time bounds
+        event("G-1"), event("G-2", ts=str(now + 290_000)), event("G-3", src="网格员 app"),
+        event("G-4", status="escalated", to=up[2]), event("G-5", status="evaluated",
+                                                          satisfied="1"),
+        event("G-6", **{f"x{i}": "1" for i in range(22)}),
+    ]
+    late_id = now - 47 * 3_600_000  # arrived 47 h ago, about something 47.9 h before that
+    r.xadd(ev, event("G-7", ts=str(late_id - 47 * 3_600_000 - 3_000_000)), id=f"{late_id}-0")
+    for f in hostile:
+        r.xadd(ev, f)
+    _run(r, topo, settings)
+    report = audit(r, topo, settings)
+    _report("nothing: 18 hostile and 7 good entries written as bytes", report)
+    assert report["ok"]
+    assert report["entries_rejected"] == report["dead_letters"] == 18
+    assert report["entries_recounted"] == 7
+
+
+def test_mut014_lifecycle_in_awkward_orders(r, topo, settings):
+    """Orders the simulator never writes: resolved before reported, a case reported again on
+    another day after it was resolved, an escalation of a case never opened, a resolution at
+    the city before the hand-over arrives, a case escalated back and forth within the shard.
+    The audit's lifecycle and the aggregator's must agree."""
+    keys = Keys(settings.key_prefix)
+    village = sorted(c for c, i in topo.centres.items() if i.level == 4)[1]
+    shard = topo.centres[village].shard
+    city, district, town = topo.ancestors(village)[:3]
+    now = int(time.time() * 1000)
+    yesterday = now - 26 * 3_600_000
+    ev, city_ev = keys.stream(shard, "events"), keys.stream(topo.centres[city].shard, "events")
+
+    def event(eid, status, ts, centre=village, **extra):
+        f = {"v": "1", "ts": str(ts), "src": "test", "eid": eid, "status": status,
+             "centre": centre, "category": "fire"}
+        if status == "reported":
+            f.update(channel="public", urgency="urgent", due=str(ts + 60_000))
+        return {**f, **extra}
+
+    r.xadd(ev, event("A", "resolved", now - 5000))  # before its report
+    r.xadd(ev, event("A", "reported", now - 9000))
+    r.xadd(ev, event("B", "reported", yesterday))
+    r.xadd(ev, event("B", "resolved", yesterday + 1000))
+    r.xadd(ev, event("B", "reported", now - 1000))  # again, another day: opens nothing
+    r.xadd(ev, event("C", "escalated", now - 1000, to=town))  # never opened
+    r.xadd(ev, event("C", "reported", now - 500))
+    r.xadd(city_ev, event("D", "resolved", now - 100, centre=city))  # before the hand-in
+    r.xadd(ev, event("D", "reported", now - 3000))
+    r.xadd(ev, event("D", "escalated", now - 2000, to=district))
+    r.xadd(ev, event("D", "escalated", now - 1500, centre=district, to=city))
+    r.xadd(ev, event("E", "reported", now - 3000))
+    r.xadd(ev, event("E", "escalated", now - 2000, to=town))
+    r.xadd(ev, event("E", "escalated", now - 1800, centre=town, to=district))
+    r.xadd(ev, event("E", "reported", now - 1000, centre=town))  # reported again, elsewhere
+    r.xadd(ev, event("F", "reported", now - 3000))
+    r.xadd(ev, event("F", "escalated", now - 2000, to=town))
+    r.xadd(ev, event("F", "escalated", now - 1000, to=town))  # again from the village
+    _run(r, topo, settings)
+    report = audit(r, topo, settings)
+    _report("nothing: lifecycle entries in awkward orders", report)
+    assert report["ok"]
+    snap_open = int(r.hget(keys.gauge(shard, district), "open") or 0)
+    assert snap_open == 3  # C at the village, E at the district, F at the town
