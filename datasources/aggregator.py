@@ -48,6 +48,7 @@ from datasources.contract import (
 from datasources.keys import GROUP, HANDIN, READ_KINDS, VC_KIND, Keys
 from datasources.rollup import (
     TS,
+    CorruptKey,
     Limits,
     compute,
     expire_commands,
@@ -62,6 +63,7 @@ RECENT_MAX = 200
 EXPIRE_BATCH = 500  # cases expired per housekeeping step
 INCIDENTS_MAX = 10_000
 QUARANTINE_TTL_S = 7 * 86400
+MAX_QUARANTINES = 8  # keys set aside for one batch before it is split instead
 # errors of a Redis that is busy, loading, out of memory or failing over: wait, do not split
 TRANSIENT = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
              "NOREPLICAS", "NOSCRIPT", "UNBLOCKED")
@@ -404,6 +406,16 @@ class Aggregator:
                 reply = pipe.execute()[0]
             except redis.WatchError:
                 raise LeaseLost(st.shard) from None
+            except redis.ResponseError as exc:
+                if "WRONGTYPE" not in str(exc) and "NOGROUP" not in str(exc):
+                    raise
+                # a stream someone overwrote or deleted: set it aside, make the group anew
+                for stream in streams:
+                    if self.r.type(stream) not in (b"stream", b"none"):
+                        self._quarantine(st.shard, stream, str(exc))
+                self._groups_ready.discard(st.shard)
+                self._ensure_groups(st.shard)
+                return []
         items: list[Item] = []
         for stream, entries in _stream_pairs(reply):
             if not entries:
@@ -416,24 +428,26 @@ class Aggregator:
     # ---- applying a batch ---------------------------------------------------------------
     def apply(self, st: ShardState, items: list[Item]) -> None:
         """Apply a batch; if it cannot be applied, split it until the entry that breaks it is
-        found and dead-lettered, and apply the rest (stream order is kept)."""
-        try:
-            self._apply_once(st, items)
-        except (redis.ConnectionError, redis.TimeoutError, LeaseLost):
-            raise
-        except redis.ResponseError as exc:
-            if "LEASE lost" in str(exc):
-                raise LeaseLost(st.shard) from None
-            if _transient(exc):
-                raise
-            wrong = _WRONG.search(str(exc))
-            if wrong:  # an internal key overwritten by someone else: set it aside, try again
-                self._quarantine(st.shard, wrong.group(1), str(exc))
+        found and dead-lettered, and apply the rest (stream order is kept). An internal key
+        that someone overwrote with the wrong type is set aside first (each pass may find
+        one more)."""
+        for _ in range(MAX_QUARANTINES):
+            try:
                 self._apply_once(st, items)
                 return
-            self._split(st, items, exc)
-        except Exception as exc:  # a batch our own code could not compute
-            self._split(st, items, exc)
+            except CorruptKey as exc:
+                self._quarantine(st.shard, exc.key, exc.why)
+            except (redis.ConnectionError, redis.TimeoutError, LeaseLost):
+                raise
+            except redis.ResponseError as exc:
+                if _transient(exc):
+                    raise
+                self._split(st, items, exc)
+                return
+            except Exception as exc:  # a batch our own code could not compute
+                self._split(st, items, exc)
+                return
+        self._split(st, items, RuntimeError("too many overwritten keys"))
 
     def _split(self, st: ShardState, items: list[Item], exc: Exception) -> None:
         if len(items) == 1:
@@ -493,12 +507,24 @@ class Aggregator:
         t.read += len(items)
 
     def _fenced_write(self, st: ShardState, commands: list[list]):
-        """One fenced, validated, idempotent write; None when it had been applied already."""
+        """One fenced, validated, idempotent write; None when it had been applied already.
+        A key the script refuses for its type (someone else wrote it) is set aside and the
+        write tried again."""
         args: list = [st.token, "{" + st.shard + "}"]
         for cmd in commands:
             args.append(len(cmd))
             args.extend(cmd)
-        reply = self._write(keys=[lease_key(self.keys, st.shard)], args=args)
+        for attempt in range(MAX_QUARANTINES + 1):
+            try:
+                reply = self._write(keys=[lease_key(self.keys, st.shard)], args=args)
+                break
+            except redis.ResponseError as exc:
+                wrong = _WRONG.search(str(exc))
+                if "LEASE lost" in str(exc):
+                    raise LeaseLost(st.shard) from None
+                if not wrong or attempt == MAX_QUARANTINES:
+                    raise
+                self._quarantine(st.shard, wrong.group(1), str(exc))
         if reply in (b"DUP", "DUP"):
             self.totals.retried += 1
             log.warning("shard %s: a batch was already applied (a retried call); skipped",
@@ -574,8 +600,19 @@ class Aggregator:
     # ---- housekeeping -------------------------------------------------------------------
     def housekeeping(self, st: ShardState) -> None:
         """Keep every key family of the shard bounded: expire old open cases, drop old
-        tombstones and stream history (never an entry not yet applied)."""
-        self.expire_cases(st)
+        tombstones and stream history (never an entry not yet applied). A part that fails
+        (a damaged key) is logged and tried again next time; the shard's entries go on."""
+        self._last_housekeeping[st.shard] = time.monotonic()
+        for part in (self.expire_cases, self._drop_tombstones, self.trim):
+            try:
+                part(st)
+            except (redis.ConnectionError, redis.TimeoutError, LeaseLost):
+                raise
+            except Exception:
+                log.exception("shard %s: housekeeping (%s) failed; tried again later",
+                              st.shard, part.__name__)
+
+    def _drop_tombstones(self, st: ShardState) -> None:
         now = self.clock.now_ms()
         s = self.settings
         keep_closed_ms = s.day_bucket_ttl_s * 1000
@@ -587,28 +624,45 @@ class Aggregator:
                 cmds.append(["ZADD", self.keys.closed(st.shard), int(ts or 0) or now, eid])
             cmds.append(["DEL", legacy])
         self._fenced_write(st, cmds)
-        self.trim(st)
-        self._last_housekeeping[st.shard] = time.monotonic()
 
     def expire_cases(self, st: ShardState) -> int:
         cutoff = self.clock.now_ms() - self.settings.case_max_age_days * 86_400_000
         total = 0
+        opened, cases = self.keys.opened(st.shard), self.keys.cases(st.shard)
         while True:
-            eids = self.r.zrangebyscore(self.keys.opened(st.shard), "-inf", cutoff,
-                                        start=0, num=EXPIRE_BATCH)
+            eids = self._read_key(st, opened, lambda: self.r.zrangebyscore(
+                opened, "-inf", cutoff, start=0, num=EXPIRE_BATCH))
             if not eids:
                 break
             eids = [e.decode() for e in eids]
-            held = self.r.hmget(self.keys.cases(st.shard), eids)
-            cmds = expire_commands(self.keys, st.shard, self.topo, eids,
-                                   [h.decode() if h else None for h in held],
+            held = [h.decode() if h else None
+                    for h in self._read_key(st, cases, lambda e=eids: self.r.hmget(cases, e))
+                    or [None] * len(eids)]
+            broken = [e for e, h in zip(eids, held, strict=True) if h and h.count("|") < 2]
+            if broken:  # a record someone else wrote: dropped (its chain is unknown)
+                self.incident(st.shard, "corrupt_case", eids=",".join(broken[:20]),
+                              count=len(broken))
+                held = [None if e in broken else h for e, h in zip(eids, held, strict=True)]
+            cmds = expire_commands(self.keys, st.shard, self.topo, eids, held,
                                    self.clock.now_ms(), self.limits)
+            if broken:
+                cmds.insert(1, ["HDEL", cases, *broken])
             if self._fenced_write(st, cmds) is not None:
                 total += len(eids)
             if len(eids) < EXPIRE_BATCH:
                 break
         self.totals.expired += total
         return total
+
+    def _read_key(self, st: ShardState, key: str, read):
+        """`read()`, or None after setting `key` aside when it holds the wrong type."""
+        try:
+            return read()
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            self._quarantine(st.shard, key, str(exc))
+            return None
 
     def trim(self, st: ShardState | None = None) -> None:
         """Drop stream history older than the retention, never an entry not yet applied.
@@ -619,8 +673,10 @@ class Aggregator:
             if s.shard == self._vc_shard():
                 streams.append(self.keys.stream(s.shard, VC_KIND))
             for stream in streams:
+                if self.r.type(stream) != b"stream":
+                    continue  # absent, or overwritten (set aside when it is next read)
                 bound = cut_ms
-                for g in self.r.xinfo_groups(stream) if self.r.exists(stream) else []:
+                for g in self.r.xinfo_groups(stream):
                     name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
                     if name != GROUP:
                         continue

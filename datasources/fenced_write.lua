@@ -28,7 +28,10 @@ local TYPES = {
 local MAX_ARGS = 7000 -- below Lua's unpack limit (~8000)
 local LAST_ID = '18446744073709551615-18446744073709551615'
 local function fail(msg) return redis.error_reply('BATCH refused: ' .. msg) end
-local function is_int(v) return v and string.find(v, '^%-?%d+$') and #v <= 18 end
+-- an integer as Redis writes and reads one (no sign '+', no leading zeros, not '-0')
+local function is_int(v)
+  return v and #v <= 18 and (v == '0' or string.find(v, '^%-?[1-9]%d*$')) ~= nil
+end
 
 local types, streams_ok = {}, {}
 local i, nargs = 3, #ARGV

@@ -63,6 +63,22 @@ class Outcome:
     duplicates: int = 0
 
 
+class CorruptKey(Exception):
+    """A read-model key holds the wrong type (someone else wrote it): `key`, `why`."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"{key}: {why}")
+        self.key = key
+        self.why = why
+
+
+def _plan_key(keys: Keys, shard: str, what: str, day: str | None) -> str:
+    return {"seen": lambda: keys.seen(shard, day), "cases": lambda: keys.cases(shard),
+            "closed": lambda: keys.closed(shard), "cams": lambda: keys.camera_state(shard),
+            "pcount": lambda: keys.patrol_counts(shard, day),
+            "workers": lambda: keys.workers_seen(shard, day)}[what]()
+
+
 def load_state(r: redis.Redis, keys: Keys, shard: str, records: list[tuple], topo: Topology) -> State:
     """One pipelined read of everything the batch's entries depend on."""
     qs: dict[str, list[str]] = defaultdict(list)
@@ -108,7 +124,13 @@ def load_state(r: redis.Redis, keys: Keys, shard: str, records: list[tuple], top
         pipe.execute_command("SMISMEMBER", keys.workers_seen(shard, day), *pl)
         plan.append(("workers", day, pl))
     st = State()
-    for (what, day, names), reply in zip(plan, pipe.execute(), strict=True):
+    replies = pipe.execute(raise_on_error=False)
+    for (what, day, _names), reply in zip(plan, replies, strict=True):
+        if isinstance(reply, redis.ResponseError):
+            if "WRONGTYPE" in str(reply):
+                raise CorruptKey(_plan_key(keys, shard, what, day), str(reply))
+            raise reply
+    for (what, day, names), reply in zip(plan, replies, strict=True):
         if what == "seen":
             st.seen.update((day, q) for q, hit in zip(names, reply, strict=True) if hit)
         elif what == "workers":
