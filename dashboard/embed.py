@@ -23,7 +23,7 @@ import redis
 from flask import Flask, Response, jsonify, request, send_from_directory, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from dashboard.live import LiveHub
+from dashboard.live import LiveHub, version_tag
 from dashboard.secret import load_secret
 from dashboard.settings import Settings
 from datasources.topology import Topology
@@ -231,7 +231,11 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
         """The centre's view model and whether it is fresh; None without Redis, or when the
         read model cannot be shaped (logged): the portal shows "unavailable", not an error."""
         try:
-            return hub.view(code), is_fresh(hub, code, settings.stale_after_s)
+            vm = hub.view(code)
+            # the version the widget holds names the shards' epochs too: after a rebuild or a
+            # Redis restart the same version number can come back with other figures
+            vm = {**vm, "version": version_tag(code, vm).split(":", 1)[1]}
+            return vm, is_fresh(hub, code, settings.stale_after_s)
         except (redis.RedisError, OSError):
             return None
         except Exception:

@@ -506,3 +506,30 @@ def test_hard015_a_scope_must_be_a_centre_code(registry):
                                       "61020*", "--password-stdin"], input="long-enough-pw\n",
                              env=env)
     assert out.exit_code == 1 and "centre code" in out.output
+
+
+def test_hard016_an_embed_refresh_sees_a_new_epoch_with_the_same_version(registry, redis_url,
+                                                                        prefix, r):
+    """A portal widget holds a version; after a rebuild (a new `epoch`) the same version number
+    with other figures must not be answered as "unchanged"."""
+    app = make(registry, redis_url, prefix, auth="off")
+    hub = app.server.config["PINGAN_HUB"]
+    hub.poll_s = 0.02
+    c = client(app)
+    token = mint(hub.runtime.settings, "events", DISTRICT, 3600)
+    meta = Keys(prefix).meta(DISTRICT)
+    day = _day_key(prefix, hub.runtime.settings.tz, DISTRICT)
+    r.hset(meta, mapping={"version": 40, "epoch": "e1", "heartbeat": int(time.time() * 1000)})
+    r.hset(day, "reported", 3)
+
+    def data(have: str = "") -> dict:
+        q = f"/embed/events/data?token={token}" + (f"&have={have}" if have else "")
+        return json.loads(text(c.get(q)))
+
+    first = wait_until(lambda: (d := data()) and d["figures"]["events.reported"] == 3 and d, 10)
+    held = first["version"]
+    assert "figures" not in data(held)  # unchanged: freshness only
+    r.hset(day, "reported", 8)
+    r.hset(meta, "epoch", "e2")  # rebuilt: same version number, other figures
+    fresh = wait_until(lambda: (d := data(held)) and "figures" in d and d, 10)
+    assert fresh["figures"]["events.reported"] == 8 and fresh["version"] != held
