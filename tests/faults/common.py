@@ -49,7 +49,8 @@ def report(name: str, *, injected: str, written: int, applied: int, dead: int, l
     if path:
         row = {"name": name, "injected": injected, "written": written, "applied": applied,
                "dead": dead, "lost": lost, "doubled": doubled,
-               "test": (os.environ.get("PYTEST_CURRENT_TEST") or "").split(" ")[0], **extra}
+               "test": (os.environ.get("PYTEST_CURRENT_TEST") or "").rsplit(" (", 1)[0],
+               **extra}
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     return line

@@ -333,9 +333,12 @@ def test_fault_housekeeping_damage_does_not_stop_the_aggregator(r, topo, setting
     went_idle = run_bounded(agg, 15)
     got = model_day(r, topo, keys, day)
     lost, doubled = shortfall(Counter(reported=5 * len(topo.shards)), got)
+    incidents = [f[b"kind"].decode() for _id, f in r.xrange(keys.incidents(first))]
     report(f"housekeeping: {damage}", injected=f"1 {damage}", written=5 * len(topo.shards),
            applied=agg.totals.applied, dead=agg.totals.dead, lost=lost, doubled=doubled,
-           went_idle=went_idle, backlog=backlog_total(r, keys, topo.shards))
+           went_idle=went_idle, backlog=backlog_total(r, keys, topo.shards),
+           incidents=incidents)
 
     assert went_idle, "--until-idle never returned"
     assert (lost, doubled) == (0, 0), got
+    assert incidents, "the damage was not recorded in the shard's incidents"

@@ -5,6 +5,7 @@ the call again). Nothing may be doubled: a retried batch must find itself applie
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -17,6 +18,7 @@ from datasources.keys import Keys
 from tests.faults.common import (
     backlog_total,
     dead_letters,
+    event,
     local_day,
     model_day,
     pending_total,
@@ -78,6 +80,43 @@ def test_fault_connections_cut_between_aggregator_and_redis(tcp_redis, topo, set
         else:
             assert lost_replies >= 3
             assert agg.totals.retried >= 1
+    finally:
+        stale = list(direct.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(stale), 500):
+            direct.delete(*stale[i:i + 500])
+        direct.close()
+
+
+def test_fault_lost_replies_are_still_counted_in_the_totals(tcp_redis, topo, settings, prefix):
+    """The aggregator's own totals (what `pingan aggregate` prints) must agree with the read
+    model when replies were lost: a batch whose retried call answers DUP was applied by this
+    very call's first attempt (the lease is checked first, so no other process can have)."""
+    host, port = tcp_redis
+    direct = redis.Redis(host=host, port=port)
+    keys = Keys(prefix)
+    base = replace(settings, redis_url=f"redis://{host}:{port}", batch_size=20)
+    n = 0
+    try:
+        for shard in topo.shards:
+            v = sorted(c for c, i in topo.centres.items() if i.shard == shard)[-1]
+            for i in range(100):
+                direct.xadd(keys.stream(shard, "events"), event(v, f"L-{shard}-{i}"))
+                n += 1
+        with FaultProxy((host, port), seed=5, lose_reply=0.5, marker=b"!XACK") as proxy:
+            via = replace(base, redis_url=f"redis://127.0.0.1:{proxy.port}")
+            agg = Aggregator(connect(via), topo, via)
+            went_idle = run_bounded(agg, 60)
+        got = model_day(direct, topo, keys, local_day(settings.tz))
+        lost, doubled = shortfall(Counter(reported=n), got)
+        report("network: lost replies and the totals", injected=f"{proxy.lost_replies} lost "
+               "replies of batch writes", written=n, applied=agg.totals.applied,
+               dead=agg.totals.dead, lost=lost, doubled=doubled, retried=agg.totals.retried,
+               read=agg.totals.read)
+
+        assert went_idle
+        assert (lost, doubled) == (0, 0)
+        assert agg.totals.retried >= 1
+        assert (agg.totals.read, agg.totals.applied) == (n, n), agg.totals
     finally:
         stale = list(direct.scan_iter(match=f"{prefix}:*", count=1000))
         for i in range(0, len(stale), 500):
