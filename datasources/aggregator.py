@@ -39,6 +39,7 @@ from dashboard.settings import Settings
 from datasources.clock import WALL, TimeSource
 from datasources.connection import text_client
 from datasources.contract import (
+    MAX_FIELDS,
     Clock,
     InvalidEntry,
     dead_letter,
@@ -473,6 +474,8 @@ class Aggregator:
             if f is None:  # trimmed before it was read: nothing left to apply
                 continue
             try:
+                if len(f) > 2 * MAX_FIELDS:  # counted as written: a repeated name counts too
+                    raise InvalidEntry(f"too many fields: {len(f) // 2} > {MAX_FIELDS}")
                 records.append(validate(it.kind, dict(zip(f[::2], f[1::2], strict=True)),
                                         shard, topo, clock, clock.arrival(it.id)))
                 continue

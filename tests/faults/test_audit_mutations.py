@@ -14,8 +14,6 @@ from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import pytest
-
 import datasources.aggregator as aggregator_module
 from datasources.aggregator import Aggregator, rebuild
 from datasources.audit import audit
@@ -369,9 +367,6 @@ def test_mut011_incidents_are_reported(r, topo, settings):
         assert lost["now.open"]["recount"] - lost["now.open"]["read_model"] == open_before
 
 
-@pytest.mark.xfail(strict=True, reason="aggregator defect: fields are counted after folding "
-                   "repeated names, so an entry of 33 fields with a repeated name is accepted "
-                   "(docs/STREAMS.md §4.1: at most 32 fields; §7 counts 33)")
 def test_mut012_repeated_field_names_count(r, topo, settings):
     keys = Keys(settings.key_prefix)
     village = sorted(c for c, i in topo.centres.items() if i.level == 4)[0]
