@@ -418,12 +418,18 @@ class Aggregator:
                 self._ensure_groups(st.shard)
                 return []
         items: list[Item] = []
+        kinds = set()
         for stream, entries in _stream_pairs(reply):
             if not entries:
                 continue
             kind = stream.rsplit(":", 1)[1]
+            kinds.add(kind)
             items.extend(Item(stream, kind, e[0], e[1]) for e in entries)
             self._log_read(stream, entries[0][0], entries[-1][0], len(entries))
+        if HANDIN in kinds and "events" in kinds:
+            # the one order across streams that matters: a case handed in and then moved on
+            # by an event of this shard; apply them in the order they arrived
+            items.sort(key=lambda it: _id_tuple(it.id))
         return items
 
     # ---- applying a batch ---------------------------------------------------------------
