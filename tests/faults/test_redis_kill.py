@@ -222,12 +222,14 @@ def test_fault_redis_comes_back_older_and_the_loss_is_recorded(tmp_path, topo, d
                     break
                 for shard, v in villages.items():
                     stream = keys.stream(shard, "events")
-                    try:
-                        entry_id = client.xadd(stream, event(v, f"AOF-{shard}-{i}"))
-                    except (redis.ConnectionError, redis.ResponseError):
-                        time.sleep(0.05)
-                        continue
-                    acked.setdefault(stream, set()).add(entry_id.decode())
+                    while not done.is_set():  # resent every 10 ms until Redis answers
+                        try:
+                            entry_id = client.xadd(stream, event(v, f"AOF-{shard}-{i}"))
+                        except (redis.ConnectionError, redis.ResponseError):
+                            time.sleep(0.01)
+                            continue
+                        acked.setdefault(stream, set()).add(entry_id.decode())
+                        break
                 time.sleep(0.02)
             client.close()
 
