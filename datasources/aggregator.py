@@ -183,6 +183,7 @@ class Aggregator:
         self._read_log: dict[str, deque] = {}
         self._server_id: str | None = None
         self.pinned = False  # a rebuild holds every shard and gives none back
+        self._outage = False
 
     # ---- time ---------------------------------------------------------------------------
     def batch_clock(self) -> Clock:
@@ -241,6 +242,7 @@ class Aggregator:
     def balance(self) -> None:
         """Renew held leases, take free shards up to a fair share, give back any excess."""
         now = time.monotonic()
+        self._check_server()
         for st in list(self.held.values()):
             if self.renew(st):
                 self._heartbeat(st.shard)
@@ -316,6 +318,9 @@ class Aggregator:
     # ---- the loop -----------------------------------------------------------------------
     def step(self) -> int:
         """One round over the held shards; returns how many entries were read."""
+        if self._outage:
+            self.after_outage()  # raises while Redis is still away
+            self._outage = False
         if time.monotonic() - self._last_balance > min(1.0, self.settings.lease_ms / 3000):
             self.balance()
         if time.monotonic() - self._last_sweep > max(1.0, self.settings.lease_ms / 1000):
@@ -356,9 +361,8 @@ class Aggregator:
                     # what it may have lost and re-read our own pending entries first
                     log.warning("redis unavailable (%s); retrying", exc)
                     self._groups_ready.clear()
+                    self._outage = True
                     time.sleep(1.0)
-                    with contextlib.suppress(redis.RedisError):
-                        self.after_outage()
                     continue
                 except Exception:
                     # nothing a producer or another writer of Redis does may stop the process
@@ -717,44 +721,74 @@ class Aggregator:
         log_ = self._read_log.setdefault(stream, deque(maxlen=2000))
         log_.append((_id_tuple(first), _id_tuple(last), n))
 
+    def _check_server(self) -> None:
+        """A Redis that restarted (its run id changed) may have come back older, even when the
+        client's retries hid the outage from us: check what it lost."""
+        server = self.r.info("server").get("run_id")
+        if self._server_id is not None and server != self._server_id:
+            self.after_outage()
+        self._server_id = server
+
+    def _group_last(self, stream: str) -> tuple[int, int] | None:
+        if self.r.type(stream) != b"stream":
+            return None
+        for g in self.r.xinfo_groups(stream):
+            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+            if name == GROUP:
+                last = g["last-delivered-id"]
+                return _id_tuple(last.decode() if isinstance(last, bytes) else last)
+        return None
+
     def after_outage(self) -> None:
         """Redis is back after an outage: if it restarted from an older state (the AOF's last
-        second, a failover to a lagging replica), record what went back in time as incidents,
-        bump the shards' epoch so that web caches drop what they hold, and re-read our own
-        pending entries first."""
+        second, a restored backup, a failover to a lagging replica), record what went back in
+        time as incidents, change the shards' epoch so that web caches drop what they hold,
+        and re-read our own pending entries first.
+
+        Batches lost: the shard's version is below the last one this process wrote. Entries
+        lost: of the entries this process read after the point the consumer group went back
+        to, those no longer in the stream (producers writing meanwhile add entries with newer
+        ids, which do not hide the gap)."""
         server = self.r.info("server").get("run_id")
         restarted = self._server_id is not None and server != self._server_id
         self._server_id = server
-        for st in list(self.held.values()):
+        for st in self.held.values():
             st.draining = True
-            shard = st.shard
+        shards = set(self._versions) | {st.shard for st in self.held.values()}
+        shards |= {s.split("{", 1)[1].split("}", 1)[0] for s in self._read_log}
+        for shard in sorted(shards):
             ours = self._versions.get(shard)
             raw = self.r.hget(self.keys.meta(shard), "version")
             now_v = int(raw) if raw and raw.isdigit() else 0
-            lost_streams = {}
+            lost_streams: dict[str, tuple[int, tuple[int, int]]] = {}
             for stream in self._streams(shard):
                 seen = self._read_log.get(stream)
-                if not seen or not self.r.exists(stream):
+                if not seen:
                     continue
-                last = _id_tuple(self.r.xinfo_stream(stream)["last-generated-id"].decode())
-                gone = sum(n for first, _last, n in seen if first > last)
-                partial = any(first <= last < end for first, end, _n in seen)
-                if gone or partial:
-                    lost_streams[stream] = (gone, partial, last)
+                back_to = self._group_last(stream) or (0, 0)
+                gone = 0
+                for first, last, n in seen:
+                    if last <= back_to:
+                        continue  # read before the point Redis came back to: still there
+                    present = self.r.xrange(stream, min=f"{first[0]}-{first[1]}",
+                                            max=f"{last[0]}-{last[1]}", count=n + 1)
+                    gone += max(0, n - len(present))
+                if gone:
+                    lost_streams[stream] = (gone, back_to)
             if (ours is not None and now_v < ours) or lost_streams:
-                detail = {s: f"{g}{'+' if p else ''} entries after {last[0]}-{last[1]}"
-                          for s, (g, p, last) in lost_streams.items()}
+                detail = {s: f"{g} entries read after {b[0]}-{b[1]} are gone"
+                          for s, (g, b) in lost_streams.items()}
                 log.error("shard %s: Redis came back older (version %s → %s; %s)", shard, ours,
                           now_v, detail)
                 self.incident(shard, "rollback", version_before=ours, version_after=now_v,
                               batches_lost=max(0, (ours or 0) - now_v),
-                              entries_lost=sum(g for g, _p, _l in lost_streams.values()),
+                              entries_lost=sum(g for g, _b in lost_streams.values()),
                               streams=";".join(f"{s}: {d}" for s, d in detail.items()),
                               restarted=int(restarted))
                 self.r.hset(self.keys.meta(shard), "epoch", uuid.uuid4().hex[:12])
                 self._versions.pop(shard, None)
-                for stream in lost_streams:
-                    self._read_log.pop(stream, None)
+            for stream in self._streams(shard):
+                self._read_log.pop(stream, None)  # judged once
 
 
 def _stream_pairs(reply) -> list:
