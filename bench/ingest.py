@@ -38,9 +38,9 @@ def make_entries(topo, n: int, prefix: str) -> list[tuple[str, dict]]:
     span = 3 * 3_600_000
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
     sim = Simulator(topo, grids, seed=3, prefix=prefix, start_ms=now)
-    sim.scale = n / (sim.natural_entries_per_s() * span / 1000)
+    sim.scale = 1.3 * n / (sim.natural_entries_per_s() * span / 1000)  # cut at now, not later
     out = [(k, f) for _t, k, f in sim.camera_baseline(now - span)]
-    gen = sim.stream(now - span)
+    gen = sim.stream(now - span, now)
     while len(out) < n:
         _t, k, f = next(gen)
         out.append((k, f))

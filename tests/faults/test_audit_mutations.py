@@ -37,9 +37,9 @@ def _produce(r, topo, settings, n: int, seed: int = 5, baseline: bool = True) ->
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
     sim = Simulator(topo, grids, seed=seed, prefix=settings.key_prefix, start_ms=now,
                     tz=settings.tz)
-    sim.scale = n / (sim.natural_entries_per_s() * span / 1000)
+    sim.scale = 1.3 * n / (sim.natural_entries_per_s() * span / 1000)  # cut at now, not later
     entries = list(sim.camera_baseline(now - span)) if baseline else []
-    gen = sim.stream(now - span)
+    gen = sim.stream(now - span, now)
     while len(entries) < n + (len(topo.camera) if baseline else 0):
         entries.append(next(gen))
     retries = [e for e in entries if not e[1].endswith(":cameras")

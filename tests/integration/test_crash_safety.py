@@ -39,9 +39,10 @@ def test_crash001_kill9_many_times(r, topo, settings):
     span = int(max(60_000, min(3 * 3_600_000, now - midnight.timestamp() * 1000 - 60_000)))
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
     sim = Simulator(topo, grids, seed=21, prefix=settings.key_prefix, start_ms=now, tz=settings.tz)
-    sim.scale = 40_000 / (sim.natural_entries_per_s() * span / 1000)
+    # a little more than needed over the span, cut at now: nothing dated in the future
+    sim.scale = 1.3 * 40_000 / (sim.natural_entries_per_s() * span / 1000)
     entries = list(sim.camera_baseline(now - span))
-    gen = sim.stream(now - span)
+    gen = sim.stream(now - span, now)
     while len(entries) < 40_000:
         entries.append(next(gen))
     done = threading.Event()
