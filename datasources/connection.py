@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 
 from dashboard.settings import Settings
@@ -66,7 +66,14 @@ def _alive(sock: Path) -> bool:
     if not sock.exists():
         return False
     try:
-        return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
+        # no retries: a dead server's stale socket must answer "no" at once, not after the
+        # client's back-off (seconds)
+        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=1,
+                             socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
     except redis.RedisError:
         return False
 
