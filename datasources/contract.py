@@ -40,9 +40,6 @@ MIN_TS = 946_684_800_000  # 2000-01-01
 # DEAD_VALUE_MAX bytes; the whole entry is summarised by its field count, size and SHA-1
 DEAD_FIELDS_MAX = 32
 DEAD_VALUE_MAX = 1024
-# entries beyond these are summarised already when read (fenced_read.lua), never copied whole
-OVERSIZE_FIELDS = 64
-OVERSIZE_BYTES = 64 * 1024
 _BLOCK_MS = 900_000  # every UTC offset in use is a multiple of 15 minutes
 
 _VERSIONS = frozenset(VERSIONS)
@@ -127,8 +124,8 @@ def _raw(text: str) -> bytes:
 
 
 def entry_digest(pairs: Iterable[tuple[str, str]]) -> tuple[int, int, str]:
-    """(fields, bytes, SHA-1) of an entry: the SHA-1 of `len:name len:value` for each field in
-    order (fenced_read.lua computes the same for entries it summarises)."""
+    """(fields, bytes, SHA-1) of an entry: the SHA-1 of `<len>:<name><len>:<value>` for every
+    field in order, concatenated (docs/STREAMS.md §7)."""
     h = hashlib.sha1()
     n = size = 0
     for k, v in pairs:
@@ -145,13 +142,12 @@ def _cut(text: str) -> str:
         "utf-8", "surrogateescape")
 
 
-def dead_letter(stream: str, entry_id: str, reason: str, pairs: list[tuple[str, str]],
-                summary: tuple[int, int, str] | None = None) -> list[str | bytes]:
+def dead_letter(stream: str, entry_id: str, reason: str,
+                pairs: list[tuple[str, str]]) -> list[str | bytes]:
     """The fields of a dead letter (docs/STREAMS.md §7): who and why, the entry's size and
     SHA-1, then its first `DEAD_FIELDS_MAX` fields with names and values cut to
-    `DEAD_VALUE_MAX` bytes. Bounded whatever the entry's size. `summary` is (fields, bytes,
-    sha1) of the whole entry when `pairs` is already a cut copy (fenced_read.lua)."""
-    n, size, digest = summary or entry_digest(pairs)
+    `DEAD_VALUE_MAX` bytes. Bounded whatever the entry's size."""
+    n, size, digest = entry_digest(pairs)
     kept = pairs[:DEAD_FIELDS_MAX]
     copied = [(_cut(k), _cut(v)) for k, v in kept]
     truncated = n > len(copied) or copied != kept
