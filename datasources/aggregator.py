@@ -410,6 +410,10 @@ class Aggregator:
             try:
                 reply = pipe.execute()[0]
             except redis.WatchError:
+                # the lease changed, or the connection broke while watching it: only the
+                # first means the shard is gone (a network blip must not idle it a lease long)
+                if self._raw.get(lease) == st.token:
+                    return []
                 raise LeaseLost(st.shard) from None
             except redis.ResponseError as exc:
                 if "WRONGTYPE" not in str(exc) and "NOGROUP" not in str(exc):
