@@ -29,22 +29,16 @@ from datasources.connection import start_embedded, stop_embedded  # noqa: E402
 from datasources.demo_region import build_demo  # noqa: E402
 from datasources.keys import Keys  # noqa: E402
 from datasources.registry import create_schema, make_engine  # noqa: E402
-from datasources.simulator import Simulator  # noqa: E402
+from datasources.simulator import recent_entries  # noqa: E402
 from datasources.topology import load_topology  # noqa: E402
 
 
 def make_entries(topo, n: int, prefix: str) -> list[tuple[str, dict]]:
     now = int(time.time() * 1000)
-    span = 3 * 3_600_000
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
-    sim = Simulator(topo, grids, seed=3, prefix=prefix, start_ms=now)
-    sim.scale = 1.3 * n / (sim.natural_entries_per_s() * span / 1000)  # cut at now, not later
-    out = [(k, f) for _t, k, f in sim.camera_baseline(now - span)]
-    gen = sim.stream(now - span, now)
-    while len(out) < n:
-        _t, k, f = next(gen)
-        out.append((k, f))
-    return out
+    entries = recent_entries(topo, grids, max(0, n - len(topo.camera)), now_ms=now,
+                             span_ms=3 * 3_600_000, seed=3, prefix=prefix)
+    return [(k, f) for _t, k, f in entries]
 
 
 def xadd_all(r: redis.Redis, entries, old: str, new: str) -> float:

@@ -60,7 +60,7 @@ def _require_registry(rt: Runtime) -> None:
 @click.pass_context
 def simulate(ctx, count, rate, seed, speed, history_hours, cameras, quiet) -> None:
     """Write realistic entries to the streams (the producers' stand-in)."""
-    from datasources.simulator import Simulator, write
+    from datasources.simulator import Simulator, recent_entries, write
 
     rt = _runtime(ctx)
     _require_registry(rt)
@@ -76,14 +76,19 @@ def simulate(ctx, count, rate, seed, speed, history_hours, cameras, quiet) -> No
     elif count:
         midnight = datetime.now(ZoneInfo(rt.settings.tz)).replace(hour=0, minute=0, second=0, microsecond=0)
         span_s = max(60.0, min(6 * 3600.0, time.time() - midnight.timestamp() - 60))
-        t0 = now - int(span_s * 1000)
-        sim.scale = count / (natural * span_s)
+        heartbeats = len(sim.cameras) if cameras else 0
+        entries = recent_entries(rt.topology, rt.grids(), max(0, count - heartbeats),
+                                 now_ms=now, span_ms=int(span_s * 1000), seed=seed, speed=speed,
+                                 prefix=rt.settings.key_prefix, tz=rt.settings.tz,
+                                 baseline=cameras, quiet=frozenset(quiet))
+        n = write(rt.redis, iter(entries), should_stop=stop)
+        click.echo(f"wrote {n} entries", err=True)
+        return
     n = 0
     if cameras:
         n += write(rt.redis, sim.camera_baseline(t0))
-    limit = None if count is None else max(0, count - n)
-    n += write(rt.redis, sim.stream(t0, None if (rate or count) else now), limit=limit,
-               pace=bool(rate), should_stop=stop)
+    n += write(rt.redis, sim.stream(t0, None if rate else now), pace=bool(rate),
+               should_stop=stop)
     click.echo(f"wrote {n} entries", err=True)
 
 

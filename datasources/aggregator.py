@@ -401,13 +401,13 @@ class Aggregator:
         claims all pending entries when it takes the lease, finds them all."""
         lease = lease_key(self.keys, st.shard)
         with self._raw.pipeline(transaction=True) as pipe:
-            pipe.watch(lease)
-            if pipe.get(lease) != st.token:
-                raise LeaseLost(st.shard)
-            pipe.multi()
-            pipe.xreadgroup(GROUP, self.consumer, dict.fromkeys(streams, "0" if st.draining
-                                                                else ">"), count=count)
             try:
+                pipe.watch(lease)
+                if pipe.get(lease) != st.token:
+                    raise LeaseLost(st.shard)
+                pipe.multi()
+                pipe.xreadgroup(GROUP, self.consumer, dict.fromkeys(streams, "0" if st.draining
+                                                                    else ">"), count=count)
                 reply = pipe.execute()[0]
             except redis.WatchError:
                 # the lease changed, or the connection broke while watching it: only the

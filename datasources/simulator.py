@@ -231,6 +231,33 @@ class Simulator:
             t_next, kind = self._next_arrival(t_next)
 
 
+def recent_entries(topo: Topology, grids: list[tuple[str, str, int]], count: int, *,
+                   now_ms: int, span_ms: int, seed: int = 1, speed: float = 60.0,
+                   prefix: str = "pingan", tz: str = "Asia/Shanghai",
+                   baseline: bool = True, quiet: frozenset[str] = frozenset(),
+                   ) -> list[tuple[int, str, dict]]:
+    """`count` entries spread over the recent past [now − span, now], none dated later than
+    now (the contract refuses entries from the future), after one heartbeat per camera when
+    `baseline`. The volume follows the daily rhythm, so the scale that yields `count` depends
+    on the hours in the span: it is raised until the span holds them (same seed each try),
+    and a span too short for `count` (a minute after midnight) is widened."""
+    natural = Simulator(topo, grids, seed=seed, tz=tz).natural_entries_per_s()
+    scale = 1.2 * count / (natural * max(1.0, span_ms / 1000))
+    for attempt in itertools.count():
+        sim = Simulator(topo, grids, seed=seed, speed=speed, prefix=prefix, start_ms=now_ms,
+                        tz=tz, quiet=quiet)
+        sim.scale = scale
+        head = list(sim.camera_baseline(now_ms - span_ms)) if baseline else []
+        body = list(itertools.islice(sim.stream(now_ms - span_ms, now_ms), count))
+        if len(body) >= count:
+            return head + body
+        if attempt % 4 == 3:  # too many for so short a span (arrivals are 1 ms apart at most)
+            span_ms *= 2
+        else:
+            scale *= min(10.0, 1.5 * count / max(1, len(body)))
+    raise AssertionError("unreachable")
+
+
 def write(r: redis.Redis, entries: Iterator[tuple[int, str, dict]], *, limit: int | None = None,
           pace: bool = False, chunk: int = 500, should_stop=lambda: False) -> int:
     """XADD entries (pipelined); with `pace`, none is written before its timestamp.

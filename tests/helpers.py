@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from datasources.aggregator import Aggregator
 from datasources.keys import Keys
-from datasources.simulator import Simulator, write
+from datasources.simulator import recent_entries, write
 
 
 def wait_until(fn, timeout: float, every: float = 0.1):
@@ -31,18 +31,16 @@ def run_until_idle(r, topo, settings) -> Aggregator:
 
 
 def simulate(r, topo, settings, n: int, seed: int = 5) -> int:
-    """Write about n entries spread over the last hours of today (local time)."""
+    """Write about n entries spread over the last hours of today (local time), none dated
+    later than now, after one heartbeat per camera."""
     now = int(time.time() * 1000)
     tz = ZoneInfo(settings.tz)
     midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     span_ms = int(max(60_000, min(4 * 3_600_000, now - midnight.timestamp() * 1000 - 60_000)))
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
-    sim = Simulator(topo, grids, seed=seed, prefix=settings.key_prefix, start_ms=now, tz=settings.tz)
-    # a little more than n over the span, cut at n and at now: nothing is dated in the future
-    # (beyond the contract's 5-minute skew an entry would be a dead letter)
-    sim.scale = 1.3 * n / (sim.natural_entries_per_s() * span_ms / 1000)
-    written = write(r, sim.camera_baseline(now - span_ms))
-    return written + write(r, sim.stream(now - span_ms, now), limit=n)
+    entries = recent_entries(topo, grids, n, now_ms=now, span_ms=span_ms, seed=seed,
+                             prefix=settings.key_prefix, tz=settings.tz)
+    return write(r, iter(entries))
 
 
 def independent_counts(r, topo, keys: Keys, today: str, tz: str) -> Counter:

@@ -20,7 +20,7 @@ from datasources.audit import audit
 from datasources.contract import Clock
 from datasources.keys import Keys
 from datasources.rollup import Q
-from datasources.simulator import Simulator, write
+from datasources.simulator import recent_entries, write
 
 DUPLICATE_SHARE = 0.04
 
@@ -35,13 +35,8 @@ def _produce(r, topo, settings, n: int, seed: int = 5, baseline: bool = True) ->
     midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     span = int(max(60_000, min(4 * 3_600_000, now - midnight.timestamp() * 1000 - 60_000)))
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
-    sim = Simulator(topo, grids, seed=seed, prefix=settings.key_prefix, start_ms=now,
-                    tz=settings.tz)
-    sim.scale = 1.3 * n / (sim.natural_entries_per_s() * span / 1000)  # cut at now, not later
-    entries = list(sim.camera_baseline(now - span)) if baseline else []
-    gen = sim.stream(now - span, now)
-    while len(entries) < n + (len(topo.camera) if baseline else 0):
-        entries.append(next(gen))
+    entries = recent_entries(topo, grids, n, now_ms=now, span_ms=span, seed=seed,
+                             prefix=settings.key_prefix, tz=settings.tz, baseline=baseline)
     retries = [e for e in entries if not e[1].endswith(":cameras")
                and rng.random() < DUPLICATE_SHARE]
     write(r, iter(entries))

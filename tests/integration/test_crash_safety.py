@@ -16,7 +16,7 @@ from datasources.aggregator import shard_backlog
 from datasources.audit import audit
 from datasources.keys import Keys
 from datasources.readmodel import ReadModel
-from datasources.simulator import Simulator
+from datasources.simulator import recent_entries
 from tests.helpers import independent_counts, run_until_idle
 
 
@@ -38,13 +38,8 @@ def test_crash001_kill9_many_times(r, topo, settings):
     midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     span = int(max(60_000, min(3 * 3_600_000, now - midnight.timestamp() * 1000 - 60_000)))
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
-    sim = Simulator(topo, grids, seed=21, prefix=settings.key_prefix, start_ms=now, tz=settings.tz)
-    # a little more than needed over the span, cut at now: nothing dated in the future
-    sim.scale = 1.3 * 40_000 / (sim.natural_entries_per_s() * span / 1000)
-    entries = list(sim.camera_baseline(now - span))
-    gen = sim.stream(now - span, now)
-    while len(entries) < 40_000:
-        entries.append(next(gen))
+    entries = recent_entries(topo, grids, 40_000 - len(topo.camera), now_ms=now, span_ms=span,
+                             seed=21, prefix=settings.key_prefix, tz=settings.tz)
     done = threading.Event()
     duplicates = 0
 
