@@ -108,6 +108,7 @@ class ShardState:
     shard: str
     token: str
     draining: bool = True  # reading our own pending entries ('0') before new ones ('>')
+    draining_handoff: bool = True  # the same for the hand-over outbox, read on its own
     renewed_at: float = 0.0
     count_from_day: str = ""  # rebuild: days before this keep their buckets (not recounted)
     # rebuild: entries up to these ids were dead-lettered before; not copied again
@@ -295,24 +296,37 @@ class Aggregator:
                 start = reply[0]
                 if start in (b"0-0", "0-0"):
                     break
-        st.draining = True
+        st.draining = st.draining_handoff = True
         return moved
 
     def sweep(self) -> None:
-        """Belt and braces: entries pending with any other consumer of a shard this process
-        holds are claimed and applied (fenced reads make this impossible by construction;
-        finding any is logged as a defect)."""
+        """Belt and braces, between two rounds (when every batch read has been applied):
+        entries pending with any other consumer of a shard this process holds are claimed,
+        and entries pending with this one while it is not draining are read again (neither
+        should happen; finding any is logged as a defect)."""
         for st in list(self.held.values()):
             for stream in self._streams(st.shard):
                 info = self.r.xpending(stream, GROUP)
-                others = [c for c in info.get("consumers") or []
-                          if (c["name"].decode() if isinstance(c["name"], bytes) else c["name"])
-                          != self.consumer and int(c["pending"])]
+                mine = others = 0
+                for c in info.get("consumers") or []:
+                    name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+                    if name == self.consumer:
+                        mine += int(c["pending"])
+                    else:
+                        others += int(c["pending"])
                 if others:
                     n = self._claim_all(st)
-                    log.error("shard %s: claimed %d entries stranded with %s", st.shard, n,
-                              [c["name"] for c in others])
+                    log.error("shard %s: claimed %d entries stranded with other consumers",
+                              st.shard, n)
                     break
+                handoff = stream == self.keys.handoff(st.shard)
+                if mine and not (st.draining_handoff if handoff else st.draining):
+                    log.error("shard %s: %d entries of %s pending with this process between "
+                              "rounds; reading them again", st.shard, mine, stream)
+                    if handoff:
+                        st.draining_handoff = True
+                    else:
+                        st.draining = True
         self._last_sweep = time.monotonic()
 
     # ---- the loop -----------------------------------------------------------------------
@@ -384,7 +398,12 @@ class Aggregator:
 
     def _step_shard(self, st: ShardState) -> int:
         streams = [self.keys.stream(st.shard, k) for k in READ_KINDS]
-        items = self.read(st, streams, self.settings.batch_size)
+        items = self.read(st, streams, self.settings.batch_size, st.draining)
+        if items is None:
+            # the read may have happened with its reply lost: its entries would be pending
+            # with us, so read our own pending entries first next round
+            st.draining = True
+            return 0
         if st.draining and not items:
             st.draining = False
             return 0
@@ -393,12 +412,18 @@ class Aggregator:
         self.apply(st, items)
         return len(items)
 
-    def read(self, st: ShardState, streams: list[str], count: int) -> list[Item]:
+    def read(self, st: ShardState, streams: list[str], count: int,
+             pending: bool) -> list[Item] | None:
         """XREADGROUP of `streams` (this consumer's pending entries first while draining),
         fenced: MULTI/EXEC under WATCH of the lease key, so the read happens only while this
         process holds the lease (an expired or taken lease aborts the EXEC). Every entry
         pending with a consumer was thus read under its lease, and the next holder, which
-        claims all pending entries when it takes the lease, finds them all."""
+        claims all pending entries when it takes the lease, finds them all.
+
+        None when it is not known whether the read happened (a connection broken after the
+        EXEC was sent: the entries may be pending with us, their reply lost), or the streams
+        were made anew: not the same as an empty answer, which ends the draining of our own
+        pending entries."""
         lease = lease_key(self.keys, st.shard)
         with self._raw.pipeline(transaction=True) as pipe:
             try:
@@ -406,14 +431,14 @@ class Aggregator:
                 if pipe.get(lease) != st.token:
                     raise LeaseLost(st.shard)
                 pipe.multi()
-                pipe.xreadgroup(GROUP, self.consumer, dict.fromkeys(streams, "0" if st.draining
-                                                                    else ">"), count=count)
+                pipe.xreadgroup(GROUP, self.consumer,
+                                dict.fromkeys(streams, "0" if pending else ">"), count=count)
                 reply = pipe.execute()[0]
             except redis.WatchError:
                 # the lease changed, or the connection broke while watching it: only the
                 # first means the shard is gone (a network blip must not idle it a lease long)
                 if self._raw.get(lease) == st.token:
-                    return []
+                    return None
                 raise LeaseLost(st.shard) from None
             except redis.ResponseError as exc:
                 if "WRONGTYPE" not in str(exc) and "NOGROUP" not in str(exc):
@@ -424,7 +449,7 @@ class Aggregator:
                         self._quarantine(st.shard, stream, str(exc))
                 self._groups_ready.discard(st.shard)
                 self._ensure_groups(st.shard)
-                return []
+                return None
         items: list[Item] = []
         kinds = set()
         for stream, entries in _stream_pairs(reply):
@@ -589,7 +614,12 @@ class Aggregator:
         """Hand escalated cases on to the shard of their new owner (idempotent at arrival).
         The outbox is untrusted like any stream: a malformed entry is a dead letter."""
         stream = self.keys.handoff(st.shard)
-        items = self.read(st, [stream], 500)
+        items = self.read(st, [stream], 500, st.draining_handoff)
+        if items is None:  # perhaps read, reply lost: re-read our pending entries first
+            st.draining_handoff = True
+            return 0
+        if not items and st.draining_handoff:
+            st.draining_handoff = False
         if not items:
             return 0
         dead: list[list] = []
@@ -758,7 +788,7 @@ class Aggregator:
         restarted = self._server_id is not None and server != self._server_id
         self._server_id = server
         for st in self.held.values():
-            st.draining = True
+            st.draining = st.draining_handoff = True
         shards = set(self._versions) | {st.shard for st in self.held.values()}
         shards |= {s.split("{", 1)[1].split("}", 1)[0] for s in self._read_log}
         for shard in sorted(shards):

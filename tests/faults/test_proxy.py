@@ -35,6 +35,9 @@ MODES = {
     "cut": {"lifetime_s": (0.005, 0.08)},
     # a third of the batch writes (script calls carrying the batch's XACK guards) lose their reply
     "lost-reply": {"lose_reply": 0.35, "marker": b"!XACK"},
+    # a third of the fenced reads (MULTI … XREADGROUP … EXEC) are executed and their reply
+    # dropped: the entries are pending with the aggregator, which never saw them
+    "lost-read-reply": {"lose_reply": 0.35, "marker": b"XREADGROUP"},
 }
 
 
@@ -62,7 +65,8 @@ def test_fault_connections_cut_between_aggregator_and_redis(tcp_redis, topo, set
         differences = audit(direct, topo, base)["differences"]
         dead = dead_letters(direct, keys, topo.shards)
         injected = (f"{cuts} connection cuts" if mode == "cut"
-                    else f"{lost_replies} lost replies of batch writes")
+                    else f"{lost_replies} lost replies of batch writes" if mode == "lost-reply"
+                    else f"{lost_replies} lost replies of reads")
         report(f"network: {mode}", injected=injected, written=written,
                applied=agg.totals.applied, dead=len(dead), lost=lost, doubled=doubled,
                retried=agg.totals.retried, connections=proxy.connections,
@@ -79,6 +83,7 @@ def test_fault_connections_cut_between_aggregator_and_redis(tcp_redis, topo, set
             assert cuts >= 10
         else:
             assert lost_replies >= 3
+        if mode == "lost-reply":
             assert agg.totals.retried >= 1
     finally:
         stale = list(direct.scan_iter(match=f"{prefix}:*", count=1000))

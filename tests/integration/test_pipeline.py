@@ -238,3 +238,28 @@ def test_pipe009_handin_is_internal(r, topo, settings):
     assert snap["events"]["open"] == 0
     reasons = [f[b"reason"] for _i, f in r.xrange(keys.dead(topo.centres[city].shard))]
     assert reasons and b"wrong shard" in reasons[0]
+
+
+def test_pipe010_a_dead_holders_pending_hand_overs_are_forwarded(r, topo, settings):
+    """Hand-over outbox entries left pending by a process that died are claimed and forwarded
+    by the next holder, even when the shard's producer streams had nothing pending (the outbox
+    drains its own pending entries)."""
+    keys = Keys(settings.key_prefix)
+    v = _village(topo)
+    shard = topo.centres[v].shard
+    root = topo.roots[0]
+    outbox = keys.handoff(shard)
+    r.xgroup_create(outbox, "aggregator", id="0", mkstream=True)
+    now = int(time.time() * 1000)
+    r.xadd(outbox, {"eid": "H-1", "centre": v, "to": root, "due": str(now + 3_600_000),
+                    "category": "fire", "ts": str(now)})
+    r.xreadgroup("aggregator", "died-1", {outbox: ">"})  # read, never acknowledged
+    assert r.xpending(outbox, "aggregator")["pending"] == 1
+    agg = Aggregator(r, topo, settings)
+    deadline = time.monotonic() + 30
+    agg.run(until_idle=True, should_stop=lambda: time.monotonic() > deadline)
+    assert time.monotonic() < deadline, "the pending hand-over was never forwarded"
+    assert r.xpending(outbox, "aggregator")["pending"] == 0
+    handin = r.xrange(keys.stream(topo.centres[root].shard, "handin"))
+    assert [f[b"eid"] for _i, f in handin] == [b"H-1"]
+    assert ReadModel(r, topo, settings).snapshot(root)["events"]["open"] >= 1
