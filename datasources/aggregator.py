@@ -87,14 +87,6 @@ class LeaseLost(Exception):
     """This process no longer holds the shard: its read or write was refused."""
 
 
-def lease_key(keys: Keys, shard: str) -> str:
-    return keys.lease(shard)
-
-
-def processes_key(keys: Keys) -> str:
-    return keys.processes()
-
-
 def _lua(name: str) -> str:
     return resources.files("datasources").joinpath(name).read_text()
 
@@ -214,7 +206,7 @@ class Aggregator:
 
     def _fair_share(self) -> int:
         now = int(time.time() * 1000)
-        pk = processes_key(self.keys)
+        pk = self.keys.processes()
         pipe = self.r.pipeline(transaction=False)
         pipe.zadd(pk, {self.consumer: now})
         pipe.zremrangebyscore(pk, "-inf", now - self.settings.lease_ms)
@@ -231,7 +223,7 @@ class Aggregator:
             self._quarantine(shard, self.keys.meta(shard), "not a hash")
 
     def renew(self, st: ShardState) -> bool:
-        ok = bool(self._renew(keys=[lease_key(self.keys, st.shard)],
+        ok = bool(self._renew(keys=[self.keys.lease(st.shard)],
                               args=[st.token, self.settings.lease_ms]))
         if ok:
             st.renewed_at = time.monotonic()
@@ -257,13 +249,13 @@ class Aggregator:
             if shard in self.held:
                 continue
             token = f"{self.consumer}:{uuid.uuid4().hex[:8]}"
-            if self.r.set(lease_key(self.keys, shard), token, nx=True, px=self.settings.lease_ms):
+            if self.r.set(self.keys.lease(shard), token, nx=True, px=self.settings.lease_ms):
                 self.take(shard, token)
                 log.info("%s took shard %s", self.consumer, shard)
         while len(self.held) > share:
             shard = sorted(self.held)[-1]
             st = self.held.pop(shard)
-            self._release(keys=[lease_key(self.keys, shard)], args=[st.token])
+            self._release(keys=[self.keys.lease(shard)], args=[st.token])
         self._last_balance = now
 
     def take(self, shard: str, token: str) -> ShardState:
@@ -277,9 +269,9 @@ class Aggregator:
 
     def release_all(self) -> None:
         for st in self.held.values():
-            self._release(keys=[lease_key(self.keys, st.shard)], args=[st.token])
+            self._release(keys=[self.keys.lease(st.shard)], args=[st.token])
         self.held.clear()
-        self.r.zrem(processes_key(self.keys), self.consumer)
+        self.r.zrem(self.keys.processes(), self.consumer)
 
     def _claim_all(self, st: ShardState, min_idle_ms: int = 0) -> int:
         """Move every pending entry of the shard (a previous holder's) to this consumer."""
@@ -424,7 +416,7 @@ class Aggregator:
         EXEC was sent: the entries may be pending with us, their reply lost), or the streams
         were made anew: not the same as an empty answer, which ends the draining of our own
         pending entries."""
-        lease = lease_key(self.keys, st.shard)
+        lease = self.keys.lease(st.shard)
         with self._raw.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(lease)
@@ -559,7 +551,7 @@ class Aggregator:
             args.extend(cmd)
         for attempt in range(MAX_QUARANTINES + 1):
             try:
-                reply = self._write(keys=[lease_key(self.keys, st.shard)], args=args)
+                reply = self._write(keys=[self.keys.lease(st.shard)], args=args)
                 break
             except redis.ResponseError as exc:
                 wrong = _WRONG.search(str(exc))
@@ -724,13 +716,9 @@ class Aggregator:
                 if self.r.type(stream) != b"stream":
                     continue  # absent, or overwritten (set aside when it is next read)
                 bound = cut_ms
-                for g in self.r.xinfo_groups(stream):
-                    name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
-                    if name != GROUP:
-                        continue
-                    last = g["last-delivered-id"]
-                    last = last.decode() if isinstance(last, bytes) else last
-                    bound = min(bound, int(last.split("-")[0]))
+                g = group_info(self.r, stream)
+                if g is not None:
+                    bound = min(bound, _id_tuple(g["last-delivered-id"])[0])
                     if g["pending"]:
                         oldest = self.r.xpending(stream, GROUP)["min"]
                         oldest = oldest.decode() if isinstance(oldest, bytes) else oldest
@@ -764,16 +752,6 @@ class Aggregator:
             self.after_outage()
         self._server_id = server
 
-    def _group_last(self, stream: str) -> tuple[int, int] | None:
-        if self.r.type(stream) != b"stream":
-            return None
-        for g in self.r.xinfo_groups(stream):
-            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
-            if name == GROUP:
-                last = g["last-delivered-id"]
-                return _id_tuple(last.decode() if isinstance(last, bytes) else last)
-        return None
-
     def after_outage(self) -> None:
         """Redis is back after an outage: if it restarted from an older state (the AOF's last
         second, a restored backup, a failover to a lagging replica), record what went back in
@@ -800,7 +778,8 @@ class Aggregator:
                 seen = self._read_log.get(stream)
                 if not seen:
                     continue
-                back_to = self._group_last(stream) or (0, 0)
+                g = group_info(self.r, stream) if self.r.type(stream) == b"stream" else None
+                back_to = _id_tuple(g["last-delivered-id"]) if g else (0, 0)
                 gone = 0
                 for first, last, n in seen:
                     if last <= back_to:
@@ -842,16 +821,26 @@ def shard_backlog(r: redis.Redis, keys: Keys, shard: str) -> int:
             continue
         info = r.xinfo_stream(stream)
         last = info["last-generated-id"]
-        groups = {(g["name"].decode() if isinstance(g["name"], bytes) else g["name"]): g
-                  for g in r.xinfo_groups(stream)}
-        g = groups.get(GROUP)
+        g = group_info(r, stream)
         if g is None:
             total += info["length"]
             continue
         total += g["pending"]
-        if info["length"] and g["last-delivered-id"] != last:
+        if info["length"] and g["last-delivered-id"] != _text(last):
             total += 1
     return total
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def group_info(r: redis.Redis, stream: str) -> dict | None:
+    """The aggregator group's XINFO GROUPS entry of a stream (ids as text), or None."""
+    for g in r.xinfo_groups(stream):
+        if _text(g["name"]) == GROUP:
+            return {**g, "last-delivered-id": _text(g["last-delivered-id"])}
+    return None
 
 
 # ---- rebuild -------------------------------------------------------------------------------
@@ -892,7 +881,7 @@ def rebuild(r: redis.Redis, topo: Topology, settings: Settings, clock: TimeSourc
     keys = agg.keys
     for shard in topo.shards:
         token = f"{agg.consumer}:{uuid.uuid4().hex[:8]}"
-        r.set(lease_key(keys, shard), token, px=settings.lease_ms)
+        r.set(keys.lease(shard), token, px=settings.lease_ms)
         agg.held[shard] = ShardState(shard, token, renewed_at=time.monotonic())
     for shard, st in agg.held.items():
         agg.renew(st)
@@ -912,14 +901,9 @@ def _reset_shard(agg: Aggregator, st: ShardState) -> None:
                          if trimmed and trimmed.isdigit() else "")
     streams = agg._streams(shard)
     for stream in streams:
-        if not r.exists(stream) or r.type(stream) != b"stream":
-            continue
-        for g in r.xinfo_groups(stream):
-            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
-            if name == GROUP:
-                last = g["last-delivered-id"]
-                st.replayed_until[stream] = _id_tuple(
-                    last.decode() if isinstance(last, bytes) else last)
+        g = group_info(r, stream) if r.type(stream) == b"stream" else None
+        if g is not None:
+            st.replayed_until[stream] = _id_tuple(g["last-delivered-id"])
     head = f"{keys.prefix}:{{{shard}}}:"
     doomed = []
     for raw in r.scan_iter(match=head.replace("{", "\\{").replace("}", "\\}") + "*", count=1000):

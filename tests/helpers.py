@@ -30,17 +30,21 @@ def run_until_idle(r, topo, settings) -> Aggregator:
     return agg
 
 
-def simulate(r, topo, settings, n: int, seed: int = 5) -> int:
-    """Write about n entries spread over the last hours of today (local time), none dated
-    later than now, after one heartbeat per camera."""
+def todays_entries(topo, settings, n: int, seed: int = 5, baseline: bool = True) -> list:
+    """About n simulated entries spread over the last hours of today (local time), none dated
+    later than now, after one heartbeat per camera when `baseline`."""
     now = int(time.time() * 1000)
     tz = ZoneInfo(settings.tz)
     midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     span_ms = int(max(60_000, min(4 * 3_600_000, now - midnight.timestamp() * 1000 - 60_000)))
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
-    entries = recent_entries(topo, grids, n, now_ms=now, span_ms=span_ms, seed=seed,
-                             prefix=settings.key_prefix, tz=settings.tz)
-    return write(r, iter(entries))
+    return recent_entries(topo, grids, n, now_ms=now, span_ms=span_ms, seed=seed,
+                          prefix=settings.key_prefix, tz=settings.tz, baseline=baseline)
+
+
+def simulate(r, topo, settings, n: int, seed: int = 5) -> int:
+    """Write `todays_entries` (with the camera heartbeats); returns how many."""
+    return write(r, iter(todays_entries(topo, settings, n, seed)))
 
 
 def independent_counts(r, topo, keys: Keys, today: str, tz: str) -> Counter:

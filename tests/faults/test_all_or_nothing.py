@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import redis
 
-from datasources.aggregator import Aggregator, lease_key
+from datasources.aggregator import Aggregator
 from datasources.keys import GROUP, Keys
 from tests.faults.common import event, local_day, report
 
@@ -25,7 +25,7 @@ def _call(agg: Aggregator, token: str, shard: str, commands: list[list]):
     for cmd in commands:
         args.append(len(cmd))
         args.extend(cmd)
-    return agg._write(keys=[lease_key(agg.keys, shard)], args=args)
+    return agg._write(keys=[agg.keys.lease(shard)], args=args)
 
 
 def _setup(r, topo, settings, prefix):
@@ -36,7 +36,7 @@ def _setup(r, topo, settings, prefix):
     town = topo.centres[v].parent
     agg = Aggregator(r, topo, settings, consumer="fault-test")
     token = "fault-test:token"
-    r.set(lease_key(keys, shard), token, px=60_000)
+    r.set(keys.lease(shard), token, px=60_000)
     stream = keys.stream(shard, "events")
     r.xgroup_create(stream, GROUP, id="0", mkstream=True)
     entry_id = r.xadd(stream, event(v, "A-1")).decode()

@@ -11,8 +11,6 @@ import dataclasses
 import random
 import time
 from collections import Counter
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import datasources.aggregator as aggregator_module
 from datasources.aggregator import Aggregator, rebuild
@@ -20,7 +18,8 @@ from datasources.audit import audit
 from datasources.contract import Clock
 from datasources.keys import Keys
 from datasources.rollup import Q
-from datasources.simulator import recent_entries, write
+from datasources.simulator import write
+from tests.helpers import todays_entries
 
 DUPLICATE_SHARE = 0.04
 
@@ -31,12 +30,7 @@ def _produce(r, topo, settings, n: int, seed: int = 5, baseline: bool = True) ->
     eid and status at three centres, the last step a hand-over to the city's shard)."""
     rng = random.Random(seed)
     now = int(time.time() * 1000)
-    tz = ZoneInfo(settings.tz)
-    midnight = datetime.now(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-    span = int(max(60_000, min(4 * 3_600_000, now - midnight.timestamp() * 1000 - 60_000)))
-    grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
-    entries = recent_entries(topo, grids, n, now_ms=now, span_ms=span, seed=seed,
-                             prefix=settings.key_prefix, tz=settings.tz, baseline=baseline)
+    entries = todays_entries(topo, settings, n, seed, baseline)
     retries = [e for e in entries if not e[1].endswith(":cameras")
                and rng.random() < DUPLICATE_SHARE]
     write(r, iter(entries))

@@ -15,7 +15,7 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from datasources.aggregator import lease_key, shard_backlog
+from datasources.aggregator import shard_backlog
 from datasources.audit import audit
 from datasources.keys import Keys
 from datasources.simulator import Simulator
@@ -96,7 +96,7 @@ def test_fault_aggregators_paused_longer_than_their_lease(r, topo, settings, pre
             # what the frozen process holds: shards whose lease is its, with entries waiting
             # (undelivered, or read by it and not yet applied)
             held = [s for s in topo.shards
-                    if f"-{proc.pid}-".encode() in (r.get(lease_key(keys, s)) or b"")]
+                    if f"-{proc.pid}-".encode() in (r.get(keys.lease(s)) or b"")]
             busy = any(shard_backlog(r, keys, s) for s in held)
             time.sleep(max(0.0, rng.uniform(2.0, 4.0) - (time.monotonic() - frozen)))
             proc.send_signal(signal.SIGCONT)
