@@ -29,4 +29,5 @@ fi
 
 scripts/bootstrap.sh dev
 .venv/bin/ruff check .
+.venv/bin/lint-imports   # the layer contracts of pyproject.toml [tool.importlinter]
 exec .venv/bin/pytest -q "$@"
