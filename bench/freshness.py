@@ -15,17 +15,14 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.stats import pct  # noqa: E402
-from datasources.keys import Keys  # noqa: E402
-from tests.browser import chromium  # noqa: E402
-from tests.stack import Stack, demo_registry  # noqa: E402
+from dashboard.devkit.browser import chromium
+from dashboard.devkit.stack import Stack, demo_registry
+from dashboard.devkit.stats import pct
+from datasources.keys import Keys
 
 WATCH_JS = """
 window.__changes = [];

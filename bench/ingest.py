@@ -14,23 +14,20 @@ import argparse
 import multiprocessing as mp
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import redis
 
-import redis  # noqa: E402
-
-from dashboard.settings import Settings  # noqa: E402
-from datasources.aggregator import Aggregator, shard_backlog  # noqa: E402
-from datasources.connection import start_embedded, stop_embedded  # noqa: E402
-from datasources.demo_region import build_demo  # noqa: E402
-from datasources.keys import Keys  # noqa: E402
-from datasources.registry import create_schema, make_engine  # noqa: E402
-from datasources.simulator import recent_entries  # noqa: E402
-from datasources.topology import load_topology  # noqa: E402
+from dashboard.settings import Settings
+from datasources.aggregator import Aggregator, shard_backlog
+from datasources.connection import start_embedded, stop_embedded
+from datasources.demo_region import build_demo
+from datasources.keys import Keys
+from datasources.registry import create_schema, make_engine
+from datasources.simulator import recent_entries
+from datasources.topology import load_topology
 
 
 def make_entries(topo, n: int, prefix: str) -> list[tuple[str, dict]]:

@@ -24,7 +24,6 @@ import argparse
 import itertools
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,10 +33,8 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlencode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.stats import pct  # noqa: E402
-from tests.stack import Stack, demo_registry  # noqa: E402
+from dashboard.devkit.stack import Stack, demo_registry
+from dashboard.devkit.stats import pct
 
 CENTRE = "610202"
 USER, PASSWORD = "wall01", "wall01-bench-password"

@@ -23,20 +23,16 @@ import gzip
 import json
 import random
 import statistics
-import sys
 import threading
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import plotly
+from werkzeug.serving import make_server
 
-import plotly  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
-
-from dashboard.settings import Settings  # noqa: E402
-from datasources.geo import build_geo  # noqa: E402
-from layouts.map import map_ids, map_payload, map_view  # noqa: E402
-from scripts.map_stub import MapData, make_app  # noqa: E402
-from tests.browser import chromium  # noqa: E402
+from dashboard.devkit.browser import chromium
+from dashboard.settings import Settings
+from datasources.geo import build_geo
+from layouts.map import map_ids, map_payload, map_view
+from scripts.map_stub import MapData, make_app
 
 IDS = map_ids("wall-map")
 

@@ -17,16 +17,13 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.stats import pct  # noqa: E402
-from tests.stack import Stack, demo_registry  # noqa: E402
+from dashboard.devkit.stack import Stack, demo_registry
+from dashboard.devkit.stats import pct
 
 CENTRE = "610200"
 

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.browser import chromium  # noqa: E402
+from dashboard.devkit.browser import chromium
 
 TAP = """
 var layer = window.pinganMap.registry['wall-map-regions'][arguments[0]];

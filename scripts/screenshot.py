@@ -6,13 +6,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.browser import chromium  # noqa: E402
+from dashboard.devkit.browser import chromium
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ def redis_url(redis_dir) -> str:
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory) -> str:
     """The demo registry, built once per session into a SQLite file."""
-    from tests.stack import demo_registry
+    from dashboard.devkit.stack import demo_registry
 
     return demo_registry(tmp_path_factory.mktemp("registry"))
 

@@ -1,4 +1,4 @@
-"""Small helpers shared by the benchmarks."""
+"""Small statistics shared by the benchmarks."""
 
 from __future__ import annotations
 

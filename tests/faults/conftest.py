@@ -9,8 +9,8 @@ import time
 import pytest
 import redis
 
+from dashboard.devkit.stack import free_port
 from datasources.connection import redis_binary
-from tests.stack import free_port
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from dashboard.devkit.stack import Stack, copy_registry
 from dashboard.settings import Settings
 from datasources.audit import audit
 from datasources.connection import start_embedded
@@ -41,7 +42,6 @@ from tests.faults.common import (
     totals_from,
 )
 from tests.helpers import independent_counts, wait_until
-from tests.stack import Stack, copy_registry
 
 RATE = 300
 SECONDS = 14

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import chromium
+from dashboard.devkit.browser import chromium
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.browser import chromium
+from dashboard.devkit.browser import chromium
+from dashboard.devkit.stack import Stack, copy_registry
 from tests.helpers import wait_until as _wait
-from tests.stack import Stack, copy_registry
 
 CITY, DISTRICT, OTHER_DISTRICT = "610200", "610202", "610203"
 PASSWORDS = {"alice": "alice-leader-pw", "duty1": "duty1-city-pw!", "victim": "victim-pw-123",

@@ -9,10 +9,10 @@ import stat
 import pytest
 
 from dashboard.app import create_app
+from dashboard.devkit.stack import copy_registry
 from dashboard.settings import Settings
 from datasources.registry import make_engine
 from datasources.users import add_user
-from tests.stack import copy_registry
 
 CITY, DISTRICT = "610200", "610202"
 

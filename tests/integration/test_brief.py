@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from selenium.webdriver.common.by import By
 
+from dashboard.devkit.browser import chromium, resize
+from dashboard.devkit.stack import Stack, copy_registry
 from datasources.keys import Keys
 from layouts import brief_ids as bid
 from layouts import wall_ids as wid
 from layouts.viewmodel import HEADLINES
-from tests.browser import chromium, resize
 from tests.helpers import wait_until as wait_for
-from tests.stack import Stack, copy_registry
 
 pytestmark = pytest.mark.slow
 PREFIX = "brief"

@@ -24,13 +24,13 @@ from click.testing import CliRunner
 from selenium.webdriver.common.by import By
 
 from dashboard import cli
+from dashboard.devkit.browser import chromium
+from dashboard.devkit.stack import Stack, copy_registry, free_port
 from dashboard.embed import mint
 from dashboard.runtime import Runtime
 from dashboard.settings import Settings
 from layouts import viewmodel
-from tests.browser import chromium
 from tests.helpers import wait_until as wait_for
-from tests.stack import Stack, copy_registry, free_port
 
 PORTAL = "https://portal.example.gov.cn"
 CITY, DISTRICT, OTHER = "610200", "610204", "610202"

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from dashboard.app import create_app
 from dashboard.cli import main as pingan
+from dashboard.devkit.stack import copy_registry
 from dashboard.embed import mint
 from dashboard.hashing import Busy, HashPool
 from dashboard.runtime import Runtime
@@ -29,7 +30,6 @@ from datasources.users import UserError, add_user
 from datasources.vc import Conferences
 from tests.helpers import wait_until
 from tests.integration.test_access import callback, outputs
-from tests.stack import copy_registry
 
 CITY, DISTRICT, OTHER = "610200", "610202", "610203"
 PASSWORDS = {"alice": "alice-leader-pw", "kiosk1": "kiosk-wall-pw-1", "duty1": "duty1-city-pw!"}

@@ -16,10 +16,10 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from werkzeug.serving import make_server
 
+from dashboard.devkit.browser import chromium
 from datasources.keys import Keys
 from layouts.map import CAMERA_COLORS, map_ids
 from scripts.map_stub import make_app
-from tests.browser import chromium
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,9 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 
+from dashboard.devkit.stack import Stack, copy_registry
 from datasources.keys import Keys
 from tests.integration.test_wall import open_wall, wait_for
-from tests.stack import Stack, copy_registry
 
 TEMPLATE = "https://meet.test.invalid/room-{code}"
 

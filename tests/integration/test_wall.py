@@ -11,10 +11,10 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 
+from dashboard.devkit.browser import chromium, resize
+from dashboard.devkit.stack import Stack, copy_registry
 from datasources.keys import Keys
-from tests.browser import chromium, resize
 from tests.helpers import wait_until as wait_for
-from tests.stack import Stack, copy_registry
 
 STALE_AFTER_S = 3
 XSS_NAME = '<img src=x onerror="window.__xss=1">王益区<script>window.__xss=2</script>'

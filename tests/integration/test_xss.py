@@ -10,10 +10,10 @@ import time
 import pytest
 from selenium.common.exceptions import NoAlertPresentException
 
+from dashboard.devkit.browser import chromium
+from dashboard.devkit.stack import Stack, copy_registry
 from datasources.keys import Keys
 from datasources.topology import load_topology
-from tests.browser import chromium
-from tests.stack import Stack, copy_registry
 
 PAYLOADS = (
     "<img src=x onerror=window.__xss=1>",
