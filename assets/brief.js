@@ -46,10 +46,8 @@
     });
   }
 
-  function format(v, kind) {
-    if (window.pinganWall && window.pinganWall.format) { return window.pinganWall.format(v, kind); }
-    return v === null || v === undefined ? "\u2014" : String(v);
-  }
+  /* assets/format.js, looked up when used (Dash loads the assets in name order). */
+  function format(v, kind) { return window.pinganFormat.fmt(v, kind); }
 
   function pad(n) { return ("0" + n).slice(-2); }
 

@@ -18,12 +18,8 @@
 
   var STATE_LETTER = {o: "online", x: "offline", f: "fault", u: "unknown"};
 
-  function fmt(v, kind) {
-    if (v === null || v === undefined || (typeof v === "number" && isNaN(v))) { return "—"; }
-    if (kind === "pct") { return (v * 100).toFixed(1) + "%"; }
-    if (kind === "index") { return Number(v).toFixed(1); }
-    return Math.round(v).toLocaleString("en-US");
-  }
+  /* assets/format.js, looked up when used (Dash loads the assets in name order). */
+  function fmt(v, kind) { return window.pinganFormat.fmt(v, kind); }
 
   function esc(s) {
     return String(s).replace(/[&<>"']/g, function (c) {

@@ -22,13 +22,8 @@
   var state = { vm: {}, source: null, url: null, lastMsg: 0, i18n: {}, mapSent: {}, cases: {}, casesHideout: {},
                 chartsAt: 0, chartsTimer: null, retryAt: 0, retries: 0, leaving: false };
 
-  function format(v, kind) {
-    if (v === null || v === undefined || v === "") { return "\u2014"; }
-    var n = Number(v);
-    if (kind === "pct") { return (n * 100).toFixed(1) + "%"; }
-    if (kind === "index") { return n.toFixed(1); }
-    return Math.round(n).toLocaleString("en-US");
-  }
+  /* assets/format.js, looked up when used (Dash loads the assets in name order). */
+  function format(v, kind) { return window.pinganFormat.fmt(v, kind); }
 
   function getPath(obj, path) {
     var parts = path.split(".");
@@ -177,9 +172,23 @@
     });
   }
 
-  function hhmm(ms) {
-    var d = new Date(ms);
-    return ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2);
+  /* Times and the date in the configured zone (data-tz on .live-screen: Settings.tz), not the
+     browser's; the date rolls over at midnight there. */
+  function tzOf(root) { return root.getAttribute("data-tz") || ""; }
+  function hhmm(ms, root) { return window.pinganFormat.hhmm(ms, tzOf(root)); }
+
+  function writeClock(root) {
+    var now = Date.now();
+    var clock = root.querySelector(".wall-clock");
+    if (clock) {
+      var s = window.pinganFormat.clock(now, tzOf(root));
+      if (clock.textContent !== s) { clock.textContent = s; }
+    }
+    var day = root.querySelector(".wall-date");
+    if (day && state.i18n.wd_0) {
+      var d = window.pinganFormat.dateText(now, tzOf(root), root.getAttribute("data-lang"), state.i18n);
+      if (day.textContent !== d) { day.textContent = d; }
+    }
   }
 
   function judge(root) {
@@ -213,7 +222,7 @@
     var t = state.i18n;
     var text;
     if (stale) {
-      text = (t.stale || "数据延迟") + (since ? " " + (t.since || "自") + " " + hhmm(since - (serverNow - now)) : "");
+      text = (t.stale || "数据延迟") + (since ? " " + (t.since || "自") + " " + hhmm(since - (serverNow - now), root) : "");
     } else if (asOf) {
       var age = Math.max(0, Math.round((serverNow - asOf) / 1000));
       text = (t.live || "实时") + " · " + (t.ago_s || "{n}秒前").replace("{n}", age);
@@ -231,12 +240,7 @@
       var row = root.querySelector('[data-rank-row="' + c.code + '"]');
       if (row) { row.classList.toggle("stale", !!staleShards[c.shard]); }
     });
-    var clock = root.querySelector(".wall-clock");
-    if (clock) {
-      var d = new Date();
-      var s = hhmm(d.getTime()) + ":" + ("0" + d.getSeconds()).slice(-2);
-      if (clock.textContent !== s) { clock.textContent = s; }
-    }
+    writeClock(root);
   }
 
   /* Messages are coalesced: the top-level keys of every patch that arrived since the last

@@ -149,7 +149,7 @@ def register(app: Dash, hub: LiveHub) -> None:
         screen = shell.live_screen(
             make(vm, q.lang, wall_map(hub, q, vm), calls=viewer.may_call,
                  chip=viewer_chip(viewer, q.lang)),
-            q.centre, q.lang, runtime.settings.stale_after_s, q.push)
+            q.centre, q.lang, runtime.settings.stale_after_s, q.push, tz=runtime.settings.tz)
         touring = q.tour is not None and make is wall_screen  # the tablet does not tour
         tour_ms = (q.tour or 60) * 1000
         return screen, tour_ms, not touring, q.push != "poll", version_tag(q.centre, vm), {}

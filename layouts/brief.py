@@ -22,10 +22,10 @@ from dash import dcc, html
 
 from layouts import brief_ids as bid
 from layouts import charts, panels, vc
-from layouts.formats import fmt, raw
+from layouts.formats import date_strings, date_text, fmt, raw
 from layouts.i18n import STRINGS, client_strings, norm_lang, t
 from layouts.viewmodel import CHILD_FIGURES, HEADLINES
-from layouts.wall import _date_text, breadcrumb
+from layouts.wall import breadcrumb
 
 # The replay strip: name used by brief.js → the live figure it replaces, its label.
 REPLAY_FIGURES = (
@@ -39,8 +39,9 @@ MINUTES = 24 * 60
 
 
 def brief_strings(lang: str) -> dict[str, str]:
-    """wall.js' strings and every `brief_*` string, for the browser (placeholders kept)."""
-    return {**client_strings(lang), **{k: t(k, lang) for k in STRINGS if k.startswith("brief_")}}
+    """wall.js' strings (the date's too) and every `brief_*` string, for the browser (placeholders kept)."""
+    return {**client_strings(lang), **date_strings(lang),
+            **{k: t(k, lang) for k in STRINGS if k.startswith("brief_")}}
 
 
 # -- header -----------------------------------------------------------------------------
@@ -59,7 +60,7 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
                       panels.figure(vm, "index", "hero")], className="wall-index kpi"),
             *([vc.group_controls(vm["code"], vm["level"], lang)]
               if calls and vm.get("children") else []),
-            html.Div([html.Span(_date_text(vm.get("day", ""), lang), className="wall-date"),
+            html.Div([html.Span(date_text(vm.get("day", ""), lang), className="wall-date"),
                       html.Span(className="age", **{"data-age": "all"})],
                      className="brief-date"),
         ], className="brief-head-side"),

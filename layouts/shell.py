@@ -47,8 +47,10 @@ def viewer_chip(name: str, role: str, demo: bool, lang: str) -> html.Div:
     )
 
 
-def live_screen(content, code: str, lang: str, stale_after_s: float, push: str) -> html.Div:
-    """Wraps a screen with what assets/wall.js needs to keep it live."""
+def live_screen(content, code: str, lang: str, stale_after_s: float, push: str,
+                tz: str = "") -> html.Div:
+    """Wraps a screen with what assets/wall.js needs to keep it live. `tz`: the zone of the
+    clock and the date (Settings.tz); "" is the browser's own."""
     return html.Div(
         content,
         className="live-screen",
@@ -56,6 +58,8 @@ def live_screen(content, code: str, lang: str, stale_after_s: float, push: str) 
             "data-stream": f"/live/stream?centre={code}&lang={lang}" if push == "sse" else "",
             "data-stale-after": str(stale_after_s),
             "data-push": push,
+            "data-tz": tz,
+            "data-lang": lang,
         },
     )
 

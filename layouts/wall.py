@@ -7,23 +7,12 @@ assets/wall.js keeps it live (see layouts/panels.py for the data-* contract).
 from __future__ import annotations
 
 import json
-from datetime import date
 
 from dash import dcc, html
 
 from layouts import panels, vc
+from layouts.formats import date_strings, date_text
 from layouts.i18n import client_strings, norm_lang, t
-
-
-def _date_text(day: str, lang: str) -> str:
-    try:
-        d = date.fromisoformat(day)
-    except (TypeError, ValueError):
-        return str(day or "")
-    wd = t(f"wd_{d.weekday()}", lang)
-    if lang == "zh":  # the year is known in the room; the header needs the width
-        return f"{d.month}月{d.day}日 {wd}"
-    return f"{wd} {d.day} {d.strftime('%b')}"
 
 
 def centre_href(code: str, lang: str) -> str:
@@ -75,7 +64,7 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
         html.Div([
             *([vc.group_controls(vm["code"], vm["level"], lang)]
               if calls and vm.get("children") else []),
-            html.Div(_date_text(vm.get("day", ""), lang), className="wall-date"),
+            html.Div(date_text(vm.get("day", ""), lang), className="wall-date"),
             html.Span(className="wall-clock"),
             html.Span(_initial_age(vm, lang), className="age", **{"data-age": "all"}),
         ], className="wall-head-right"),
@@ -107,6 +96,7 @@ def wall_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True,
         **{
             "data-centre": vm["code"],
             "data-lang": lang,
-            "data-i18n": json.dumps(client_strings(lang), ensure_ascii=False),
+            "data-i18n": json.dumps({**client_strings(lang), **date_strings(lang)},
+                                    ensure_ascii=False),
         },
     )
