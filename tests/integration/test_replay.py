@@ -1,4 +1,4 @@
-"""datasources/replay.py against a real Redis (the session's server, a key prefix per test):
+"""datasources/replay.py (its reads) against a real Redis (the session's server, a key prefix per test):
 hand-written hour buckets and stream entries with explicit ids (arrival times)."""
 
 from __future__ import annotations
@@ -56,14 +56,6 @@ def keys(prefix) -> Keys:
 
 def villages(topo, district: str) -> list[str]:
     return sorted(c for c, i in topo.centres.items() if i.level == 4 and topo.is_within(c, district))
-
-
-def test_replay001_window_is_24_hourly_buckets_ending_now():
-    starts = hour_starts(NOW)
-    assert len(starts) == 24
-    assert starts[-1] <= NOW < starts[-1] + HOUR_MS
-    assert all(b - a == HOUR_MS for a, b in zip(starts, starts[1:], strict=False))
-    assert hour_name(starts[0]) == "2026111911" and hour_name(starts[-1]) == "2026112010"
 
 
 def test_replay002_hourly_sums_read_the_shard_heads_only(r, keys, topo):
