@@ -12,8 +12,6 @@ answers nothing for a URL it refuses.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import replace
 
 import redis
@@ -21,54 +19,14 @@ from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_up
 from dash.exceptions import PreventUpdate
 
 from callbacks.router import BadQuery, current_query, search_for
-from dashboard.live import LiveHub
-from datasources.replay import replay_data
+from dashboard.screens import ScreenData
+from datasources.topology import Topology, drill_target
 from layouts import brief as layout
 from layouts import brief_ids as bid
 from layouts import ids
-from layouts.map import CASE_COLORS
-
-MAX_AGE_MS = 60_000  # a payload younger than this is served again (per worker)
-CACHE_SIZE = 64
 
 
-class ReplayCache:
-    """Per-worker replay payloads by centre, recomputed when older than MAX_AGE_MS; one
-    computation per centre at a time (the others wait for its result)."""
-
-    def __init__(self, hub: LiveHub) -> None:
-        self.hub = hub
-        self._lock = threading.Lock()
-        self._items: dict[str, dict] = {}
-        self._flights: dict[str, threading.Lock] = {}
-
-    def get(self, code: str) -> dict:
-        now = int(time.time() * 1000)
-        hit = self._items.get(code)
-        if hit is not None and now - hit["now"] < MAX_AGE_MS:
-            return hit
-        with self._lock:
-            flight = self._flights.setdefault(code, threading.Lock())
-        with flight:
-            hit = self._items.get(code)
-            now = int(time.time() * 1000)
-            if hit is not None and now - hit["now"] < MAX_AGE_MS:
-                return hit
-            rt = self.hub.runtime
-            data = replay_data(rt.redis, self.hub.keys, rt.topology, code, now, tz=rt.settings.tz)
-            data["colors"] = CASE_COLORS
-            with self._lock:
-                self._items[code] = data
-                if len(self._items) > CACHE_SIZE:
-                    oldest = min(self._items, key=lambda c: self._items[c]["now"])
-                    self._items.pop(oldest, None)
-            return data
-
-
-def register(app: Dash, hub: LiveHub) -> None:
-    topo = hub.runtime.topology
-    cache = ReplayCache(hub)
-
+def register(app: Dash, topo: Topology, screens: ScreenData) -> None:
     @app.callback(
         Output(bid.REPLAY, "data"),
         Output(bid.SLIDER, "max"),
@@ -85,7 +43,7 @@ def register(app: Dash, hub: LiveHub) -> None:
         if isinstance(q, BadQuery):
             raise PreventUpdate  # a refused URL gets nothing (and its screen is a message)
         try:
-            data = cache.get(q.centre)
+            data = screens.replay(q.centre)
         except (redis.RedisError, OSError):
             return {"error": "unavailable"}, no_update, no_update, True, True, no_update
         return (data, layout.slider_max(data), layout.slider_marks(data), False, False,
@@ -104,9 +62,7 @@ def register(app: Dash, hub: LiveHub) -> None:
             return no_update  # cards (re)rendered
         q = current_query(search, topo)
         code = trigger.get("code")
-        if isinstance(q, BadQuery) or not isinstance(code, str) or code not in topo.centres:
-            return no_update
-        if code == q.centre or not topo.is_within(code, q.centre):
+        if isinstance(q, BadQuery) or not drill_target(topo, q.centre, code):
             return no_update
         return search_for(replace(q, tour=None, tour_root=None), code)
 

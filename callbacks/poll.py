@@ -10,11 +10,12 @@ from __future__ import annotations
 from dash import ClientsideFunction, Dash, Input, Output, Patch, State, no_update
 
 from callbacks.router import BadQuery, current_query
-from dashboard.live import LiveHub
+from dashboard.screens import ScreenData
+from datasources.topology import Topology
 from layouts import ids
 
 
-def register(app: Dash, hub: LiveHub) -> None:
+def register(app: Dash, topo: Topology, screens: ScreenData) -> None:
     @app.callback(
         Output(ids.POLL_VM, "data"),
         Output(ids.POLL_VERSION, "data", allow_duplicate=True),
@@ -24,10 +25,10 @@ def register(app: Dash, hub: LiveHub) -> None:
         prevent_initial_call=True,
     )
     def poll(_n, search, version):
-        q = current_query(search, hub.runtime.topology)
+        q = current_query(search, topo)
         if isinstance(q, BadQuery):
             return no_update, no_update
-        payload, version = hub.poll(q.centre, version if isinstance(version, str) else None)
+        payload, version = screens.poll(q.centre, version if isinstance(version, str) else None)
         patch = Patch()
         for key, value in payload.items():
             patch[key] = value

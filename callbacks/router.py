@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlencode
 
 from dash import Dash, Input, Output, State, no_update
 
 from dashboard import access
-from dashboard.live import LiveHub, version_tag
-from datasources.topology import Topology
+from dashboard.screens import ScreenData, version_tag
+from dashboard.settings import Settings
+from datasources.topology import Topology, drill_target, in_subtree
 from layouts import ids, shell
 from layouts import map as mapview
 from layouts.brief import brief_screen
@@ -54,7 +54,7 @@ def parse_query(search: str | None, topo: Topology, scope: str) -> Query | BadQu
     centre = one.get("centre", scope).strip()
     if centre not in topo.centres:
         return BadQuery("unknown_centre", lang, {"code": centre[:40] or "—"})
-    if scope not in topo.centres or not topo.is_within(centre, scope):
+    if not in_subtree(topo, centre, scope):
         return BadQuery("forbidden", lang, {"code": centre})
     tour = None
     if "tour" in one:
@@ -63,8 +63,7 @@ def parse_query(search: str | None, topo: Topology, scope: str) -> Query | BadQu
             return BadQuery("bad_param", lang, {"name": "tour"})
         tour = int(raw)
     root = one.get("tour_root", centre)
-    if (root not in topo.centres or not topo.is_within(centre, root)
-            or not topo.is_within(root, scope)):
+    if not (in_subtree(topo, centre, root) and in_subtree(topo, root, scope)):
         root = centre
     push = one.get("push", "sse")
     if push not in PUSH_MODES:
@@ -110,21 +109,14 @@ def search_for(q: Query, centre: str) -> str:
     return "?" + urlencode(params)
 
 
-def wall_map(hub: LiveHub, q: Query, vm: dict):
+def wall_map(screens: ScreenData, settings: Settings, q: Query, vm: dict):
     """The drill-down map of the centre in view, with its current live layers (recent cases
     are drawn in place by assets/map.js from the live stream)."""
-    rt = hub.runtime
-    data = hub.map_data(q.centre)
-    payload = mapview.map_payload(
-        rt.geo, q.centre, vm, coverage=data["coverage"], states=data["states"],
-        recent=[], now_ms=int(time.time() * 1000), indicator=q.indicator,
-        lang=q.lang, patrols_per_day=rt.settings.patrols_per_day)
-    return mapview.map_view(payload, q.lang, indicator=q.indicator, tile_url=rt.settings.tile_url)
+    payload = screens.map_payload(q.centre, vm, q.indicator, q.lang)
+    return mapview.map_view(payload, q.lang, indicator=q.indicator, tile_url=settings.tile_url)
 
 
-def register(app: Dash, hub: LiveHub) -> None:
-    runtime = hub.runtime
-
+def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData) -> None:
     @app.callback(
         Output(ids.SCREEN, "children"),
         Output(ids.TOUR, "interval"),
@@ -137,19 +129,18 @@ def register(app: Dash, hub: LiveHub) -> None:
         prevent_initial_call="initial_duplicate",
     )
     def route(pathname, search):
-        topo = runtime.topology
         q = current_query(search, topo)
         if isinstance(q, BadQuery):
             return shell.message_screen(q.key, q.lang, **q.fmt), 60_000, True, True, None, {}
         make = SCREENS.get(pathname) if isinstance(pathname, str) else None
         if make is None:
             return shell.message_screen("not_found", q.lang), 60_000, True, True, None, {}
-        vm = hub.view(q.centre)
+        vm = screens.view(q.centre)
         viewer = access.require_viewer()
         screen = shell.live_screen(
-            make(vm, q.lang, wall_map(hub, q, vm), calls=viewer.may_call,
+            make(vm, q.lang, wall_map(screens, settings, q, vm), calls=viewer.may_call,
                  chip=viewer_chip(viewer, q.lang)),
-            q.centre, q.lang, runtime.settings.stale_after_s, q.push, tz=runtime.settings.tz)
+            q.centre, q.lang, settings.stale_after_s, q.push, tz=settings.tz)
         touring = q.tour is not None and make is wall_screen  # the tablet does not tour
         tour_ms = (q.tour or 60) * 1000
         return screen, tour_ms, not touring, q.push != "poll", version_tag(q.centre, vm), {}
@@ -163,12 +154,10 @@ def register(app: Dash, hub: LiveHub) -> None:
     )
     def drill(_n, click, search):
         """A click or tap on a child region drills the whole screen to it (URL follows)."""
-        q = current_query(search, runtime.topology)
+        q = current_query(search, topo)
         props = click.get("properties") if isinstance(click, dict) else None
         code = props.get("code") if isinstance(props, dict) else None
-        if isinstance(q, BadQuery) or not isinstance(code, str) or code not in runtime.topology.centres:
-            return no_update
-        if not runtime.topology.is_within(code, q.centre) or code == q.centre:
+        if isinstance(q, BadQuery) or not drill_target(topo, q.centre, code):
             return no_update
         return search_for(replace(q, tour=None, tour_root=None), code)
 
@@ -179,7 +168,7 @@ def register(app: Dash, hub: LiveHub) -> None:
         prevent_initial_call=True,
     )
     def tour(_n, search):
-        q = current_query(search, runtime.topology)
+        q = current_query(search, topo)
         if isinstance(q, BadQuery) or not q.tour:
             return no_update
-        return search_for(q, next_stop(runtime.topology, q.tour_root or q.centre, q.centre))
+        return search_for(q, next_stop(topo, q.tour_root or q.centre, q.centre))

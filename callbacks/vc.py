@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 
 from callbacks.router import BadQuery, current_query
 from dashboard import access
-from dashboard.live import LiveHub
-from datasources.vc import invitees
+from dashboard.settings import Settings
+from datasources.topology import Topology, in_subtree
+from datasources.vc import Conferences, invitees
 from layouts import ids, vc
 from layouts.i18n import t
 
 
-def register(app: Dash, hub: LiveHub) -> None:
-    topo = hub.runtime.topology
-    settings = hub.runtime.settings
+def register(app: Dash, topo: Topology, settings: Settings, conferences: Conferences,
+             calls_changed: Callable[[], None]) -> None:
+    """`calls_changed()` is called after a call started or ended (the version watcher
+    re-reads the calls in progress, so the screens show it at once)."""
     names = {c: i.name for c, i in topo.centres.items()}
 
     @app.callback(
@@ -42,7 +46,7 @@ def register(app: Dash, hub: LiveHub) -> None:
             code, group = str(request.get("code", "")), bool(request.get("group"))
         else:
             code, group = trigger["code"], trigger["type"] == ids.VC_GROUP_BTN
-        if code not in topo.centres or not topo.is_within(code, q.centre):
+        if not in_subtree(topo, code, q.centre):
             return no_update, no_update, no_update, no_update  # only the subtree in view
         tier = None
         if group:
@@ -50,13 +54,13 @@ def register(app: Dash, hub: LiveHub) -> None:
             centres = invitees(topo, code, tier)
             if not centres:
                 return no_update, no_update, no_update, no_update
-        if not hub.conferences.allow_start(viewer.name, settings.vc_starts_per_min):
+        if not conferences.allow_start(viewer.name, settings.vc_starts_per_min):
             return vc.refused(t("vc_too_many", q.lang)), False, no_update, no_update
         if group:
-            call = hub.conferences.start(viewer.name, code, centres, group=True, tier=tier)
+            call = conferences.start(viewer.name, code, centres, group=True, tier=tier)
         else:
-            call = hub.conferences.start(viewer.name, q.centre, [code], group=False)
-        hub.refresh_calls()
+            call = conferences.start(viewer.name, q.centre, [code], group=False)
+        calls_changed()
         data = {"cid": call.cid, "centres": list(call.centres), "convener": call.convener,
                 "group": call.group, "url": call.url}
         if settings.vc_open == "window":
@@ -75,11 +79,11 @@ def register(app: Dash, hub: LiveHub) -> None:
         if not n or not isinstance(call, dict) or not isinstance(call.get("cid"), str):
             return no_update, True, no_update
         viewer = access.require_viewer()
-        active = hub.conferences.get(call["cid"])
+        active = conferences.get(call["cid"])
         if active is None or not viewer.may_call or not viewer.sees(topo, active.convener):
             return [], True, None
-        hub.conferences.end(active.cid, viewer.name)
-        hub.refresh_calls()
+        conferences.end(active.cid, viewer.name)
+        calls_changed()
         return [], True, None
 
     app.clientside_callback(

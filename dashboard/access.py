@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from flask import abort, g, has_request_context
 
-from datasources.topology import Topology
+from datasources.topology import Topology, in_subtree
 
 ROLES = ("duty", "leader", "admin")  # 值班员, 领导, 管理员
 CALL_ROLES = frozenset(ROLES)         # who may start/end video calls
@@ -26,7 +26,7 @@ class Viewer:
     open: bool = False  # PINGAN_AUTH=off: nobody signed in, nothing restricted
 
     def sees(self, topo: Topology, code: str) -> bool:
-        return code in topo.centres and topo.is_within(code, self.scope)
+        return in_subtree(topo, code, self.scope)
 
     @property
     def may_call(self) -> bool:

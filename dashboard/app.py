@@ -1,7 +1,13 @@
-"""App factory: `create_app(settings)` builds the Dash app; `dashboard.server` exposes it."""
+"""App factory: `create_app(settings)` builds the Dash app; `dashboard.server` exposes it.
+
+The wiring lives here: from the Runtime (Redis, registry, topology) it builds the version
+watcher, the one screen-data service and the video-call service, and hands each route and
+callback module what it needs. Nothing else reaches into the Runtime.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from dash import Dash, html
@@ -9,12 +15,42 @@ from dash import Dash, html
 from dashboard.auth import install_auth
 from dashboard.embed import register_embed_routes
 from dashboard.headers import install_headers
-from dashboard.live import LiveHub, register_routes
+from dashboard.live import register_routes
 from dashboard.runtime import Runtime
+from dashboard.screens import FlightCache, ScreenData
 from dashboard.settings import Settings
+from dashboard.versions import VersionWatcher
+from datasources.keys import Keys
+from datasources.topology import Topology
 from datasources.validate import is_conference_url
+from datasources.vc import Conferences
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SERVICES = "PINGAN_SERVICES"  # app.server.config key of the `Services` (for tests and tools)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What one web worker shares between its routes and callbacks."""
+
+    settings: Settings
+    topology: Topology
+    watcher: VersionWatcher
+    screens: ScreenData
+    conferences: Conferences
+
+
+def build_services(runtime: Runtime) -> Services:
+    settings, r, topo = runtime.settings, runtime.redis, runtime.topology
+    keys = Keys(settings.key_prefix)
+    conferences = Conferences(r, topo, settings.key_prefix, settings.conference_url_template,
+                              settings.vc_timeout_s)
+    cache = FlightCache()
+    watcher = VersionWatcher(r, keys, topo.shards, conferences, on_rewind=cache.invalidate)
+    screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings,
+                         read_model=runtime.read_model, geo=lambda: runtime.geo,
+                         watcher=watcher, cache=cache)
+    return Services(settings, topo, watcher, screens, conferences)
 
 
 def create_app(settings: Settings | None = None) -> Dash:
@@ -23,7 +59,7 @@ def create_app(settings: Settings | None = None) -> Dash:
         raise ValueError("PINGAN_CONFERENCE_URL must be an http:// or https:// URL or a sip: URI "
                          "(with {code} for the centre code)")
     runtime = Runtime(settings)
-    hub = LiveHub(runtime)
+    svc = build_services(runtime)
     app = Dash(
         __name__,
         title="平安指挥大屏",
@@ -41,13 +77,13 @@ def create_app(settings: Settings | None = None) -> Dash:
     # the screens the router renders hold components the callbacks listen to
     app.validation_layout = html.Div([shell.page(), *mapview.validation_components(),
                                       *brief_layout.validation_components()])
-    router.register(app, hub)
-    poll.register(app, hub)
-    vc.register(app, hub)
-    brief.register(app, hub)
-    register_routes(app.server, hub)
-    register_embed_routes(app.server, hub)
+    router.register(app, svc.topology, settings, svc.screens)
+    poll.register(app, svc.topology, svc.screens)
+    vc.register(app, svc.topology, settings, svc.conferences, svc.watcher.refresh_calls)
+    brief.register(app, svc.topology, svc.screens)
+    register_routes(app.server, svc.watcher, svc.screens, runtime.redis, settings)
+    register_embed_routes(app.server, settings, svc.screens)
     install_auth(app.server, runtime)
     install_headers(app, settings)
-    app.server.config["PINGAN_HUB"] = hub
+    app.server.config[SERVICES] = svc
     return app

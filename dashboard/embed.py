@@ -23,10 +23,10 @@ import redis
 from flask import Flask, Response, jsonify, request, send_from_directory, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from dashboard.live import LiveHub, version_tag
+from dashboard.screens import ScreenData
 from dashboard.secret import load_secret
 from dashboard.settings import Settings
-from datasources.topology import Topology
+from datasources.topology import Topology, in_subtree
 from layouts import embed as layout
 from layouts.i18n import LANGS, t
 
@@ -105,8 +105,7 @@ def verify(settings: Settings, token: str | None, widget: str, centre: str | Non
         return EmbedRefusal("wrong_widget", subject=widget)
     scope = data["c"]
     centre = centre or scope
-    if (scope not in topo.centres or centre not in topo.centres
-            or not topo.is_within(centre, scope)):
+    if not in_subtree(topo, centre, scope):
         return EmbedRefusal("out_of_scope", subject=centre)
     return EmbedGrant(widget, scope, centre, data["e"])
 
@@ -141,24 +140,10 @@ def embed_headers(settings: Settings) -> dict[str, str]:
     }
 
 
-def is_fresh(hub: LiveHub, code: str, stale_after_s: float) -> bool:
-    """Redis answers and every shard in scope had an aggregator heartbeat lately."""
-    metas, _down = hub.state()
-    if metas is None:
-        return False
-    now = time.time() * 1000
-    for shard in hub.shards_of(code):
-        hb = metas.get(shard, {}).get("heartbeat")
-        if not hb or now - hb > stale_after_s * 1000:
-            return False
-    return True
-
-
 # -- routes ---------------------------------------------------------------------------------
 
-def register_embed_routes(server: Flask, hub: LiveHub) -> None:
+def register_embed_routes(server: Flask, settings: Settings, screens: ScreenData) -> None:
     """`/embed/<widget>` (page), `/embed/<widget>/data` (JSON), `/embed/static/<file>`."""
-    settings = hub.runtime.settings
     headers = embed_headers(settings)
 
     @server.after_request
@@ -209,7 +194,7 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
                 return refuse(400, "bad_param", t("embed_bad_request", lang),
                               t("embed_bad_param", lang, name=name, allowed=" | ".join(allowed)))
         grant = verify(settings, args.get("token"), widget, args.get("centre") or None,
-                       hub.runtime.topology)
+                       screens.topology)
         if isinstance(grant, EmbedRefusal):
             return refuse(403, grant.reason, t("embed_refused", lang),
                           refusal_message(grant, lang, settings.tz))
@@ -231,11 +216,7 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
         """The centre's view model and whether it is fresh; None without Redis, or when the
         read model cannot be shaped (logged): the portal shows "unavailable", not an error."""
         try:
-            vm = hub.view(code)
-            # the version the widget holds names the shards' epochs too: after a rebuild or a
-            # Redis restart the same version number can come back with other figures
-            vm = {**vm, "version": version_tag(code, vm).split(":", 1)[1]}
-            return vm, is_fresh(hub, code, settings.stale_after_s)
+            return screens.embed(code)
         except (redis.RedisError, OSError):
             return None
         except Exception:
@@ -252,11 +233,7 @@ def register_embed_routes(server: Flask, hub: LiveHub) -> None:
         if got is None:
             return unavailable(lang, theme, as_json=False)
         vm, fresh = got
-        geo = hub.runtime.geo
-        features = None
-        if widget == "map":
-            features = geo.children_features(grant.centre)["features"] or [
-                geo.self_feature(grant.centre)]
+        features = screens.features(grant.centre) if widget == "map" else None
         html = layout.page(
             widget, vm, lang=lang, theme=theme, tz=settings.tz, stale=not fresh,
             features=features, indicator=indicator,

@@ -74,6 +74,24 @@ class Topology:
         return heads
 
 
+def in_subtree(topo: Topology, code: object, scope: object) -> bool:
+    """Is `code` a known centre in the subtree of the known centre `scope` (itself included)?
+    Anything else (an unknown code, a value that is not a string) is False, so callers may
+    pass what a client sent."""
+    return (isinstance(code, str) and isinstance(scope, str) and code in topo.centres
+            and scope in topo.centres and topo.is_within(code, scope))
+
+
+def drill_target(topo: Topology, centre: str, code: object) -> bool:
+    """May a screen of `centre` drill to `code`: a known centre strictly below it."""
+    return code != centre and in_subtree(topo, code, centre)
+
+
+def shards_in_scope(topo: Topology, code: str) -> list[str]:
+    """The shards whose read model makes up `code`'s figures (the shards of its heads)."""
+    return sorted({topo.centres[h].shard for h in topo.shard_heads(code)})
+
+
 def shard_of(code: str, centres: dict[str, tuple[int, str | None]]) -> str:
     """The level-2 ancestor (district) of a centre; a level-1 centre is its own shard."""
     level, parent = centres[code]

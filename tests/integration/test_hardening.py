@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from dashboard.app import create_app
+from dashboard.app import SERVICES, create_app
 from dashboard.cli import main as pingan
 from dashboard.devkit.stack import copy_registry
 from dashboard.embed import mint
 from dashboard.hashing import Busy, HashPool
+from dashboard.live import stream
 from dashboard.runtime import Runtime
 from dashboard.secret import SecretKeyError
 from dashboard.settings import Settings
@@ -224,7 +225,7 @@ def test_hard006_hsts_when_cookies_are_secure(registry, redis_url, prefix):
 def test_hard007_data_endpoints_are_never_stored(registry, redis_url, prefix, r):
     app = make(registry, redis_url, prefix, auth="off")
     c = client(app)
-    token = mint(app.server.config["PINGAN_HUB"].runtime.settings, "events", DISTRICT, 3600)
+    token = mint(app.server.config[SERVICES].settings, "events", DISTRICT, 3600)
     deps = json.loads(text(c.get("/_dash-dependencies")))
     route = callback(deps, "app-url", "search")
     body = {"output": route["output"], "outputs": outputs(route["output"]),
@@ -335,17 +336,17 @@ def _vc_post(c, deps, code: str, n: int):
 
 def test_hard011_video_call_starts_are_capped_per_user_per_minute(registry, redis_url, prefix, r):
     app = make(registry, redis_url, prefix, auth="demo", vc_starts_per_min=3)
-    hub = app.server.config["PINGAN_HUB"]
+    svc = app.server.config[SERVICES]
     c = client(app)
     deps = json.loads(text(c.get("/_dash-dependencies")))
     for i in range(3):
         resp = _vc_post(c, deps, DISTRICT, i)
         assert resp.status_code == 200 and "vc-frame" in text(resp)
-    assert r.hlen(hub.conferences.active_key) == 3
+    assert r.hlen(svc.conferences.active_key) == 3
     resp = _vc_post(c, deps, DISTRICT, 9)
     assert resp.status_code == 200
     assert "发起连线过于频繁" in readable(resp) and "vc-frame" not in text(resp)
-    assert r.hlen(hub.conferences.active_key) == 3
+    assert r.hlen(svc.conferences.active_key) == 3
 
 
 # -- item 7 / item 2: untrusted meta, a rewound read model, garbage calls -------------------------
@@ -382,20 +383,20 @@ HOSTILE_META = [("version", "abc"), ("version", "9" * 5000), ("version", "-5"),
 
 def test_hard012_garbage_meta_neither_kills_the_hub_nor_the_stream(registry, redis_url, prefix, r):
     app = make(registry, redis_url, prefix, auth="off")
-    hub = app.server.config["PINGAN_HUB"]
-    hub.poll_s = 0.02
+    svc = app.server.config[SERVICES]
+    svc.watcher.poll_s = 0.02
     meta = Keys(prefix).meta(DISTRICT)
-    day = _day_key(prefix, hub.runtime.settings.tz, DISTRICT)
+    day = _day_key(prefix, svc.settings.tz, DISTRICT)
     now = int(time.time() * 1000)
     r.hset(meta, mapping={"version": 10, "heartbeat": now, "applied_at": now})
     r.hset(day, "reported", 3)
-    gen = hub.stream(DISTRICT, min_gap_s=0.01, keepalive_s=0.2)
+    gen = stream(svc.watcher, svc.screens, DISTRICT, min_gap_s=0.01, keepalive_s=0.2)
     _figure_via_stream(gen, 3)
     c = client(app)
-    token = mint(hub.runtime.settings, "events", DISTRICT, 3600)
+    token = mint(svc.settings, "events", DISTRICT, 3600)
     for field, value in HOSTILE_META:
         r.hset(meta, field, value)
-        time.sleep(0.1)  # a few ticks of the hub with the garbage in place
+        time.sleep(0.1)  # a few ticks of the version watcher with the garbage in place
         msg = _next_data(gen)
         assert msg["freshness"]["shards"][DISTRICT].get(field) in (None, 10, now), field
         for path in (f"/live/poll?centre={DISTRICT}", f"/live/version?centre={DISTRICT}",
@@ -414,11 +415,11 @@ def test_hard012_garbage_meta_neither_kills_the_hub_nor_the_stream(registry, red
 
 def test_hard013_a_version_that_goes_back_drops_the_cached_views(registry, redis_url, prefix, r):
     app = make(registry, redis_url, prefix, auth="off")
-    hub = app.server.config["PINGAN_HUB"]
-    hub.poll_s = 0.02
+    svc = app.server.config[SERVICES]
+    svc.watcher.poll_s = 0.02
     c = client(app)
     meta = Keys(prefix).meta(DISTRICT)
-    day = _day_key(prefix, hub.runtime.settings.tz, DISTRICT)
+    day = _day_key(prefix, svc.settings.tz, DISTRICT)
 
     def polled() -> int:
         return json.loads(text(c.get(f"/live/poll?centre={DISTRICT}")))["vm"]["figures"][
@@ -427,14 +428,14 @@ def test_hard013_a_version_that_goes_back_drops_the_cached_views(registry, redis
     r.hset(meta, "version", 100)
     r.hset(day, "reported", 3)
     wait_until(lambda: polled() == 3, 10)
-    gen = hub.stream(DISTRICT, min_gap_s=0.01, keepalive_s=0.2)
+    gen = stream(svc.watcher, svc.screens, DISTRICT, min_gap_s=0.01, keepalive_s=0.2)
     _figure_via_stream(gen, 3)
     # Redis restarted from an older AOF: version 5 (< 100) and other figures
     r.hset(meta, "version", 5)
     r.hset(day, "reported", 9)
     wait_until(lambda: polled() == 9, 10)
     _figure_via_stream(gen, 9)
-    assert hub.view(DISTRICT)["figures"]["events.reported"] == 9
+    assert svc.screens.view(DISTRICT)["figures"]["events.reported"] == 9
     # a rebuild (`epoch` changes) with the same version number
     r.hset(meta, mapping={"version": 5, "epoch": "rebuild-1"})
     wait_until(lambda: polled() == 9, 10)
@@ -447,8 +448,8 @@ def test_hard013_a_version_that_goes_back_drops_the_cached_views(registry, redis
 
 def test_hard014_garbage_calls_in_progress_are_dropped(registry, redis_url, prefix, r):
     app = make(registry, redis_url, prefix, auth="demo")
-    hub = app.server.config["PINGAN_HUB"]
-    conf: Conferences = hub.conferences
+    svc = app.server.config[SERVICES]
+    conf: Conferences = svc.conferences
     good = conf.start("demo", CITY, [DISTRICT], group=False)
     hostile = {
         "not-json": "{nope",
@@ -468,13 +469,13 @@ def test_hard014_garbage_calls_in_progress_are_dropped(registry, redis_url, pref
         "bytes": b"\xff\xfe\x00garbage",
     }
     r.hset(conf.active_key, mapping=hostile)
-    hub.refresh_calls()  # the old code raised here (JSONDecodeError) and its loop died
-    assert hub.in_call(CITY) == sorted({CITY, DISTRICT})
-    assert OTHER not in hub.in_call(CITY)
+    svc.watcher.refresh_calls()  # the old code raised here (JSONDecodeError) and its loop died
+    assert svc.screens.in_call(CITY) == sorted({CITY, DISTRICT})
+    assert OTHER not in svc.screens.in_call(CITY)
     assert [k.decode() for k in r.hkeys(conf.active_key)] == [good.cid]  # garbage deleted
     # the stream of a screen and the call buttons keep working with garbage in the hash
     r.hset(conf.active_key, mapping=hostile)
-    gen = hub.stream(CITY, min_gap_s=0.01, keepalive_s=0.2)
+    gen = stream(svc.watcher, svc.screens, CITY, min_gap_s=0.01, keepalive_s=0.2)
     assert DISTRICT in _next_data(gen)["in_call"]
     gen.close()
     r.hset(conf.active_key, mapping=hostile)
@@ -513,12 +514,12 @@ def test_hard016_an_embed_refresh_sees_a_new_epoch_with_the_same_version(registr
     """A portal widget holds a version; after a rebuild (a new `epoch`) the same version number
     with other figures must not be answered as "unchanged"."""
     app = make(registry, redis_url, prefix, auth="off")
-    hub = app.server.config["PINGAN_HUB"]
-    hub.poll_s = 0.02
+    svc = app.server.config[SERVICES]
+    svc.watcher.poll_s = 0.02
     c = client(app)
-    token = mint(hub.runtime.settings, "events", DISTRICT, 3600)
+    token = mint(svc.settings, "events", DISTRICT, 3600)
     meta = Keys(prefix).meta(DISTRICT)
-    day = _day_key(prefix, hub.runtime.settings.tz, DISTRICT)
+    day = _day_key(prefix, svc.settings.tz, DISTRICT)
     r.hset(meta, mapping={"version": 40, "epoch": "e1", "heartbeat": int(time.time() * 1000)})
     r.hset(day, "reported", 3)
 

@@ -1,0 +1,269 @@
+"""What the screens show, per centre, computed once per version of its shards per worker.
+
+`ScreenData` turns (centre, the shards' versions) into the view model, the map's data and
+live layers, the tablet's replay and the portal widgets' data. Everything goes through one
+`FlightCache` keyed by (name, centre, versions of the shards in scope): when a version moves,
+the first request computes the new value and the others wait for it instead of all reading
+Redis at once (at 500 polling screens that stampede once ran gunicorn out of connections,
+docs/live-push.md). The version watcher (`dashboard.versions`) invalidates the cache when a
+read model goes back (a version down, a new epoch).
+
+The wall's router, its poll callback, the live stream and poll routes, the briefing view and
+the embeds all use this one service; it is built in the app factory and handed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from datetime import datetime
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+import redis
+
+from dashboard.settings import Settings
+from dashboard.versions import VersionWatcher
+from datasources import geo as geodata
+from datasources.geo import Geo
+from datasources.keys import Keys
+from datasources.readmodel import ReadModel
+from datasources.replay import replay_data
+from datasources.topology import Topology, shards_in_scope
+from layouts import map as mapview
+from layouts import viewmodel
+
+T = TypeVar("T")
+CACHE_SIZE = 512
+REPLAY_MAX_AGE_S = 60.0  # a replay payload younger than this is served again (per worker)
+
+
+def version_tag(code: str, vm: dict) -> str:
+    """What a polling screen or a portal widget holds: the centre, its data version and, once
+    the aggregator writes them, a digest of the shards' epochs (a rebuild can bring back an
+    old version number with other figures)."""
+    shards = (vm.get("freshness") or {}).get("shards") or {}
+    epochs = [str(m.get("epoch")) for m in shards.values() if m.get("epoch")]
+    tag = f"{code}:{vm['version']}"
+    return tag + ":" + hashlib.sha256(",".join(epochs).encode()).hexdigest()[:8] if epochs else tag
+
+
+class FlightCache:
+    """A bounded (LRU) cache of computed values by name, single flight per name.
+
+    `get(name, versions, compute)` answers the cached value when it was computed at
+    `versions` or later (tuples compare element-wise: a newer value serves an older request),
+    else computes it, one caller per name at a time: the others wait for that result.
+    `invalidate()` forgets everything, and a value computed across an invalidation is
+    answered to its caller but not kept. `max_age_s` also refuses values older than that."""
+
+    def __init__(self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._items: OrderedDict[Hashable, tuple[tuple, float, object]] = OrderedDict()
+        self._flights: dict[Hashable, threading.Lock] = {}
+        self._generation = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __contains__(self, name: Hashable) -> bool:
+        with self._lock:
+            return name in self._items
+
+    def get(self, name: Hashable, versions: tuple, compute: Callable[[], T],
+            max_age_s: float | None = None) -> T:
+        with self._lock:
+            key = (self._generation, *versions)
+        hit = self._cached(name, key, max_age_s)
+        if hit is not None:
+            return hit[0]
+        with self._lock:
+            flight = self._flights.setdefault(name, threading.Lock())
+        with flight:
+            hit = self._cached(name, key, max_age_s)
+            if hit is not None:
+                return hit[0]
+            started = self.clock()
+            value = compute()
+            with self._lock:
+                if key[0] != self._generation:
+                    return value  # computed from before an invalidation: not for the cache
+                self._items[name] = (key, started, value)
+                self._items.move_to_end(name)
+                while len(self._items) > self.size:
+                    old, _ = self._items.popitem(last=False)
+                    self._flights.pop(old, None)
+            return value
+
+    def _cached(self, name: Hashable, key: tuple, max_age_s: float | None) -> tuple | None:
+        """(value,) of a usable entry, else None (a cached None is a value too)."""
+        with self._lock:
+            hit = self._items.get(name)
+            if hit is None or hit[0] < key:
+                return None
+            if max_age_s is not None and self.clock() - hit[1] >= max_age_s:
+                return None
+            self._items.move_to_end(name)
+            return (hit[2],)
+
+    def invalidate(self) -> None:
+        """Forget every value (the read model went back: nothing before may look fresh)."""
+        with self._lock:
+            self._generation += 1
+            self._items.clear()
+            self._flights.clear()
+
+
+class ScreenData:
+    """The figures, map layers, replay and widget data of a centre, from one cache."""
+
+    def __init__(self, *, r: redis.Redis, keys: Keys, topology: Topology, settings: Settings,
+                 read_model: ReadModel, geo: Callable[[], Geo], watcher: VersionWatcher,
+                 cache: FlightCache) -> None:
+        """`geo` loads the geometry when first needed (0.4 s for the demo region: an app that
+        never draws a map does not pay it)."""
+        self.r = r
+        self.keys = keys
+        self.topology = topology
+        self.settings = settings
+        self.read_model = read_model
+        self.watcher = watcher
+        self.cache = cache
+        self._load_geo = geo
+        self._geo: Geo | None = None
+        self._geo_lock = threading.Lock()
+
+    @property
+    def geo(self) -> Geo:
+        with self._geo_lock:
+            if self._geo is None:
+                self._geo = self._load_geo()
+            return self._geo
+
+    def versions(self, code: str, metas: dict[str, dict] | None = None) -> tuple:
+        """The versions of the shards in `code`'s scope: the cache key of its views."""
+        metas = metas if metas is not None else self.watcher.metas_now()
+        return tuple(metas.get(s, {}).get("version", 0)
+                     for s in shards_in_scope(self.topology, code))
+
+    # -- live figures and map -------------------------------------------------------------
+    def view(self, code: str, metas: dict[str, dict] | None = None) -> dict:
+        """The centre's view model, computed once per version of its shards (per worker)."""
+        return self.cache.get(
+            ("vm", code), self.versions(code, metas),
+            lambda: viewmodel.build(self.read_model.snapshot(code), self.topology,
+                                    int(time.time() * 1000)))
+
+    def map_data(self, code: str, metas: dict[str, dict] | None = None) -> dict:
+        """What the map shows beyond the view model: patrols per grid (at a village), camera
+        states and recent cases in scope; once per version per worker."""
+        topo = self.topology
+
+        def compute() -> dict:
+            now = datetime.now(ZoneInfo(self.settings.tz))
+            now_ms = int(now.timestamp() * 1000)
+            info = topo.centres[code]
+            coverage = (geodata.grid_coverage(self.r, self.keys, topo, code,
+                                              now.strftime("%Y%m%d"))
+                        if info.level >= 4 or not topo.children.get(code) else {})
+            return {
+                "coverage": coverage,
+                "states": geodata.camera_states(self.r, self.keys, topo, code),
+                "recent": geodata.recent_cases(self.r, self.keys, topo, code, now_ms),
+            }
+
+        return self.cache.get(("map", code), self.versions(code, metas), compute)
+
+    def map_live(self, code: str, lang: str, metas: dict[str, dict] | None = None) -> dict:
+        """Component id → props for the map's live layers (hideouts, recent cases)."""
+
+        def compute() -> dict:
+            vm = self.view(code, metas)
+            data = self.map_data(code, metas)
+            props = mapview.live_props(
+                self.geo, code, vm, data["coverage"], data["states"], data["recent"],
+                int(time.time() * 1000), lang=lang,
+                patrols_per_day=self.settings.patrols_per_day)
+            props.pop(mapview.map_ids()["legend"], None)  # components: sent with the page
+            return props
+
+        return self.cache.get(("maplive", code, lang), self.versions(code, metas), compute)
+
+    def map_payload(self, code: str, vm: dict, indicator: str, lang: str) -> dict:
+        """The drill-down map of a screen as it is first drawn, with its current live layers
+        (recent cases are drawn in place by assets/map.js from the live stream)."""
+        data = self.map_data(code)
+        return mapview.map_payload(
+            self.geo, code, vm, coverage=data["coverage"], states=data["states"],
+            recent=[], now_ms=int(time.time() * 1000), indicator=indicator,
+            lang=lang, patrols_per_day=self.settings.patrols_per_day)
+
+    # -- freshness, calls, polling ----------------------------------------------------------
+    def freshness(self, code: str, metas: dict[str, dict] | None, down_since: int | None) -> dict:
+        return {
+            "now": int(time.time() * 1000),
+            "redis_down_since": down_since,
+            "shards": {s: (metas or {}).get(s, {}) for s in shards_in_scope(self.topology, code)},
+        }
+
+    def is_fresh(self, code: str) -> bool:
+        """Redis answers and every shard in scope had an aggregator heartbeat lately."""
+        metas, _down = self.watcher.state()
+        if metas is None:
+            return False
+        now = time.time() * 1000
+        for shard in shards_in_scope(self.topology, code):
+            hb = metas.get(shard, {}).get("heartbeat")
+            if not hb or now - hb > self.settings.stale_after_s * 1000:
+                return False
+        return True
+
+    def in_call(self, code: str) -> list[str]:
+        """The centres in view (the centre and its children) that are in a call."""
+        return self.watcher.in_call({code, *self.topology.children.get(code, ())})
+
+    def poll(self, code: str, have: str | None) -> tuple[dict, str | None]:
+        """One poll of a screen that holds `have` (a `version_tag`): the view model's keys
+        (all of them when the tag moved), always the freshness and the calls in view."""
+        metas, down = self.watcher.state()
+        payload: dict = {}
+        version = have
+        if metas is not None:
+            vm = self.view(code, metas)
+            current = version_tag(code, vm)
+            if current != have:
+                payload = {k: v for k, v in vm.items() if k != "freshness"}
+                version = current
+        payload["freshness"] = self.freshness(code, metas, down)
+        payload["in_call"] = self.in_call(code)
+        return payload, version
+
+    # -- the tablet's replay and the portal widgets -----------------------------------------
+    def replay(self, code: str) -> dict:
+        """The last 24 hours of `code` for the briefing view's replay, recomputed when older
+        than REPLAY_MAX_AGE_S (it reads hours of streams: not once per version)."""
+
+        def compute() -> dict:
+            data = replay_data(self.r, self.keys, self.topology, code, int(time.time() * 1000),
+                               tz=self.settings.tz)
+            data["colors"] = mapview.CASE_COLORS
+            return data
+
+        return self.cache.get(("replay", code), (), compute, max_age_s=REPLAY_MAX_AGE_S)
+
+    def embed(self, code: str) -> tuple[dict, bool]:
+        """A portal widget's view model and whether it is fresh. Its `version` is the
+        `version_tag` without the code: after a rebuild or a Redis restart the same version
+        number can come back with other figures."""
+        vm = self.view(code)
+        return {**vm, "version": version_tag(code, vm).split(":", 1)[1]}, self.is_fresh(code)
+
+    def features(self, code: str) -> list[dict]:
+        """The regions a map widget draws: the children, or the centre itself at a leaf."""
+        return self.geo.children_features(code)["features"] or [self.geo.self_feature(code)]
