@@ -37,7 +37,8 @@ from dashboard.settings import Settings
 from datasources.aggregator import Aggregator
 from datasources.clock import TimeSource
 from datasources.demo_region import build_demo
-from datasources.registry import create_schema, make_engine
+from datasources.migrations import migrate
+from datasources.registry import make_engine
 from datasources.simulator import Simulator
 from datasources.topology import load_topology
 
@@ -84,7 +85,7 @@ def main() -> None:
     url, proc = start_private_redis(tmp / "redis", "system")
     db = f"sqlite:///{tmp / 'registry.sqlite3'}"
     engine = make_engine(db)
-    create_schema(engine)
+    migrate(engine)
     build_demo(engine, seed=7)
     topo = load_topology(engine)
     r = redis.Redis.from_url(url)

@@ -25,7 +25,8 @@ from datasources.aggregator import Aggregator, shard_backlog
 from datasources.connection import start_embedded, stop_embedded
 from datasources.demo_region import build_demo
 from datasources.keys import Keys
-from datasources.registry import create_schema, make_engine
+from datasources.migrations import migrate
+from datasources.registry import make_engine
 from datasources.simulator import recent_entries
 from datasources.topology import load_topology
 
@@ -113,7 +114,7 @@ def main() -> None:
     url, proc = start_private_redis(tmp / "redis", args.redis)
     db = f"sqlite:///{tmp / 'registry.sqlite3'}"
     engine = make_engine(db)
-    create_schema(engine)
+    migrate(engine)
     build_demo(engine, seed=7)
     topo = load_topology(engine)
     r = redis.Redis.from_url(url)

@@ -13,6 +13,7 @@ import click
 
 from dashboard.runtime import Runtime
 from dashboard.settings import Settings
+from datasources.migrations import SchemaError
 
 
 class _Stop:
@@ -30,7 +31,17 @@ class _Stop:
         return self.stopped
 
 
-@click.group()
+class _Main(click.Group):
+    """A registry schema behind this version stops a command with its message, not a trace."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SchemaError as exc:  # e.g. PostgreSQL not yet migrated: says what to run
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Main)
 @click.option("--data-dir", envvar="PINGAN_DATA_DIR", default=None, type=click.Path(),
               help="Where the embedded Redis and SQLite live (default ./var).")
 @click.pass_context

@@ -1,4 +1,4 @@
-"""`pingan registry ...`: import/export the registry, build the demo region, print statistics."""
+"""`pingan registry ...`: migrate the schema, import/export, build the demo region, statistics."""
 
 from __future__ import annotations
 
@@ -11,16 +11,25 @@ from sqlalchemy.engine import Engine
 
 from dashboard.datadir import private_dir
 from dashboard.settings import Settings
-from datasources.registry import create_schema, is_empty, make_engine
+from datasources.migrations import SchemaError, ensure_schema, migrate, status
+from datasources.registry import is_empty, make_engine
 
 
-def registry_engine(ctx: click.Context) -> Engine:
-    """The registry engine for the settings in the click context (or from the environment)."""
+def _engine(ctx: click.Context) -> Engine:
     settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.from_env()
     if settings.database_url is None:
         private_dir(Path(settings.data_dir))
-    engine = make_engine(settings.effective_database_url)
-    create_schema(engine)
+    return make_engine(settings.effective_database_url)
+
+
+def registry_engine(ctx: click.Context) -> Engine:
+    """The registry engine for the settings in the click context (or from the environment),
+    its schema at head (SQLite migrated on the spot; PostgreSQL must have been migrated)."""
+    engine = _engine(ctx)
+    try:
+        ensure_schema(engine)
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
     return engine
 
 
@@ -106,3 +115,43 @@ def stats_cmd(ctx: click.Context, as_json: bool) -> None:
     from datasources.registry_io import stats
 
     _print_stats(stats(registry_engine(ctx)), as_json)
+
+
+@registry.command("migrate")
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 unless the schema is at head.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def migrate_cmd(ctx: click.Context, check: bool, as_json: bool) -> None:
+    """Upgrade the registry schema to this version's newest revision (safe to repeat)."""
+    engine = _engine(ctx)
+    before = status(engine)
+    if check:
+        out = {"database": engine.dialect.name, "current": before.current, "head": before.head,
+               "at_head": before.at_head, "legacy": before.legacy}
+        _echo(out, as_json, f"registry schema: {before.current or 'none'}, head {before.head}"
+                            f" ({'up to date' if before.at_head else 'needs pingan registry migrate'})")
+        ctx.exit(0 if before.at_head else 1)
+        return
+    try:
+        from_rev, to_rev = migrate(engine)
+    except SchemaError as exc:
+        if as_json:
+            click.echo(json.dumps({"error": str(exc)}, ensure_ascii=False))
+        click.echo(f"migration refused: {exc}", err=True)
+        ctx.exit(1)
+        return
+    changed = from_rev != to_rev or before.legacy
+    out = {"database": engine.dialect.name, "from": from_rev, "to": to_rev,
+           "changed": changed, "stamped": before.legacy}
+    if before.legacy:
+        line = f"registry schema: tables from before migrations recognised as {from_rev}"
+        line += f", upgraded to {to_rev}" if to_rev != from_rev else " and stamped"
+    elif changed:
+        line = f"registry schema: {from_rev or 'empty'} → {to_rev}"
+    else:
+        line = f"registry schema: at {to_rev} already, nothing to do"
+    _echo(out, as_json, line)
+
+
+def _echo(out: dict, as_json: bool, line: str) -> None:
+    click.echo(json.dumps(out, ensure_ascii=False, sort_keys=True) if as_json else line)

@@ -15,7 +15,8 @@ from dashboard.settings import Settings
 from datasources.connection import ensure_redis
 from datasources.geo import Geo, load_geometry
 from datasources.readmodel import ReadModel
-from datasources.registry import Grid, create_schema, make_engine
+from datasources.migrations import ensure_schema
+from datasources.registry import Grid, make_engine
 from datasources.topology import Topology, load_base_data, load_topology
 
 
@@ -28,7 +29,7 @@ class Runtime:
         if not self.settings.database_url:
             private_dir(self.settings.data_dir)
         engine = make_engine(self.settings.effective_database_url)
-        create_schema(engine)
+        ensure_schema(engine)  # SQLite: migrated here; PostgreSQL: `pingan registry migrate`
         return engine
 
     @cached_property

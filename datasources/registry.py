@@ -1,4 +1,9 @@
-"""The registry: centres, grids, cameras and base data (SQLAlchemy 2, SQLite or PostgreSQL).
+"""The registry: centres, grids, cameras, base data and users (SQLAlchemy 2, SQLite or PostgreSQL).
+
+Every table of the registry database is declared here (`Base.metadata`); the database gets them
+from the Alembic migrations in `datasources.migrations` (`migrate(engine)`), never from
+`create_all`, so that an installation's schema has a version and upgrades in order. A change to a
+table here needs a new migration (see that package's docstring).
 
 Geometry is stored as GeoJSON text so the same schema runs on SQLite and PostgreSQL
 without a spatial extension; the wall only ever needs to draw it.
@@ -8,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from sqlalchemy import (
+    DateTime,
     Float,
     ForeignKey,
     Integer,
@@ -18,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -82,6 +90,21 @@ class BaseData(Base):
     organisations: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class UserRow(Base):
+    """An account of the wall and the tablet (the functions are in datasources.users).
+
+    `scope` is a plain centre code, not a foreign key, so re-importing the registry never
+    deletes accounts."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 BASE_DATA_FIELDS = (
     "registered_population",
     "floating_population",
@@ -107,12 +130,6 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    from datasources import users  # noqa: F401  (its table is part of the schema)
-
-    Base.metadata.create_all(engine)
-
-
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A transaction: commit on success, roll back on any error."""
@@ -122,6 +139,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 def is_empty(engine: Engine) -> bool:
-    create_schema(engine)
+    """True when the registry holds no centre (or has no tables yet)."""
+    if not inspect(engine).has_table(Centre.__tablename__):
+        return True
     with Session(engine) as s:
         return (s.scalar(select(func.count()).select_from(Centre)) or 0) == 0

@@ -39,6 +39,7 @@ from shapely.validation import explain_validity
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
+from datasources.migrations import ensure_schema
 from datasources.registry import (
     BASE_DATA_FIELDS,
     CAMERA_KINDS,
@@ -47,7 +48,6 @@ from datasources.registry import (
     Camera,
     Centre,
     Grid,
-    create_schema,
     session_scope,
 )
 from datasources.validate import is_code, is_conference_url, is_id
@@ -474,7 +474,7 @@ def read_dir(path: str | Path) -> RegistryData:
 
 def write_registry(engine: Engine, data: RegistryData) -> None:
     """Replace the whole registry with `data` in one transaction (parents inserted first)."""
-    create_schema(engine)
+    ensure_schema(engine)
     centres = sorted(data.centres, key=lambda c: (c["level"], c["code"]))
     with session_scope(engine) as s:
         s.execute(delete(Camera))
@@ -549,7 +549,7 @@ def export_dir(engine: Engine, path: str | Path) -> None:
     """Write the registry as files that `import_dir` reads back unchanged."""
     d = Path(path)
     d.mkdir(parents=True, exist_ok=True)
-    create_schema(engine)
+    ensure_schema(engine)
     with session_scope(engine) as s:
         centres = s.execute(
             select(Centre.code, Centre.name, Centre.level, Centre.parent, Centre.conference,
@@ -594,7 +594,7 @@ def export_dir(engine: Engine, path: str | Path) -> None:
 
 
 def stats(engine: Engine) -> dict[str, Any]:
-    create_schema(engine)
+    ensure_schema(engine)
     with session_scope(engine) as s:
         levels = dict(s.execute(select(Centre.level, func.count()).group_by(Centre.level)).all())
         grid_kinds = dict(s.execute(select(Grid.kind, func.count()).group_by(Grid.kind)).all())

@@ -1,8 +1,9 @@
 """Users of the wall and the tablet: a role and a scope (a centre whose subtree they see).
 
-Kept in the registry database (table `users`), passwords hashed with Argon2id (argon2-cffi,
-the reference binding). `scope` is a plain centre code, not a foreign key, so re-importing the
-registry never deletes accounts; a user whose scope no longer exists sees nothing.
+Kept in the registry database (table `users`, declared in datasources.registry with the other
+tables), passwords hashed with Argon2id (argon2-cffi, the reference binding). `scope` is a plain
+centre code, not a foreign key, so re-importing the registry never deletes accounts; a user whose
+scope no longer exists sees nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from datasources.registry import Base, create_schema, session_scope
+from datasources.migrations import ensure_schema
+from datasources.registry import UserRow, session_scope
 from datasources.validate import is_code
 
 ROLES = ("duty", "leader", "admin")  # 值班员 · 领导 · 管理员
@@ -29,16 +31,6 @@ MIN_PASSWORD = 10
 _HASHER = PasswordHasher()
 # verifying against this keeps a wrong user name as slow as a wrong password
 _DUMMY_HASH = _HASHER.hash("not-a-password-of-anyone")
-
-
-class UserRow(Base):
-    __tablename__ = "users"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    role: Mapped[str] = mapped_column(String(16))
-    scope: Mapped[str] = mapped_column(String(32))
-    password_hash: Mapped[str] = mapped_column(String(256))
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
@@ -71,7 +63,7 @@ def add_user(engine: Engine, name: str, password: str, role: str, scope: str,
         raise UserError(f"unknown centre {scope!r}")
     if len(password) < MIN_PASSWORD:
         raise UserError(f"passwords need at least {MIN_PASSWORD} characters")
-    create_schema(engine)
+    ensure_schema(engine)
     with session_scope(engine) as s:
         row = s.get(UserRow, name)
         if row is not None and not replace:
@@ -84,7 +76,7 @@ def add_user(engine: Engine, name: str, password: str, role: str, scope: str,
 
 
 def remove_user(engine: Engine, name: str) -> bool:
-    create_schema(engine)
+    ensure_schema(engine)
     with session_scope(engine) as s:
         row = s.get(UserRow, name)
         if row is None:
@@ -94,7 +86,7 @@ def remove_user(engine: Engine, name: str) -> bool:
 
 
 def list_users(engine: Engine) -> list[User]:
-    create_schema(engine)
+    ensure_schema(engine)
     with Session(engine) as s:
         return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.name))]
 

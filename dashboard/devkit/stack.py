@@ -108,12 +108,13 @@ class Stack:
 def demo_registry(directory: Path) -> str:
     """A demo registry in a fresh SQLite file; returns its URL."""
     from datasources.demo_region import build_demo
-    from datasources.registry import create_schema, make_engine
+    from datasources.migrations import migrate
+    from datasources.registry import make_engine
 
     path = directory / "registry.sqlite3"
     url = f"sqlite:///{path}"
     engine = make_engine(url)
-    create_schema(engine)
+    migrate(engine)
     build_demo(engine, seed=7)
     engine.dispose()
     return url

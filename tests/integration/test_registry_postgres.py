@@ -17,12 +17,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from datasources.demo_region import build_demo
+from datasources.migrations import migrate
 from datasources.registry import (
     BaseData,
     Camera,
     Centre,
     Grid,
-    create_schema,
     is_empty,
     make_engine,
 )
@@ -76,7 +76,7 @@ def pg_url():
 @pytest.fixture()
 def pg_engine(pg_url):
     engine = make_engine(pg_url)
-    create_schema(engine)
+    migrate(engine)
     yield engine
     engine.dispose()
 
@@ -106,7 +106,7 @@ def test_demo_build_and_round_trip_on_postgres(pg_engine, tmp_path):
 
     # the same seed on SQLite gives byte-identical files
     sqlite = make_engine(f"sqlite:///{tmp_path / 'demo.sqlite3'}")
-    create_schema(sqlite)
+    migrate(sqlite)
     build_demo(sqlite, seed=7)
     export_dir(sqlite, tmp_path / "lite")
     assert _files(tmp_path / "pg1") == _files(tmp_path / "lite")

@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 from dashboard.cli_registry import registry
 from dashboard.settings import Settings
 from datasources.demo_region import allocate, build_demo
+from datasources.migrations import migrate
 from datasources.registry import (
     BaseData,
     Camera,
     Centre,
     Grid,
-    create_schema,
     make_engine,
 )
 from datasources.registry_io import (
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def engine_at(path: Path):
     engine = make_engine(f"sqlite:///{path}")
-    create_schema(engine)
+    migrate(engine)
     return engine
 
 
