@@ -98,7 +98,7 @@ def main() -> None:
     scale = DAY_MS / 1000 / args.day_seconds
     start_ms = int(time.time() * 1000) - args.days * DAY_MS
     clock = TimeSource(start_ms=start_ms, scale=scale)
-    agg = Aggregator(r, topo, settings, clock=clock, housekeeping_s=max(0.2, args.day_seconds / 8))
+    agg = Aggregator(r, topo, settings.pipeline, clock=clock, housekeeping_s=max(0.2, args.day_seconds / 8))
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
     sim = Simulator(topo, grids, seed=11, speed=1.0, prefix=prefix, start_ms=start_ms,
                     tz=settings.tz)

@@ -55,7 +55,7 @@ def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out) -> No
                                  batch_size=batch, lease_ms=3000)
     r = redis.Redis.from_url(url)
     topo = load_topology(make_engine(db))
-    agg = Aggregator(r, topo, settings)
+    agg = Aggregator(r, topo, settings.pipeline)
     agg._fair_share()  # advertise before anyone takes shards
     ready.put(1)
     start.wait()

@@ -42,6 +42,7 @@ from dashboard.hashing import Busy, HashPool
 from dashboard.runtime import Runtime
 from dashboard.secret import load_secret
 from dashboard.throttle import Throttle
+from datasources.keys import Keys
 from datasources.users import User, authenticate, get_user
 from layouts.i18n import t
 
@@ -361,7 +362,7 @@ def _plain(status: int, message: str) -> Response:
 
 
 def _ended_key(runtime: Runtime, sid: str) -> str:
-    return f"{runtime.settings.key_prefix}:{{auth}}:ended:{sid}"
+    return Keys(runtime.settings.key_prefix).session_ended(sid)
 
 
 def _ended(runtime: Runtime, sid: object) -> bool | None:

@@ -6,13 +6,14 @@ import json
 import signal
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import click
 
 from dashboard.runtime import Runtime
-from dashboard.settings import Settings
+from dashboard.settings import Settings, SettingsError, describe, markdown_table
 from datasources.migrations import SchemaError
 
 
@@ -47,7 +48,10 @@ class _Main(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data_dir: str | None) -> None:
     """Pingan command wall (平安指挥大屏)."""
-    ctx.obj = Settings.from_env(data_dir=data_dir)
+    try:
+        ctx.obj = Settings.from_env(data_dir=data_dir)
+    except SettingsError as e:  # a bad variable: its name and value, not a trace
+        raise click.ClickException(str(e)) from None
 
 
 def _runtime(ctx: click.Context) -> Runtime:
@@ -114,10 +118,10 @@ def aggregate(ctx, until_idle, batch) -> None:
     from datasources.aggregator import Aggregator
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings.from_env(data_dir=ctx.obj.data_dir, batch_size=batch)
+    settings = ctx.obj if batch is None else replace(ctx.obj, batch_size=batch)
     rt = Runtime(settings)
     _require_registry(rt)
-    agg = Aggregator(rt.redis, rt.topology, settings)
+    agg = Aggregator(rt.redis, rt.topology, settings.pipeline)
     started = time.monotonic()
     totals = agg.run(until_idle=until_idle, should_stop=_Stop())
     secs = time.monotonic() - started
@@ -154,7 +158,7 @@ def rebuild(ctx, yes, as_json) -> None:
         if not as_json:
             click.echo(f"  reset shard {shard}", err=True)
 
-    totals = run_rebuild(rt.redis, rt.topology, rt.settings, on_round=progress,
+    totals = run_rebuild(rt.redis, rt.topology, rt.settings.pipeline, on_round=progress,
                          on_shard=shard_reset)
     summary = {"read": totals.read, "applied": totals.applied, "duplicates": totals.duplicates,
                "dead": totals.dead, "shards": len(rt.topology.shards),
@@ -204,7 +208,7 @@ def audit(ctx, as_json) -> None:
 
     rt = _runtime(ctx)
     _require_registry(rt)
-    report = run_audit(rt.redis, rt.topology, rt.settings,
+    report = run_audit(rt.redis, rt.topology, rt.settings.pipeline,
                        registry=AuditRegistry.from_engine(rt.engine))
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False, indent=1))
@@ -228,6 +232,38 @@ def audit(ctx, as_json) -> None:
             for q in inc["quarantined"][:10]:
                 click.echo(f"    quarantined {q['key']} → {q['aside']}: {q['why']}")
     sys.exit(0 if report["ok"] else 1)
+
+
+@main.command("settings")
+@click.option("--markdown", "fmt", flag_value="markdown",
+              help="The settings table of docs/operations.md §1.")
+@click.option("--json", "fmt", flag_value="json",
+              help="Every setting: variable, kind, default, value, meaning.")
+@click.pass_context
+def settings_(ctx, fmt) -> None:
+    """Print every setting as VARIABLE=value (secrets and URL passwords hidden)."""
+    if fmt == "markdown":
+        click.echo(markdown_table(), nl=False)
+        return
+    rows = describe(ctx.obj)
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    for row in rows:
+        click.echo(f"{row['env']}={_as_env(row['value'])}")
+
+
+def _as_env(value) -> str:
+    """A setting's value written as its environment variable would be."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return " ".join(value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
 
 
 @main.command("embed-url")

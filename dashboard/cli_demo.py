@@ -17,7 +17,8 @@ from datasources.connection import embedded_alive, ensure_redis, redis_url, stop
 from datasources.users import list_users
 
 
-def gunicorn_cmd(port: int, host: str, workers: int, connections: int = 1000) -> list[str]:
+def gunicorn_cmd(port: int, host: str, workers: int, connections: int = 1000,
+                 access_log: bool = False) -> list[str]:
     """gevent workers: each open live stream (SSE) is a greenlet, not a thread, so hundreds of
     screens per worker do not starve the callbacks (docs/live-push.md)."""
     return [
@@ -29,14 +30,14 @@ def gunicorn_cmd(port: int, host: str, workers: int, connections: int = 1000) ->
         "--no-control-socket",
         "--timeout", "60",
         "--graceful-timeout", "10",
-        "--access-logfile", "-" if os.environ.get("PINGAN_ACCESS_LOG") else "/dev/null",
+        "--access-logfile", "-" if access_log else "/dev/null",
     ]
 
 
 def _child_env(rt: Runtime) -> dict[str, str]:
     env = dict(os.environ)
     env["PINGAN_DATA_DIR"] = str(rt.settings.data_dir.resolve())
-    env["REDIS_URL"] = redis_url(rt.settings)
+    env["REDIS_URL"] = redis_url(rt.settings.redis)
     if rt.settings.database_url:
         env["DATABASE_URL"] = rt.settings.database_url
     return env
@@ -65,7 +66,8 @@ def serve(ctx, port, host, workers) -> None:
         click.echo("note: session cookies are Secure: serve behind HTTPS (reverse proxy), or set "
                    "PINGAN_COOKIE_SECURE=0 on a plain-HTTP intranet", err=True)
     click.echo(f"Pingan wall: http://{host}:{port}/", err=True)
-    os.execvpe(sys.executable, gunicorn_cmd(port, host, workers), _child_env(rt))
+    os.execvpe(sys.executable, gunicorn_cmd(port, host, workers, access_log=s.access_log),
+               _child_env(rt))
 
 
 @click.command()
@@ -92,7 +94,7 @@ def demo(ctx, port, host, rate, seed) -> None:
         subprocess.Popen([*pingan, "aggregate"], env=env),
         subprocess.Popen([*pingan, "simulate", "--rate", str(rate), "--seed", str(int(time.time()) % 100000),
                           "--history-hours", "30"], env=env),
-        subprocess.Popen(gunicorn_cmd(port, host, 2), env=env),
+        subprocess.Popen(gunicorn_cmd(port, host, 2, access_log=rt.settings.access_log), env=env),
     ]
     url = f"http://{host}:{port}/"
     click.echo(f"Pingan wall demo running: {url}  (Ctrl-C to stop)")
@@ -104,11 +106,11 @@ def demo(ctx, port, host, rate, seed) -> None:
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(1.0)
-            if not rt.settings.redis_url and not embedded_alive(rt.settings):
+            if not rt.settings.redis_url and not embedded_alive(rt.settings.redis):
                 # the embedded server died (kill -9, OOM killer): bring it back from its AOF;
                 # the aggregator, the simulator and the web workers reconnect by themselves
                 click.echo("embedded Redis stopped; restarting it", err=True)
-                ensure_redis(rt.settings)
+                ensure_redis(rt.settings.redis)
     except KeyboardInterrupt:
         pass
     finally:

@@ -14,8 +14,8 @@ from dashboard.datadir import private_dir
 from dashboard.settings import Settings
 from datasources.connection import ensure_redis
 from datasources.geo import Geo, load_geometry
-from datasources.readmodel import ReadModel
 from datasources.migrations import ensure_schema
+from datasources.readmodel import ReadModel
 from datasources.registry import Grid, make_engine
 from datasources.topology import Topology, load_base_data, load_topology
 
@@ -37,7 +37,7 @@ class Runtime:
         if not self.settings.redis_url:  # the embedded server's socket lives in the data dir
             private_dir(self.settings.data_dir)
             private_dir(self.settings.embedded_redis_socket.parent)
-        return ensure_redis(self.settings)
+        return ensure_redis(self.settings.redis)
 
     @cached_property
     def topology(self) -> Topology:
@@ -53,5 +53,5 @@ class Runtime:
 
     @cached_property
     def read_model(self) -> ReadModel:
-        return ReadModel(self.redis, self.topology, self.settings,
+        return ReadModel(self.redis, self.topology, self.settings.read_model,
                          load_base_data(self.engine, self.topology))

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import redis
 
+from datasources.keys import Keys, glob_escape
+
 FREE = 5
 BASE_DELAY_S = 5
 MAX_DELAY_S = 900
@@ -59,14 +61,6 @@ return 1
 """
 
 
-def key_prefix(prefix: str, name: str) -> str:
-    return f"{prefix}:{{auth}}:login:{name.lower()}:"
-
-
-def pair_key(prefix: str, name: str, addr: str) -> str:
-    return key_prefix(prefix, name) + addr
-
-
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
@@ -77,7 +71,7 @@ class Verdict:
 class Throttle:
     def __init__(self, r: redis.Redis, prefix: str) -> None:
         self.r = r
-        self.prefix = prefix
+        self.keys = Keys(prefix)
         self._attempt = r.register_script(_ATTEMPT)
         self._failed = r.register_script(_FAILED)
 
@@ -87,7 +81,7 @@ class Throttle:
         signed in while Redis is down)."""
         now = int(time.time() * 1000)
         try:
-            ok, n, wait_ms = self._attempt(keys=[pair_key(self.prefix, name, addr)],
+            ok, n, wait_ms = self._attempt(keys=[self.keys.login_attempts(name, addr)],
                                            args=[now, FREE, BASE_DELAY_S * 1000,
                                                  MAX_DELAY_S * 1000, KEEP_S])
         except (redis.RedisError, OSError):
@@ -99,22 +93,18 @@ class Throttle:
         if verdict.attempt < FREE:
             return
         with contextlib.suppress(redis.RedisError, OSError):
-            self._failed(keys=[pair_key(self.prefix, name, addr)],
+            self._failed(keys=[self.keys.login_attempts(name, addr)],
                          args=[int(time.time() * 1000), verdict.attempt, FREE,
                                BASE_DELAY_S * 1000, MAX_DELAY_S * 1000])
 
     def succeeded(self, name: str, addr: str) -> None:
         with contextlib.suppress(redis.RedisError, OSError):
-            self.r.delete(pair_key(self.prefix, name, addr))
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+            self.r.delete(self.keys.login_attempts(name, addr))
 
 
 def unlock(r: redis.Redis, prefix: str, name: str) -> int:
     """Forget every address's attempts at `name`; returns how many pairs were cleared."""
-    pattern = _glob_escape(key_prefix(prefix, name)) + "*"
+    pattern = glob_escape(Keys(prefix).login_attempts_head(name)) + "*"
     keys = list(r.scan_iter(match=pattern, count=1000))
     for i in range(0, len(keys), 500):
         r.delete(*keys[i:i + 500])

@@ -35,8 +35,8 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from dashboard.settings import Settings
 from datasources.clock import WALL, TimeSource
+from datasources.config import PipelineConfig
 from datasources.connection import text_client
 from datasources.contract import (
     MAX_FIELDS,
@@ -46,7 +46,7 @@ from datasources.contract import (
     validate,
     validate_handoff,
 )
-from datasources.keys import GROUP, HANDIN, READ_KINDS, VC_KIND, Keys
+from datasources.keys import GROUP, HANDIN, QUARANTINED, READ_KINDS, VC_KIND, Keys
 from datasources.rollup import (
     TS,
     CorruptKey,
@@ -141,7 +141,7 @@ def _id_tuple(entry_id: str) -> tuple[int, int]:
 class Aggregator:
     r: redis.Redis
     topo: Topology
-    settings: Settings
+    config: PipelineConfig
     consumer: str = field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     )
@@ -149,14 +149,14 @@ class Aggregator:
     housekeeping_s: float = 30.0  # real seconds between a shard's trims and expiries
 
     def __post_init__(self) -> None:
-        self.keys = Keys(self.settings.key_prefix)
-        self.tz = ZoneInfo(self.settings.tz)
+        self.keys = Keys(self.config.key_prefix)
+        self.tz = ZoneInfo(self.config.tz)
         # raw replies: redis-py's per-entry dict building is the costliest part of a read
         self._raw = text_client(self.r)
         self._write = self.r.register_script(_lua("fenced_write.lua"))
         for command in ("XREADGROUP", "XAUTOCLAIM"):
             self._raw.set_response_callback(command, lambda reply, **_kw: reply)
-        s = self.settings
+        s = self.config
         ttl = self.clock.ttl_s
         self.limits = Limits(
             ttl_day=ttl(s.day_bucket_ttl_s), ttl_hour=ttl(s.hour_bucket_ttl_s),
@@ -180,7 +180,7 @@ class Aggregator:
 
     # ---- time ---------------------------------------------------------------------------
     def batch_clock(self) -> Clock:
-        s = self.settings
+        s = self.config
         return Clock(self.tz, self.clock.now_ms(), lateness_ms=s.max_lateness_s * 1000,
                      skew_ms=s.max_future_skew_s * 1000)
 
@@ -209,7 +209,7 @@ class Aggregator:
         pk = self.keys.processes()
         pipe = self.r.pipeline(transaction=False)
         pipe.zadd(pk, {self.consumer: now})
-        pipe.zremrangebyscore(pk, "-inf", now - self.settings.lease_ms)
+        pipe.zremrangebyscore(pk, "-inf", now - self.config.lease_ms)
         pipe.zcard(pk)
         live = max(1, pipe.execute()[-1])
         return math.ceil(len(self.topo.shards) / live)
@@ -224,7 +224,7 @@ class Aggregator:
 
     def renew(self, st: ShardState) -> bool:
         ok = bool(self._renew(keys=[self.keys.lease(st.shard)],
-                              args=[st.token, self.settings.lease_ms]))
+                              args=[st.token, self.config.lease_ms]))
         if ok:
             st.renewed_at = time.monotonic()
         else:
@@ -249,7 +249,7 @@ class Aggregator:
             if shard in self.held:
                 continue
             token = f"{self.consumer}:{uuid.uuid4().hex[:8]}"
-            if self.r.set(self.keys.lease(shard), token, nx=True, px=self.settings.lease_ms):
+            if self.r.set(self.keys.lease(shard), token, nx=True, px=self.config.lease_ms):
                 self.take(shard, token)
                 log.info("%s took shard %s", self.consumer, shard)
         while len(self.held) > share:
@@ -282,7 +282,7 @@ class Aggregator:
                 # raw reply: redis-py's parser drops the cursor from JUSTID replies
                 reply = self._raw.execute_command(
                     "XAUTOCLAIM", stream, GROUP, self.consumer, min_idle_ms, start,
-                    "COUNT", self.settings.batch_size, "JUSTID",
+                    "COUNT", self.config.batch_size, "JUSTID",
                 )
                 moved += len(reply[1])
                 start = reply[0]
@@ -327,15 +327,15 @@ class Aggregator:
         if self._outage:
             self.after_outage()  # raises while Redis is still away
             self._outage = False
-        if time.monotonic() - self._last_balance > min(1.0, self.settings.lease_ms / 3000):
+        if time.monotonic() - self._last_balance > min(1.0, self.config.lease_ms / 3000):
             self.balance()
-        if time.monotonic() - self._last_sweep > max(1.0, self.settings.lease_ms / 1000):
+        if time.monotonic() - self._last_sweep > max(1.0, self.config.lease_ms / 1000):
             self.sweep()
         n = 0
         for st in list(self.held.values()):
             try:
                 # a long round must not outlive the lease it started with
-                if (time.monotonic() - st.renewed_at) * 1000 > self.settings.lease_ms / 3 \
+                if (time.monotonic() - st.renewed_at) * 1000 > self.config.lease_ms / 3 \
                         and not self.renew(st):
                     continue
                 n += self._step_shard(st)
@@ -390,7 +390,7 @@ class Aggregator:
 
     def _step_shard(self, st: ShardState) -> int:
         streams = [self.keys.stream(st.shard, k) for k in READ_KINDS]
-        items = self.read(st, streams, self.settings.batch_size, st.draining)
+        items = self.read(st, streams, self.config.batch_size, st.draining)
         if items is None:
             # the read may have happened with its reply lost: its entries would be pending
             # with us, so read our own pending entries first next round
@@ -583,9 +583,9 @@ class Aggregator:
     def _quarantine(self, shard: str, key: str, why: str) -> None:
         """Move an internal key someone else overwrote aside (kept a week for inspection) and
         record it as an incident; the audit reports what that changed."""
-        if f"{{{shard}}}" not in key or not key.startswith(self.keys.prefix + ":"):
+        if self.keys.shard_of(key) != shard:
             raise RuntimeError(f"refusing to quarantine {key!r}")
-        aside = f"{key}:quarantined:{self.clock.now_ms()}"
+        aside = self.keys.quarantined(key, self.clock.now_ms())
         with contextlib.suppress(redis.ResponseError):  # already gone
             self.r.rename(key, aside)
             self.r.expire(aside, QUARANTINE_TTL_S)
@@ -654,7 +654,7 @@ class Aggregator:
 
     def _drop_tombstones(self, st: ShardState) -> None:
         now = self.clock.now_ms()
-        s = self.settings
+        s = self.config
         keep_closed_ms = s.day_bucket_ttl_s * 1000
         cmds = [["ZREMRANGEBYSCORE", self.keys.closed(st.shard), "-inf",
                  f"({now - keep_closed_ms}"]]
@@ -666,7 +666,7 @@ class Aggregator:
         self._fenced_write(st, cmds)
 
     def expire_cases(self, st: ShardState) -> int:
-        cutoff = self.clock.now_ms() - self.settings.case_max_age_days * 86_400_000
+        cutoff = self.clock.now_ms() - self.config.case_max_age_days * 86_400_000
         total = 0
         opened, cases = self.keys.opened(st.shard), self.keys.cases(st.shard)
         while True:
@@ -707,7 +707,7 @@ class Aggregator:
     def trim(self, st: ShardState | None = None) -> None:
         """Drop stream history older than the retention, never an entry not yet applied.
         Stream ids are the time an entry arrived (on the aggregator's clock)."""
-        cut_ms = self.clock.now_ms() - self.settings.stream_retention_days * 86_400_000
+        cut_ms = self.clock.now_ms() - self.config.stream_retention_days * 86_400_000
         for s in [st] if st else list(self.held.values()):
             streams = self._streams(s.shard)
             if s.shard == self._vc_shard():
@@ -768,7 +768,7 @@ class Aggregator:
         for st in self.held.values():
             st.draining = st.draining_handoff = True
         shards = set(self._versions) | {st.shard for st in self.held.values()}
-        shards |= {s.split("{", 1)[1].split("}", 1)[0] for s in self._read_log}
+        shards |= {self.keys.shard_of(s) for s in self._read_log} - {None}
         for shard in sorted(shards):
             ours = self._versions.get(shard)
             raw = self.r.hget(self.keys.meta(shard), "version")
@@ -863,7 +863,7 @@ def first_whole_day(trimmed_to_ms: int, skew_ms: int, tz: ZoneInfo) -> str:
     return day.strftime("%Y%m%d")
 
 
-def rebuild(r: redis.Redis, topo: Topology, settings: Settings, clock: TimeSource = WALL,
+def rebuild(r: redis.Redis, topo: Topology, config: PipelineConfig, clock: TimeSource = WALL,
             on_round=None, on_shard=None) -> BatchResult:
     """Rebuild the read model from the retained streams (`pingan rebuild`).
 
@@ -875,13 +875,13 @@ def rebuild(r: redis.Redis, topo: Topology, settings: Settings, clock: TimeSourc
     Dead letters already written are not written twice. The shards' `epoch` changes, so web
     caches drop what they hold. State whose entries are no longer retained (a case opened, or a
     camera last heard of, before the retention window) is not rebuilt."""
-    agg = Aggregator(r, topo, settings, consumer=f"rebuild-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+    agg = Aggregator(r, topo, config, consumer=f"rebuild-{os.getpid()}-{uuid.uuid4().hex[:6]}",
                      clock=clock)
     agg.pinned = True
     keys = agg.keys
     for shard in topo.shards:
         token = f"{agg.consumer}:{uuid.uuid4().hex[:8]}"
-        r.set(keys.lease(shard), token, px=settings.lease_ms)
+        r.set(keys.lease(shard), token, px=config.lease_ms)
         agg.held[shard] = ShardState(shard, token, renewed_at=time.monotonic())
     for shard, st in agg.held.items():
         agg.renew(st)
@@ -896,7 +896,7 @@ def _reset_shard(agg: Aggregator, st: ShardState) -> None:
     r, keys, shard = agg.r, agg.keys, st.shard
     meta = keys.meta(shard)
     trimmed = r.hget(meta, "trimmed_to")
-    st.count_from_day = (first_whole_day(int(trimmed), agg.settings.max_future_skew_s * 1000,
+    st.count_from_day = (first_whole_day(int(trimmed), agg.config.max_future_skew_s * 1000,
                                          agg.tz)
                          if trimmed and trimmed.isdigit() else "")
     streams = agg._streams(shard)
@@ -904,12 +904,12 @@ def _reset_shard(agg: Aggregator, st: ShardState) -> None:
         g = group_info(r, stream) if r.type(stream) == b"stream" else None
         if g is not None:
             st.replayed_until[stream] = _id_tuple(g["last-delivered-id"])
-    head = f"{keys.prefix}:{{{shard}}}:"
+    head = keys.shard_head(shard)
     doomed = []
-    for raw in r.scan_iter(match=head.replace("{", "\\{").replace("}", "\\}") + "*", count=1000):
+    for raw in r.scan_iter(match=keys.shard_pattern(shard), count=1000):
         key = raw.decode()
         rest = key[len(head):]
-        if rest in _KEEP or ":quarantined:" in rest or rest == "handoff":
+        if rest in _KEEP or f":{QUARANTINED}:" in rest or rest == "handoff":
             continue
         day = _DAY_KEYS.match(rest) or _HOUR_KEYS.match(rest)
         if day and st.count_from_day and day.group(1) < st.count_from_day:

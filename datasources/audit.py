@@ -40,8 +40,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from dashboard.settings import Settings
 from datasources.aggregator import shard_backlog
+from datasources.config import PipelineConfig
 from datasources.keys import Keys
 from datasources.registry import Camera, Centre, Grid
 from datasources.topology import Topology
@@ -140,9 +140,9 @@ class TimeRules:
     skew_ms: int
 
     @classmethod
-    def of(cls, settings: Settings, now_ms: int) -> TimeRules:
-        return cls(ZoneInfo(settings.tz), now_ms, settings.max_lateness_s * 1000,
-                   settings.max_future_skew_s * 1000)
+    def of(cls, config: PipelineConfig, now_ms: int) -> TimeRules:
+        return cls(ZoneInfo(config.tz), now_ms, config.max_lateness_s * 1000,
+                   config.max_future_skew_s * 1000)
 
     def arrival(self, entry_id: str) -> int:
         """The stream id's milliseconds, but never later than now."""
@@ -450,7 +450,7 @@ def _spread(tree: Tree, target: dict, key_of, own: Counter) -> None:
 
 
 def recount_shard(shard: str, entries: dict[str, list[tuple[str, Entry]]], tree: Tree,
-                  settings: Settings, opening: Opening, today: str, now_ms: int) -> Recount:
+                  config: PipelineConfig, opening: Opening, today: str, now_ms: int) -> Recount:
     """Recount a shard from its validated entries (per kind, in stream order) on top of the
     opening balance."""
     out = Recount()
@@ -489,7 +489,7 @@ def recount_shard(shard: str, entries: dict[str, list[tuple[str, Entry]]], tree:
             own_day[(e.day, e.centre, "sat:" + e.satisfied)] += 1
     per_grid: Counter = Counter()
     pairs: set[tuple[str, str]] = set()
-    ppd = settings.patrols_per_day
+    ppd = config.patrols_per_day
     for _id, e in kept.get("patrols", []):
         if e.day != today:
             continue
@@ -514,7 +514,7 @@ def recount_shard(shard: str, entries: dict[str, list[tuple[str, Entry]]], tree:
             own_day[(e.day, e.centre, "pet_skip")] += 1
         own_hour[(e.hour, e.centre, "petitions")] += 1
 
-    _cases(shard, kept, tree, settings, opening, now_ms, out)
+    _cases(shard, kept, tree, config, opening, now_ms, out)
 
     # cameras: the latest ts wins (an equal ts read later too); a change to a non-online state
     # from a known, different state is a failure on the day of the entry. After a trim, the
@@ -558,10 +558,10 @@ def recount_shard(shard: str, entries: dict[str, list[tuple[str, Entry]]], tree:
 
 
 def _cases(shard: str, kept: dict[str, list[tuple[str, Entry]]], tree: Tree,
-           settings: Settings, opening: Opening, now_ms: int, out: Recount) -> None:
+           config: PipelineConfig, opening: Opening, now_ms: int, out: Recount) -> None:
     """The case lifecycle (docs/STREAMS.md §3), events and hand-ins in stream-id order."""
-    max_age = settings.case_max_age_days * 86_400_000
-    keep_closed = settings.day_bucket_ttl_s * 1000
+    max_age = config.case_max_age_days * 86_400_000
+    keep_closed = config.day_bucket_ttl_s * 1000
     stream = sorted(kept.get("events", []) + kept.get("handin", []),
                     key=lambda x: _id_key(x[0]))
     # the opening balance: open cases and tombstones from trimmed history only — an open case
@@ -737,18 +737,18 @@ def _incidents(r: redis.Redis, raw: redis.Redis, keys: Keys, shards: Iterable[st
     }
 
 
-def audit(r: redis.Redis, topo: Topology, settings: Settings, now: datetime | None = None,
+def audit(r: redis.Redis, topo: Topology, config: PipelineConfig, now: datetime | None = None,
           registry: AuditRegistry | None = None) -> dict:
     """Recount from the retained streams and compare with the read model; `differences` is
     empty when they agree. `registry` defaults to the plain fields of `topo`."""
     reg = registry or AuditRegistry.from_topology(topo)
     tree = Tree(reg)
-    keys = Keys(settings.key_prefix)
-    tz = ZoneInfo(settings.tz)
+    keys = Keys(config.key_prefix)
+    tz = ZoneInfo(config.tz)
     now = (now or datetime.now(tz)).astimezone(tz)
     now_ms = int(now.timestamp() * 1000)
     today = now.strftime("%Y%m%d")
-    rules = TimeRules.of(settings, now_ms)
+    rules = TimeRules.of(config, now_ms)
     raw = _raw_client(r)
     differences: list[dict] = []
     checked = valid = rejected = duplicates = dead = carried = carried_cams = uncertain = 0
@@ -786,7 +786,7 @@ def audit(r: redis.Redis, topo: Topology, settings: Settings, now: datetime | No
                           for _i, e in entries["handin"]}
         outboxes[shard] = _outbox(r, raw, keys, shard)
         opening = _opening(r, keys, shard, meta, rules.skew_ms)
-        rc = recount_shard(shard, entries, tree, settings, opening, today, now_ms)
+        rc = recount_shard(shard, entries, tree, config, opening, today, now_ms)
         rc.rejected = n_bad
         recounts[shard] = rc
         valid += sum(len(v) for v in entries.values())

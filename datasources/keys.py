@@ -1,7 +1,8 @@
-"""Redis key templates, kept in one place next to the code that owns them.
+"""Redis key templates: every key the code writes or reads is made here (docs/operations.md §7).
 
 Every key that belongs to a shard carries the shard's hash tag `{SHARD}`, so that one
-aggregator batch (rollups + XACK) touches one Redis Cluster slot.
+aggregator batch (rollups + XACK) touches one Redis Cluster slot. The web's sign-in and
+stream-cap keys share the hash tag `{auth}`; untagged: `processes()` and `demo_run()`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,35 @@ HANDIN = "handin"
 READ_KINDS = (*STREAM_KINDS, HANDIN)
 VC_KIND = "vc"
 GROUP = "aggregator"
+AUTH_TAG = "auth"
+QUARANTINED = "quarantined"
+
+
+def glob_escape(text: str) -> str:
+    """`text` as a literal in a SCAN/KEYS MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "pingan"
+
+    def shard_head(self, shard: str) -> str:
+        """What every key of the shard starts with (`pingan:{S}:`)."""
+        return f"{self.prefix}:{{{shard}}}:"
+
+    def shard_pattern(self, shard: str) -> str:
+        """A SCAN MATCH pattern of every key of the shard."""
+        return glob_escape(self.shard_head(shard)) + "*"
+
+    def shard_of(self, key: str) -> str | None:
+        """The shard whose hash tag `key` carries, or None when it is not one of our shard
+        keys (another prefix, the `{auth}` keys, no tag)."""
+        head = self.prefix + ":{"
+        if not key.startswith(head):
+            return None
+        shard, sep, _rest = key[len(head):].partition("}:")
+        return shard if sep and shard != AUTH_TAG else None
 
     # streams written by producers (contract v1)
     def stream(self, shard: str, kind: str) -> str:
@@ -103,5 +128,48 @@ class Keys:
     def workers_seen(self, shard: str, day: str) -> str:
         return f"{self.prefix}:{{{shard}}}:wk:{day}"
 
+    def quarantined(self, key: str, at_ms: int) -> str:
+        """Where the aggregator moves aside an internal key someone overwrote (kept a week)."""
+        return f"{key}:{QUARANTINED}:{at_ms}"
+
+    # video calls: one stream and state per deployment, on the top centre's shard
+    def vc_active(self, shard: str) -> str:
+        """HASH cid → the call (JSON) of the calls in progress."""
+        return f"{self.prefix}:{{{shard}}}:vc:active"
+
+    def vc_starts(self, shard: str, by: str) -> str:
+        """ZSET of the calls `by` started in the last minute, scored by when (ms)."""
+        return f"{self.prefix}:{{{shard}}}:vc:starts:{by}"
+
+    # the web: sign-in and live-stream keys, one hash tag for all
+    def session_ended(self, sid: str) -> str:
+        """STRING set when session `sid` signs out (a copy of its cookie must not outlive it)."""
+        return f"{self.prefix}:{{{AUTH_TAG}}}:ended:{sid}"
+
+    def login_attempts(self, name: str, addr: str) -> str:
+        """HASH of the sign-in attempts at user `name` from address `addr` (throttle)."""
+        return self.login_attempts_head(name) + addr
+
+    def login_attempts_head(self, name: str) -> str:
+        """What the attempt keys of every address at `name` start with (user names are
+        compared lower-cased)."""
+        return f"{self.prefix}:{{{AUTH_TAG}}}:login:{name.lower()}:"
+
+    def stream_slots(self, name: str) -> str:
+        """ZSET of user `name`'s open live streams, scored by when they lapse."""
+        return f"{self.prefix}:{{{AUTH_TAG}}}:streams:{name}"
+
+    def received(self, shard: str) -> str:
+        """HASH eid → 'YYYYmmddHH|centre': the hour and centre of the report that opened the
+        case here (a resolution is credited to that report's buckets: docs/metrics.md)."""
+        return f"{self.prefix}:{{{shard}}}:rcv"
+
+    # the demo (`pingan demo`): its simulation, kept so that a restart continues it
+    def demo_run(self) -> str:
+        """HASH of the demo simulation: `run` (JSON: seed, origin, speed, …) and `written`
+        (entries of its deterministic sequence already in the streams)."""
+        return f"{self.prefix}:demo"
+
     def pattern(self) -> str:
-        return f"{self.prefix}:*"
+        """A SCAN MATCH pattern of every key under the prefix."""
+        return glob_escape(self.prefix) + ":*"

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from dashboard.settings import Settings
+from datasources.config import ReadModelConfig
 from datasources.contract import CATEGORIES, EVENT_CHANNELS, PETITION_CHANNELS
 from datasources.keys import Keys
 from datasources.registry import CAMERA_KINDS, LEVELS
@@ -87,13 +87,13 @@ def pingan_index(fig: dict, weights: dict[str, float]) -> float:
 class ReadModel:
     """Reads figures for a centre and its children from the aggregator's read model."""
 
-    def __init__(self, r: redis.Redis, topo: Topology, settings: Settings,
+    def __init__(self, r: redis.Redis, topo: Topology, config: ReadModelConfig,
                  base_data: dict[str, dict[str, int]] | None = None) -> None:
         self.r = r
         self.topo = topo
-        self.settings = settings
-        self.keys = Keys(settings.key_prefix)
-        self.tz = ZoneInfo(settings.tz)
+        self.config = config
+        self.keys = Keys(config.key_prefix)
+        self.tz = ZoneInfo(config.tz)
         self.base_data = base_data or {}
 
     # -- raw reads ---------------------------------------------------------------------
@@ -247,7 +247,7 @@ class ReadModel:
                 **({"epoch": m["epoch"]} if "epoch" in m else {}),
             }
 
-        weights = self.settings.index_weights
+        weights = self.config.index_weights
         own["petitions"]["trend_7d"] = trend[-7:]
         own["petitions"]["trend_30d"] = trend
         own["trend"] = {

@@ -153,8 +153,8 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     Additive figures are collected as (bucket kind, bucket, centre index, field) tuples and
     counted in one `Counter` pass, then spread over each centre's in-shard ancestors once per
     distinct tuple rather than once per entry."""
-    pre = f"{keys.prefix}:{{{shard}}}:"
     order, centres = topo.order, topo.centres
+    due_key, day_key, hour_key, gauge_key = keys.due, keys.day, keys.hour, keys.gauge
     counted: list[tuple] = []  # ("d"|"h"|"g", bucket, ci, field), each one +1
     minus: list[tuple] = []  # gauge decrements: ("g", "", ci or chain tuple, field)
     seen_add: dict[str, list[str]] = defaultdict(list)
@@ -186,7 +186,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         opened[eid] = ts
         gauge_chain.append((chain, "open", 1))
         for c in chain:
-            zsets[f"{pre}due:{c}"][eid] = due
+            zsets[due_key(shard, c)][eid] = due
 
     def close(eid: str, ts: int) -> None:
         """A tombstone: the case never opens here again while counts are kept."""
@@ -199,7 +199,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         gone = tuple(c for c in chain if c not in keep)
         gauge_chain.append((gone, "open", -1))
         for c in gone:
-            zsets[f"{pre}due:{c}"][eid] = None
+            zsets[due_key(shard, c)][eid] = None
 
     for rec in records:
         q = rec[Q]
@@ -266,14 +266,14 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                         arrived = tuple(c for c in new if c not in old)
                         gauge_chain.append((arrived, "open", 1))
                         for c in arrived:
-                            zsets[f"{pre}due:{c}"][eid] = int(due)
+                            zsets[due_key(shard, c)][eid] = int(due)
                         cases[eid] = f"{due}|{cat}|{','.join(new)}"
                     else:
                         # the case moves to another shard: leave here, hand on via the outbox
                         leave(eid, old)
                         cases[eid] = None
                         close(eid, rec[TS])
-                        handoffs.append(["XADD", pre + "handoff", "*", "eid", eid,
+                        handoffs.append(["XADD", keys.handoff(shard), "*", "eid", eid,
                                          "centre", rec[CENTRE], "to", rec[TO], "due", due,
                                          "category", cat, "ts", rec[TS]])
                     cases_dirty.add(eid)
@@ -313,18 +313,18 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     for (kind, bucket, ci, f), n in delta.items():
         for c in centres[order[ci]].chain:
             if kind == "d":
-                hk = f"{pre}d:{bucket}:{c}"
+                hk = day_key(shard, bucket, c)
                 ttl[hk] = limits.ttl_day
             elif kind == "h":
-                hk = f"{pre}h:{bucket}:{c}"
+                hk = hour_key(shard, bucket, c)
                 ttl[hk] = limits.ttl_hour
             else:
-                hk = f"{pre}g:{c}"
+                hk = gauge_key(shard, c)
             h = inc[hk]
             h[f] = h.get(f, 0) + n
     for chain, f, n in gauge_chain:
         for c in chain:
-            h = inc[f"{pre}g:{c}"]
+            h = inc[gauge_key(shard, c)]
             h[f] = h.get(f, 0) + n
 
     cmds = out.commands
@@ -366,7 +366,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         if flat:
             _bulk(cmds, ["HINCRBYMANY", hk], flat, pairs=True)
     cmds.extend(handoffs)
-    for lk, items in ((pre + "recent", recent), (pre + "camfail", camfail)):
+    for lk, items in ((keys.recent_cases(shard), recent), (keys.camera_failures(shard), camfail)):
         if items:
             _bulk(cmds, ["LPUSH", lk], items)
             cmds.append(["LTRIM", lk, 0, limits.recent_max - 1])
@@ -426,7 +426,6 @@ def expire_commands(keys: Keys, shard: str, topo: Topology, eids: list[str],
     """Close open cases that have been open longer than the case age limit: they leave the
     open count and the deadline sets, get a tombstone, and are counted in the shard's meta
     (`expired`). The ZREM from `opened` is the guard: a retried call changes nothing."""
-    pre = f"{keys.prefix}:{{{shard}}}:"
     cmds: list[list] = [["!ZREM", keys.opened(shard), *eids]]
     minus: dict[str, int] = defaultdict(int)
     dues: dict[str, list[str]] = defaultdict(list)
@@ -445,8 +444,8 @@ def expire_commands(keys: Keys, shard: str, topo: Topology, eids: list[str],
         _bulk(cmds, ["ZADD", keys.closed(shard)], [x for e in gone for x in (now_ms, e)],
               pairs=True)
     for c, n in minus.items():
-        cmds.append(["HINCRBYMANY", f"{pre}g:{c}", "open", -n])
-        _bulk(cmds, ["ZREM", f"{pre}due:{c}"], dues[c])
+        cmds.append(["HINCRBYMANY", keys.gauge(shard, c), "open", -n])
+        _bulk(cmds, ["ZREM", keys.due(shard, c)], dues[c])
     meta = keys.meta(shard)
     if gone:
         cmds.append(["HINCRBY", meta, "expired", len(gone)])

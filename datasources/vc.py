@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
-from datasources.keys import Keys
+from datasources.keys import VC_KIND, Keys
 from datasources.topology import Topology
 from datasources.validate import is_code, is_conference_url
 
@@ -119,14 +119,14 @@ class Conferences:
         self.template = template
         self.timeout_s = timeout_s
         root_shard = topo.centres[topo.roots[0]].shard if topo.roots else "root"
-        self.stream = self.keys.stream(root_shard, "vc")
-        self.active_key = f"{prefix}:{{{root_shard}}}:vc:active"
-        self._starts_prefix = f"{prefix}:{{{root_shard}}}:vc:starts:"
+        self.root_shard = root_shard
+        self.stream = self.keys.stream(root_shard, VC_KIND)
+        self.active_key = self.keys.vc_active(root_shard)
         self._allow = r.register_script(_ALLOW_START)
 
     def starts_key(self, by: str) -> str:
         """ZSET of the calls `by` started in the last minute, scored by when (ms)."""
-        return f"{self._starts_prefix}{by}"
+        return self.keys.vc_starts(self.root_shard, by)
 
     def allow_start(self, by: str, per_minute: int) -> bool:
         """Count a start by `by`; False when `per_minute` were started in the last 60 s

@@ -25,7 +25,7 @@ def wait_until(fn, timeout: float, every: float = 0.1):
 
 
 def run_until_idle(r, topo, settings) -> Aggregator:
-    agg = Aggregator(r, topo, settings)
+    agg = Aggregator(r, topo, settings.pipeline)
     agg.run(until_idle=True)
     return agg
 

@@ -34,7 +34,7 @@ def _setup(r, topo, settings, prefix):
     shard = next(s for s in topo.shards if s != topo.roots[0])
     v = sorted(c for c, i in topo.centres.items() if i.shard == shard and i.level == 4)[0]
     town = topo.centres[v].parent
-    agg = Aggregator(r, topo, settings, consumer="fault-test")
+    agg = Aggregator(r, topo, settings.pipeline, consumer="fault-test")
     token = "fault-test:token"
     r.set(keys.lease(shard), token, px=60_000)
     stream = keys.stream(shard, "events")

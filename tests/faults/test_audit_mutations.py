@@ -53,7 +53,7 @@ def _produce(r, topo, settings, n: int, seed: int = 5, baseline: bool = True) ->
 
 
 def _run(r, topo, settings) -> Aggregator:
-    agg = Aggregator(r, topo, settings)
+    agg = Aggregator(r, topo, settings.pipeline)
     agg.run(until_idle=True)
     return agg
 
@@ -70,7 +70,7 @@ def _report(what: str, report: dict) -> int:
 def test_mut000_without_a_bug_the_audit_is_clean(r, topo, settings):
     made = _produce(r, topo, settings, 6000)
     agg = _run(r, topo, settings)
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     assert _report("nothing (control)", report) == 0
     assert report["ok"] and report["backlog"] == {}
     assert agg.totals.duplicates >= made["retries"] > 0
@@ -84,7 +84,7 @@ def test_mut001_bucketing_day_shifted(r, topo, settings, monkeypatch):
     _produce(r, topo, settings, 6000)
     _run(r, topo, settings)
     monkeypatch.undo()
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     n = _report("Clock.buckets names the day before each entry's local day", report)
     assert n > 0
     assert any(d["figure"] == "today.reported" for d in report["differences"])
@@ -96,7 +96,7 @@ def test_mut002_bucketing_hour_shifted(r, topo, settings, monkeypatch):
     _produce(r, topo, settings, 6000)
     _run(r, topo, settings)
     monkeypatch.undo()
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     n = _report("Clock.buckets names the hour after each entry's local hour", report)
     assert n > 0
     assert any(d["figure"].startswith("hour.") for d in report["differences"])
@@ -110,7 +110,7 @@ def test_mut003_bucketing_cache_per_utc_hour_in_kolkata(r, topo, settings, monke
     _produce(r, topo, kolkata, 6000)
     _run(r, topo, kolkata)
     monkeypatch.undo()
-    report = audit(r, topo, kolkata)
+    report = audit(r, topo, kolkata.pipeline)
     n = _report("Clock.buckets cached per UTC hour, PINGAN_TZ=Asia/Kolkata", report)
     assert n > 0
     assert any(d["figure"].startswith("hour.") for d in report["differences"])
@@ -120,7 +120,7 @@ def test_mut004_kolkata_without_a_bug_is_clean(r, topo, settings):
     kolkata = dataclasses.replace(settings, tz="Asia/Kolkata")
     _produce(r, topo, kolkata, 3000)
     _run(r, topo, kolkata)
-    assert _report("nothing, PINGAN_TZ=Asia/Kolkata (control)", audit(r, topo, kolkata)) == 0
+    assert _report("nothing, PINGAN_TZ=Asia/Kolkata (control)", audit(r, topo, kolkata.pipeline)) == 0
 
 
 def _busiest_village(r, topo, settings) -> str:
@@ -143,7 +143,7 @@ def test_mut005_chain_skips_the_district(r, topo, settings):
     broken = dataclasses.replace(
         topo, centres={**topo.centres, village: dataclasses.replace(info, chain=info.chain[:-1])})
     _run(r, broken, settings)
-    report = audit(r, broken, settings)
+    report = audit(r, broken, settings.pipeline)
     n = _report(f"Topology chain of {village} is {broken.centres[village].chain} "
                 f"(no district {info.chain[-1]})", report)
     assert n > 0
@@ -167,7 +167,7 @@ def test_mut006_idempotency_key_unique_per_entry(r, topo, settings, monkeypatch)
     agg = _run(r, topo, settings)
     monkeypatch.undo()
     assert agg.totals.duplicates == 0 and made["retries"] > 0
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     n = _report(f"idempotency key unique per entry ({made['retries']} producer retries "
                 "counted twice)", report)
     assert n > 0
@@ -180,7 +180,7 @@ def test_mut007_idempotency_key_without_centre(r, topo, settings, monkeypatch):
     _rekey(monkeypatch, lambda rec, f: rec[Q].rsplit("|", 1)[0] if rec[0] == "e" else rec[Q])
     _run(r, topo, settings)
     monkeypatch.undo()
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     n = _report("idempotency key e|eid|status (centre dropped): a second escalation of the "
                 "same case is taken for a duplicate", report)
     assert n > 0
@@ -199,7 +199,7 @@ def test_mut008_hand_over_with_a_wrong_deadline(r, topo, settings, monkeypatch):
     _produce(r, topo, settings, 6000)
     _run(r, topo, settings)
     monkeypatch.undo()
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     n = _report("hand-over forwards each case with its deadline an hour late", report)
     assert n > 0
     assert any(d["figure"].startswith("handin.") for d in report["differences"])
@@ -221,7 +221,7 @@ def test_mut009_cases_never_expire(r, topo, settings, monkeypatch):
                id=f"{old + i}-0")
     _run(r, topo, short)
     _run(r, topo, short)  # `--until-idle` may stop before its first expiry pass; this one has it
-    clean = audit(r, topo, short)
+    clean = audit(r, topo, short.pipeline)
     assert _report("nothing: three cases open 30 h, limit 1 day (control)", clean) == 0
     assert clean["incidents"]["expired"] == 3
 
@@ -232,7 +232,7 @@ def test_mut009_cases_never_expire(r, topo, settings, monkeypatch):
     monkeypatch.setattr(Aggregator, "expire_cases", lambda self, st: 0)
     _run(r, topo, short)
     monkeypatch.undo()
-    report = audit(r, topo, short)
+    report = audit(r, topo, short.pipeline)
     n = _report("Aggregator.expire_cases does nothing", report)
     assert n > 0
     assert {d["figure"] for d in report["differences"]} == {"now.open", "now.overdue"}
@@ -279,15 +279,15 @@ def test_mut010_opening_balance_after_retention(r, topo, settings):
     pipe.execute()
     _produce(r, topo, short, 3000, baseline=False)
     _run(r, topo, short)
-    before = audit(r, topo, short)
+    before = audit(r, topo, short.pipeline)
     assert _report("nothing, before the trim (control)", before) == 0
 
-    agg = Aggregator(r, topo, short)
+    agg = Aggregator(r, topo, short.pipeline)
     agg.balance()
     agg.trim()  # drops what arrived before now - 2 days
     agg.release_all()
     assert all(r.hget(keys.meta(s), "trimmed_to") for s in by_shard)
-    report = audit(r, topo, short)
+    report = audit(r, topo, short.pipeline)
     assert _report("nothing, after the trim: carried from the read model", report) == 0
     assert report["carried"] >= 10  # the cases reported three days ago and still open
     assert report["carried_cameras"] > len(topo.camera) / 2
@@ -305,17 +305,17 @@ def test_mut010_opening_balance_after_retention(r, topo, settings):
         pipe.hincrby(keys.gauge(shard, c), "open", 1)
         pipe.zadd(keys.due(shard, c), {"FAKE-1": now + 3_600_000})
     pipe.execute()
-    planted = audit(r, topo, short)
+    planted = audit(r, topo, short.pipeline)
     n = _report("a case opened in the read model after the trim, with no entry", planted)
     assert n == len(chain)
     assert {d["figure"] for d in planted["differences"]} == {"now.open"}
     # the same case dated before the trim is part of the opening balance
     r.zadd(keys.opened(shard), {"FAKE-1": old})
-    balanced = audit(r, topo, short)
+    balanced = audit(r, topo, short.pipeline)
     assert balanced["differences"] == [] and balanced["carried"] == report["carried"] + 1
 
-    rebuild(r, topo, short)
-    rebuilt = audit(r, topo, short)
+    rebuild(r, topo, short.pipeline)
+    rebuilt = audit(r, topo, short.pipeline)
     assert _report("nothing, after pingan rebuild (control)", rebuilt) == 0
     assert rebuilt["carried"] == 0  # a rebuild keeps no case it cannot recount
 
@@ -326,7 +326,7 @@ def test_mut011_incidents_are_reported(r, topo, settings):
     keys = Keys(settings.key_prefix)
     _produce(r, topo, settings, 2000)
     agg = _run(r, topo, settings)
-    assert audit(r, topo, settings)["ok"]
+    assert audit(r, topo, settings.pipeline)["ok"]
     village = _busiest_village(r, topo, settings)
     shard = topo.centres[village].shard
     agg.incident(shard, "rollback", version_before=40, version_after=37, batches_lost=3,
@@ -342,7 +342,7 @@ def test_mut011_incidents_are_reported(r, topo, settings):
             "centre": village, "category": "fire", "channel": "public", "urgency": "normal",
             "due": str(now + 3_600_000)})
     _run(r, topo, settings)
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     _report(f"{gauge} overwritten with a string; a rollback incident", report)
     inc = report["incidents"]
     assert inc["total"] == 2
@@ -366,7 +366,7 @@ def test_mut012_repeated_field_names_count(r, topo, settings):
     flat += ["x", "1"] * 25  # 8 + 25 = 33 fields, 9 distinct names
     r.execute_command("XADD", keys.stream(shard, "petitions"), "*", *flat)
     _run(r, topo, settings)
-    report = audit(r, topo, settings)  # counts the fields as written: refuses the entry
+    report = audit(r, topo, settings.pipeline)  # counts the fields as written: refuses the entry
     _report("nothing: a petition of 33 fields, 25 of them named x", report)
     dead = r.xrange(keys.dead(shard))
     assert [f[b"nfields"] for _i, f in dead] == [b"33"]  # a dead letter, like any 33 fields
@@ -413,7 +413,7 @@ def test_mut013_hostile_entries_through_the_pipeline(r, topo, settings):
     for f in hostile:
         r.xadd(ev, f)
     _run(r, topo, settings)
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     _report("nothing: 18 hostile and 7 good entries written as bytes", report)
     assert report["ok"]
     assert report["entries_rejected"] == report["dead_letters"] == 18
@@ -459,7 +459,7 @@ def test_mut014_lifecycle_in_awkward_orders(r, topo, settings):
     r.xadd(ev, event("F", "escalated", now - 2000, to=town))
     r.xadd(ev, event("F", "escalated", now - 1000, to=town))  # again from the village
     _run(r, topo, settings)
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     _report("nothing: lifecycle entries in awkward orders", report)
     assert report["ok"]
     snap_open = int(r.hget(keys.gauge(shard, district), "open") or 0)

@@ -30,7 +30,7 @@ def _fmt(ms: int, tz: str, pattern: str) -> str:
 
 
 def _run(r, topo, settings, at_ms: int) -> Aggregator:
-    agg = Aggregator(r, topo, settings, clock=TimeSource(start_ms=at_ms, scale=1.0))
+    agg = Aggregator(r, topo, settings.pipeline, clock=TimeSource(start_ms=at_ms, scale=1.0))
     agg.run(until_idle=True)
     return agg
 

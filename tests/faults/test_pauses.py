@@ -129,7 +129,7 @@ def test_fault_aggregators_paused_longer_than_their_lease(r, topo, settings, pre
     lost, doubled = shortfall(counted, got)
     pending = pending_total(r, keys, topo.shards)
     lost += pending
-    result = audit(r, topo, settings)
+    result = audit(r, topo, settings.pipeline)
     dead = dead_letters(r, keys, topo.shards)
     report("pauses (SIGSTOP/SIGCONT)", injected=f"{pauses} pauses of 2-4 s ({busy_pauses} "
            "while holding shards with work)", written=written,

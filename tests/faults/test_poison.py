@@ -73,7 +73,7 @@ def test_fault_poison_entries_become_bounded_dead_letters(r, topo, settings, pre
 
     # before: a case opened and applied, whose `cases` value is then corrupted
     r.xadd(keys.stream(s1, "events"), event(v1, "E-corrupt"))
-    Aggregator(r, topo, settings).run(until_idle=True)
+    Aggregator(r, topo, settings.pipeline).run(until_idle=True)
     assert r.hexists(keys.cases(s1), "E-corrupt")
     r.hset(keys.cases(s1), "E-corrupt", "corrupt-no-separators")
     # internal keys overwritten by someone: garbage in a meta hash, a gauge of the wrong type
@@ -220,7 +220,7 @@ def test_fault_poison_entries_become_bounded_dead_letters(r, topo, settings, pre
     level = topo.centres[v1].level
     core = {(c, f) for c in chain for f in ("today.resolved", f"today.closed:{level}",
                                                 "now.open")}
-    differences = audit(r, topo, settings)["differences"]
+    differences = audit(r, topo, settings.pipeline)["differences"]
     found = {(d["centre"], d["figure"]) for d in differences}
     unexplained = [d for d in differences if d["centre"] not in chain
                    or not re.search(r"(^|\.)(resolved|closed:\d|open)$", d["figure"])]
@@ -258,7 +258,7 @@ def test_fault_wrong_type_keys_read_before_the_write_are_quarantined(r, topo, se
         r.xadd(keys.stream(shard, "cameras"), {"v": "1", "ts": str(ts), "src": "fault",
                                                "cam": cam, "state": "online"})
         written += 1
-    agg = Aggregator(r, topo, settings)
+    agg = Aggregator(r, topo, settings.pipeline)
     went_idle = run_bounded(agg, 15)
     dead = dead_letters(r, keys, topo.shards)
     got = model_day(r, topo, keys, day)
@@ -291,7 +291,7 @@ def test_fault_counters_with_leading_zeros_break_no_batch(r, topo, settings, pre
     for shard, v in ((sa, va), (sb, vb)):
         for i in range(10):
             r.xadd(keys.stream(shard, "events"), event(v, f"Z-{shard}-{i}"))
-    agg = Aggregator(r, topo, settings)
+    agg = Aggregator(r, topo, settings.pipeline)
     went_idle = run_bounded(agg, 15)
     got = model_day(r, topo, keys, day)
     lost, doubled = shortfall(Counter(reported=20), got)
@@ -329,7 +329,7 @@ def test_fault_housekeeping_damage_does_not_stop_the_aggregator(r, topo, setting
         v = sorted(c for c, i in topo.centres.items() if i.shard == shard)[-1]
         for i in range(5):
             r.xadd(keys.stream(shard, "events"), event(v, f"O-{shard}-{i}"))
-    agg = Aggregator(r, topo, settings)
+    agg = Aggregator(r, topo, settings.pipeline)
     went_idle = run_bounded(agg, 15)
     got = model_day(r, topo, keys, day)
     lost, doubled = shortfall(Counter(reported=5 * len(topo.shards)), got)

@@ -52,7 +52,7 @@ def test_fault_connections_cut_between_aggregator_and_redis(tcp_redis, topo, set
         written = simulate(direct, topo, base, 3000, seed=11)
         with FaultProxy((host, port), seed=3, **MODES[mode]) as proxy:
             via = replace(base, redis_url=f"redis://127.0.0.1:{proxy.port}")
-            agg = Aggregator(connect(via), topo, via)
+            agg = Aggregator(connect(via.redis), topo, via.pipeline)
             went_idle = run_bounded(agg, 120)
         cuts, lost_replies = proxy.cuts, proxy.lost_replies
         day = local_day(settings.tz)
@@ -62,7 +62,7 @@ def test_fault_connections_cut_between_aggregator_and_redis(tcp_redis, topo, set
         pending = pending_total(direct, keys, topo.shards)
         backlog = backlog_total(direct, keys, topo.shards)
         lost += pending
-        differences = audit(direct, topo, base)["differences"]
+        differences = audit(direct, topo, base.pipeline)["differences"]
         dead = dead_letters(direct, keys, topo.shards)
         injected = (f"{cuts} connection cuts" if mode == "cut"
                     else f"{lost_replies} lost replies of batch writes" if mode == "lost-reply"
@@ -109,7 +109,7 @@ def test_fault_lost_replies_are_still_counted_in_the_totals(tcp_redis, topo, set
                 n += 1
         with FaultProxy((host, port), seed=5, lose_reply=0.5, marker=b"!XACK") as proxy:
             via = replace(base, redis_url=f"redis://127.0.0.1:{proxy.port}")
-            agg = Aggregator(connect(via), topo, via)
+            agg = Aggregator(connect(via.redis), topo, via.pipeline)
             went_idle = run_bounded(agg, 60)
         got = model_day(direct, topo, keys, local_day(settings.tz))
         lost, doubled = shortfall(Counter(reported=n), got)

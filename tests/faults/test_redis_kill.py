@@ -156,7 +156,7 @@ def test_fault_redis_killed_and_restarted_mid_run(tmp_path, topo, demo_db):
         got = model_day(r, topo, keys, day)
         lost, doubled = shortfall(counted, got)
         pending = pending_total(r, keys, topo.shards)
-        result = audit(r, topo, settings)
+        result = audit(r, topo, settings.pipeline)
         rollbacks = [f for s in topo.shards for _i, f in r.xrange(keys.incidents(s))
                      if f.get(b"kind") == b"rollback"]
         dead = dead_letters(r, keys, topo.shards)
@@ -263,7 +263,7 @@ def test_fault_redis_comes_back_older_and_the_loss_is_recorded(tmp_path, topo, d
                          if f.get(b"kind") == b"rollback"] for s in topo.shards}
         recorded = {s: sum(int(f.get(b"entries_lost", b"0")) for f in fs)
                     for s, fs in incidents.items()}
-        result = audit(r, topo, settings)
+        result = audit(r, topo, settings.pipeline)
         n_missing = sum(len(x) for x in missing.values())
         report("redis restarted from an older AOF", injected="1 restart from a 2-s-old AOF "
                "under a live producer", written=sum(len(x) for x in acked.values()),

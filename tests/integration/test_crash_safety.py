@@ -82,10 +82,10 @@ def test_crash001_kill9_many_times(r, topo, settings):
     assert busy_kills >= 5
     # a last, orderly run drains what the killed ones left (waits for their leases to lapse)
     agg = run_until_idle(r, topo, settings)
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     assert report["backlog"] == {}
     assert report["differences"] == []
-    snap = ReadModel(r, topo, settings).snapshot(topo.roots[0])
+    snap = ReadModel(r, topo, settings.read_model).snapshot(topo.roots[0])
     counted = independent_counts(r, topo, agg.keys, snap["day"].replace("-", ""), settings.tz)
     assert snap["events"]["reported"] == counted["events.reported"] > 0
     assert snap["grids"]["patrols"] == counted["patrols"] > 0

@@ -19,12 +19,12 @@ def test_pipe001_exact_at_every_tier(r, topo, settings):
     written = simulate(r, topo, settings, 6000)
     assert written >= 6000
     run_until_idle(r, topo, settings)
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     assert report["differences"] == []
     assert report["centres_checked"] == len(topo.centres)
     assert report["entries_recounted"] >= 6000
 
-    rm = ReadModel(r, topo, settings)
+    rm = ReadModel(r, topo, settings.read_model)
     root = topo.roots[0]
     snap = rm.snapshot(root)
     today = snap["day"].replace("-", "")
@@ -73,15 +73,15 @@ def test_pipe002_duplicates_count_once(r, topo, settings):
     r.xadd(keys.stream(shard, "events"), _event(v, "dup-1", "resolved"))
     agg = run_until_idle(r, topo, settings)
     assert agg.totals.applied == 2 and agg.totals.duplicates == 3
-    snap = ReadModel(r, topo, settings).snapshot(v)
+    snap = ReadModel(r, topo, settings.read_model).snapshot(v)
     assert snap["events"]["reported"] == 1
     assert snap["events"]["resolved"] == 1
     assert snap["events"]["open"] == 0
     # a second aggregator run over re-delivered history changes nothing
     r.xgroup_setid(keys.stream(shard, "events"), "aggregator", "0")
     run_until_idle(r, topo, settings)
-    assert ReadModel(r, topo, settings).snapshot(v)["events"]["reported"] == 1
-    assert audit(r, topo, settings)["ok"]
+    assert ReadModel(r, topo, settings.read_model).snapshot(v)["events"]["reported"] == 1
+    assert audit(r, topo, settings.pipeline)["ok"]
 
 
 def test_pipe003_bad_entries_go_to_dead_letter_and_batch_goes_on(r, topo, settings):
@@ -126,7 +126,7 @@ def test_pipe003_bad_entries_go_to_dead_letter_and_batch_goes_on(r, topo, settin
     junk = next(f for _id, f in dead if b"UTF-8" in f[b"reason"])
     assert junk[b"stream"].decode() == stream
     assert junk[b"category"] == b"\xff\xfe\x00junk"
-    snap = ReadModel(r, topo, settings).snapshot(v)
+    snap = ReadModel(r, topo, settings.read_model).snapshot(v)
     assert snap["events"]["reported"] == 2
     assert r.xpending(stream, "aggregator")["pending"] == 0
     assert int(r.hget(keys.meta(shard), "dead")) == len(bad) + 3
@@ -143,7 +143,7 @@ def test_pipe004_escalation_across_shards_is_handed_on(r, topo, settings):
     r.xadd(ev, _event(town, "esc-1", "escalated", to=district))
     r.xadd(ev, _event(district, "esc-1", "escalated", to=city))
     run_until_idle(r, topo, settings)
-    rm = ReadModel(r, topo, settings)
+    rm = ReadModel(r, topo, settings.read_model)
     assert rm.snapshot(v)["events"]["open"] == 0
     assert rm.snapshot(district)["events"]["open"] == 0
     assert rm.snapshot(city)["events"]["open"] == 1
@@ -152,14 +152,14 @@ def test_pipe004_escalation_across_shards_is_handed_on(r, topo, settings):
     snap = rm.snapshot(city)
     assert snap["events"]["open"] == 0
     assert snap["events"]["closed_at_level"]["city"] == 1
-    assert audit(r, topo, settings)["ok"]
+    assert audit(r, topo, settings.pipeline)["ok"]
 
 
 def test_pipe005_two_aggregators_share_the_shards(r, topo, settings):
     import threading
 
     simulate(r, topo, settings, 4000, seed=9)
-    a, b = Aggregator(r, topo, settings), Aggregator(r, topo, settings)
+    a, b = Aggregator(r, topo, settings.pipeline), Aggregator(r, topo, settings.pipeline)
     # both advertise themselves before either takes shards, so the share is fair
     a._fair_share()
     b._fair_share()
@@ -172,7 +172,7 @@ def test_pipe005_two_aggregators_share_the_shards(r, topo, settings):
     for t in threads:
         t.join(60)
     assert a.totals.read > 0 and b.totals.read > 0
-    assert audit(r, topo, settings)["ok"]
+    assert audit(r, topo, settings.pipeline)["ok"]
 
 
 def test_pipe006_every_key_carries_one_shard_tag(r, topo, settings, prefix):
@@ -195,7 +195,7 @@ def test_pipe007_redis7(redis7, topo, settings, n):
     """The same exactness on Redis 7 (the embedded one is 6.2)."""
     simulate(redis7, topo, settings, n, seed=13)
     run_until_idle(redis7, topo, settings)
-    assert audit(redis7, topo, settings)["differences"] == []
+    assert audit(redis7, topo, settings.pipeline)["differences"] == []
 
 
 def test_pipe008_trim_keeps_history_until_applied(r, topo, settings):
@@ -212,7 +212,7 @@ def test_pipe008_trim_keeps_history_until_applied(r, topo, settings):
            id=f"{old_ms}-0")
     r.xadd(stream, _event(v, "new-1"))
     short = replace(settings, stream_retention_days=1)
-    agg = Aggregator(r, topo, short)
+    agg = Aggregator(r, topo, short.pipeline)
     agg.balance()
     agg.trim()  # nothing delivered yet: nothing may go
     assert r.xlen(stream) == 2
@@ -221,7 +221,7 @@ def test_pipe008_trim_keeps_history_until_applied(r, topo, settings):
     agg.trim()
     ids = [i.decode() for i, _f in r.xrange(stream)]
     assert ids and all(int(i.split("-")[0]) > old_ms for i in ids)
-    assert ReadModel(r, topo, settings).snapshot(v)["events"]["reported"] == 1
+    assert ReadModel(r, topo, settings.read_model).snapshot(v)["events"]["reported"] == 1
     old_day = datetime.fromtimestamp(old_ms / 1000, ZoneInfo(settings.tz)).strftime("%Y%m%d")
     assert r.hget(keys.day(shard, old_day, v), "reported") == b"1"  # applied before the trim
 
@@ -234,7 +234,7 @@ def test_pipe009_handin_is_internal(r, topo, settings):
     bad = _event(v, "fake-1", "escalated", to=city, handoff="1", due="1")
     r.xadd(keys.stream(topo.centres[city].shard, "events"), bad)
     run_until_idle(r, topo, settings)
-    snap = ReadModel(r, topo, settings).snapshot(city)
+    snap = ReadModel(r, topo, settings.read_model).snapshot(city)
     assert snap["events"]["open"] == 0
     reasons = [f[b"reason"] for _i, f in r.xrange(keys.dead(topo.centres[city].shard))]
     assert reasons and b"wrong shard" in reasons[0]
@@ -255,11 +255,11 @@ def test_pipe010_a_dead_holders_pending_hand_overs_are_forwarded(r, topo, settin
                     "category": "fire", "ts": str(now)})
     r.xreadgroup("aggregator", "died-1", {outbox: ">"})  # read, never acknowledged
     assert r.xpending(outbox, "aggregator")["pending"] == 1
-    agg = Aggregator(r, topo, settings)
+    agg = Aggregator(r, topo, settings.pipeline)
     deadline = time.monotonic() + 30
     agg.run(until_idle=True, should_stop=lambda: time.monotonic() > deadline)
     assert time.monotonic() < deadline, "the pending hand-over was never forwarded"
     assert r.xpending(outbox, "aggregator")["pending"] == 0
     handin = r.xrange(keys.stream(topo.centres[root].shard, "handin"))
     assert [f[b"eid"] for _i, f in handin] == [b"H-1"]
-    assert ReadModel(r, topo, settings).snapshot(root)["events"]["open"] >= 1
+    assert ReadModel(r, topo, settings.read_model).snapshot(root)["events"]["open"] >= 1

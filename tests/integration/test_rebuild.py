@@ -39,7 +39,7 @@ def test_rebuild001_same_figures_no_dead_letter_twice(r, topo, settings):
     shard = topo.centres[village].shard
     r.xadd(keys.stream(shard, "events"), {"v": "1", "ts": "x", "src": "t"})  # a dead letter
     run_until_idle(r, topo, settings)
-    rm = ReadModel(r, topo, settings)
+    rm = ReadModel(r, topo, settings.read_model)
     codes = [topo.roots[0], *topo.children[topo.roots[0]], village]
     before = {c: _figures(rm, c) for c in codes}
     epoch = r.hget(keys.meta(shard), "epoch")
@@ -56,7 +56,7 @@ def test_rebuild001_same_figures_no_dead_letter_twice(r, topo, settings):
     assert summary["dead"] == 0  # the dead letter was written before: not again
     after = {c: _figures(rm, c) for c in codes}
     assert after == before
-    assert audit(r, topo, settings)["differences"] == []
+    assert audit(r, topo, settings.pipeline)["differences"] == []
     assert r.xlen(keys.dead(shard)) == dead
     assert r.hget(keys.meta(shard), "epoch") not in (None, epoch)  # web caches drop theirs
     assert all(int(r.hget(keys.meta(s), "version")) > versions[s] for s in topo.shards)
@@ -82,7 +82,7 @@ def test_rebuild002_while_an_aggregator_and_a_producer_run(r, topo, settings):
         writer = threading.Thread(target=produce)
         writer.start()
         time.sleep(1.0)
-        totals = rebuild(r, topo, settings)
+        totals = rebuild(r, topo, settings.pipeline)
         time.sleep(1.0)
         stop.set()
         writer.join()
@@ -93,9 +93,9 @@ def test_rebuild002_while_an_aggregator_and_a_producer_run(r, topo, settings):
     finally:
         agg.terminate()
         agg.wait(20)
-    report = audit(r, topo, settings)
+    report = audit(r, topo, settings.pipeline)
     assert report["backlog"] == {} and report["differences"] == []
-    snap = ReadModel(r, topo, settings).snapshot(topo.roots[0])
+    snap = ReadModel(r, topo, settings.read_model).snapshot(topo.roots[0])
     counted = independent_counts(r, topo, keys, snap["day"].replace("-", ""), settings.tz)
     assert snap["events"]["reported"] == counted["events.reported"] > 0
     assert snap["grids"]["patrols"] == counted["patrols"] > 0
@@ -112,7 +112,7 @@ def test_rebuild003_days_before_the_trim_keep_their_figures(r, topo, settings):
     old_key = keys.day(root_shard, old_day, topo.roots[0])
     r.hset(old_key, "reported", 7)
     r.hset(keys.meta(root_shard), "trimmed_to", int(time.time() * 1000) - 86_400_000 * 3)
-    rebuild(r, topo, settings)
+    rebuild(r, topo, settings.pipeline)
     assert r.hget(old_key, "reported") == b"7"
     assert agg.totals.applied > 0
-    assert audit(r, topo, settings)["differences"] == []
+    assert audit(r, topo, settings.pipeline)["differences"] == []

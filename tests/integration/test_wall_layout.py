@@ -24,7 +24,7 @@ def attrs(component) -> dict:
 
 
 def build_vm(r, topo, settings, code):
-    snap = ReadModel(r, topo, settings).snapshot(code)
+    snap = ReadModel(r, topo, settings.read_model).snapshot(code)
     return viewmodel.build(snap, topo, int(time.time() * 1000))
 
 
