@@ -17,7 +17,7 @@ from dashboard.embed import register_embed_routes
 from dashboard.headers import install_headers
 from dashboard.live import register_routes
 from dashboard.runtime import Runtime
-from dashboard.screens import FlightCache, ScreenData
+from dashboard.screens import REPLAY_CACHE_SIZE, FlightCache, ScreenData
 from dashboard.settings import Settings
 from dashboard.versions import VersionWatcher
 from datasources.keys import Keys
@@ -45,7 +45,7 @@ def build_services(runtime: Runtime) -> Services:
     keys = Keys(settings.key_prefix)
     conferences = Conferences(r, topo, settings.key_prefix, settings.conference_url_template,
                               settings.vc_timeout_s)
-    cache = FlightCache()
+    cache = FlightCache(limits={"replay": REPLAY_CACHE_SIZE})
     watcher = VersionWatcher(r, keys, topo.shards, conferences, on_rewind=cache.invalidate)
     screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings,
                          read_model=runtime.read_model, geo=lambda: runtime.geo,

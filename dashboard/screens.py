@@ -18,7 +18,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from datetime import datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -39,6 +39,7 @@ from layouts import viewmodel
 T = TypeVar("T")
 CACHE_SIZE = 512
 REPLAY_MAX_AGE_S = 60.0  # a replay payload younger than this is served again (per worker)
+REPLAY_CACHE_SIZE = 64   # replays are large (up to 5,000 case markers): fewer of them
 
 
 def version_tag(code: str, vm: dict) -> str:
@@ -58,10 +59,14 @@ class FlightCache:
     `versions` or later (tuples compare element-wise: a newer value serves an older request),
     else computes it, one caller per name at a time: the others wait for that result.
     `invalidate()` forgets everything, and a value computed across an invalidation is
-    answered to its caller but not kept. `max_age_s` also refuses values older than that."""
+    answered to its caller but not kept. `max_age_s` also refuses values older than that.
+    Names are tuples whose first item is a kind; `limits` bounds the entries of a kind
+    (least recently used first) within the overall `size`."""
 
-    def __init__(self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, size: int = CACHE_SIZE, limits: Mapping[str, int] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
+        self.limits = dict(limits or {})
         self.clock = clock
         self._lock = threading.Lock()
         self._items: OrderedDict[Hashable, tuple[tuple, float, object]] = OrderedDict()
@@ -96,10 +101,22 @@ class FlightCache:
                     return value  # computed from before an invalidation: not for the cache
                 self._items[name] = (key, started, value)
                 self._items.move_to_end(name)
-                while len(self._items) > self.size:
-                    old, _ = self._items.popitem(last=False)
-                    self._flights.pop(old, None)
+                self._evict(name)
             return value
+
+    def _evict(self, added: Hashable) -> None:
+        """Drop the least recently used entries over `size`, and over the limit of the kind
+        of `added`. Called with the lock held."""
+        kind = added[0] if isinstance(added, tuple) and added else None
+        limit = self.limits.get(kind) if isinstance(kind, str) else None
+        if limit is not None:
+            same = [n for n in self._items if isinstance(n, tuple) and n and n[0] == kind]
+            for old in same[:max(0, len(same) - limit)]:
+                del self._items[old]
+                self._flights.pop(old, None)
+        while len(self._items) > self.size:
+            old, _ = self._items.popitem(last=False)
+            self._flights.pop(old, None)
 
     def _cached(self, name: Hashable, key: tuple, max_age_s: float | None) -> tuple | None:
         """(value,) of a usable entry, else None (a cached None is a value too)."""

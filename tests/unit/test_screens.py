@@ -216,3 +216,14 @@ def test_scr018_the_tick_moves_only_on_a_change():
     assert w._tick == tick
     w.publish({"D1": {"version": 2}})
     assert w._tick == tick + 1
+
+
+def test_scr019_a_kind_can_have_its_own_bound_within_the_cache():
+    """Replays are large: at most `limits["replay"]` of them, the views untouched."""
+    cache = FlightCache(size=10, limits={"replay": 2})
+    cache.get(("vm", "C"), (1,), lambda: "view")
+    for code in ("C", "D1", "D2"):
+        cache.get(("replay", code), (), lambda c=code: c)
+    assert ("replay", "C") not in cache  # the least recently used replay went
+    assert ("replay", "D1") in cache and ("replay", "D2") in cache
+    assert ("vm", "C") in cache and len(cache) == 3
