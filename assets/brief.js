@@ -65,17 +65,18 @@
 
   /* The counters at T: the hourly buckets that ended by T (every bucket at the end). */
   function totals(p, t, atEnd) {
-    var out = { reported: 0, resolved: 0, petitions: 0, upto: p.starts[0] };
+    var out = { reported: 0, resolved: 0, petitions: 0, done: 0, upto: p.starts[0] };
     for (var i = 0; i < p.starts.length; i++) {
       var end = p.starts[i] + p.hour_ms;
       if (end <= t || atEnd) {
         out.reported += p.reported[i];
         out.resolved += p.resolved[i];
         out.petitions += p.petitions[i];
+        out.done += (p.reported_resolved || [])[i] || 0;  /* this hour's reports resolved since */
         out.upto = Math.min(end, p.now);
       }
     }
-    out.rate = out.reported ? Math.round(out.resolved / out.reported * 10000) / 10000 : null;
+    out.rate = out.reported ? Math.round(out.done / out.reported * 10000) / 10000 : null;
     return out;
   }
 

@@ -19,6 +19,7 @@ from datasources.config import ReadModelConfig
 from datasources.contract import CATEGORIES, EVENT_CHANNELS, PETITION_CHANNELS
 from datasources.keys import Keys
 from datasources.registry import CAMERA_KINDS, LEVELS
+from datasources.rollup import RESOLVED_OF_REPORTED
 from datasources.topology import Topology
 from datasources.validate import as_int
 
@@ -128,6 +129,7 @@ class ReadModel:
                 "dispatched": d["dispatched"],
                 "handling": d["handling"],
                 "resolved": d["resolved"],
+                "reported_resolved": d[RESOLVED_OF_REPORTED],
                 "evaluated": d["evaluated"],
                 "escalated": d["escalated"],
                 "urgent": d["urgent"],
@@ -135,7 +137,8 @@ class ReadModel:
                 "overdue": overdue,
                 "by_category": {c: d[f"cat:{c}"] for c in CATEGORIES},
                 "by_channel": {c: d[f"ch:{c}"] for c in EVENT_CHANNELS},
-                "resolution_rate": _ratio(d["resolved"], d["reported"]),
+                # 办结率: today's reports resolved since / today's reports (never above 1)
+                "resolution_rate": _ratio(d[RESOLVED_OF_REPORTED], d["reported"]),
                 "satisfaction_rate": _ratio(sat_yes, sat_yes + sat_no),
                 "closed_at_level": levels,
             },

@@ -3,7 +3,8 @@
 `replay_data(r, keys, topo, code, now_ms)` returns, for the centre `code` and a window of the
 last `hours` hourly buckets (the current, partial hour included):
 
-- counters per hour (reported, resolved, petitions) from the same hourly buckets
+- counters per hour (reported, resolved, petitions, and `reported_resolved`: the hour's
+  reports resolved since, the numerator of 办结率) from the same hourly buckets
   `ReadModel.snapshot` reads (`keys.hour(shard, 'YYYYmmddHH', head)` for each shard head of
   the centre): one pipelined HMGET per hour and head;
 - case markers: the `reported` entries of the `events` streams of the shards in scope, read
@@ -30,11 +31,12 @@ from zoneinfo import ZoneInfo
 from datasources.contract import CATEGORIES
 from datasources.geo import place_case
 from datasources.keys import Keys
+from datasources.rollup import RESOLVED_OF_REPORTED
 from datasources.topology import Topology
 from datasources.validate import as_int
 
 HOUR_MS = 3_600_000
-COUNTERS = ("reported", "resolved", "petitions")
+COUNTERS = ("reported", "resolved", "petitions", RESOLVED_OF_REPORTED)
 SKEW_MS = 60_000  # a producer clock this much ahead still has its cases found
 FANOUT = 16  # a capped slice of late arrivals is read again in this many parts…
 MAX_ROUNDS = 5  # …and its crowded parts again, this many times at most (one round trip each)
@@ -56,7 +58,7 @@ def _scope_shards(topo: Topology, code: str) -> list[str]:
 
 def hourly_counts(r, keys: Keys, topo: Topology, code: str, starts: list[int],
                   tz: str) -> dict[str, list[int]]:
-    """Reported, resolved and petitions per hourly bucket of `starts` for `code`'s subtree."""
+    """The `COUNTERS` per hourly bucket of `starts` for `code`'s subtree."""
     zone = ZoneInfo(tz)
     heads = topo.shard_heads(code)
     pipe = r.pipeline(transaction=False)
@@ -214,7 +216,10 @@ def replay_data(r, keys: Keys, topo: Topology, code: str, now_ms: int, *,
 
     - `starts`: start (ms) of each hourly bucket; `offsets`: the local UTC offset (minutes)
       at each; `labels`: local "HH:00" of each; `now`: end of the window (ms);
-    - `reported`, `resolved`, `petitions`: per bucket;
+    - `reported`, `resolved`, `petitions`, `reported_resolved`: per bucket (the replay's
+      办结率 at a moment is Σ reported_resolved / Σ reported of the buckets ended by then:
+      of the cases reported in the window so far, the share resolved by now — never above 1;
+      `resolved` counts resolutions of the hour, of cases reported at any time);
     - `cases`: `[ts_ms, lat, lon, category, urgent]` by ts; `sample`: markers are a sample;
     - `cost`: {"read": entries read, "commands": XRANGEs, "cap": entries per slice}.
     """

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
+from datetime import date
+from functools import lru_cache
 
 import redis
 
@@ -26,6 +28,10 @@ from datasources.topology import Topology
  TO, TCI, GRID, WORKER, STATE, CAM_KIND, GROUP_F, SKIP) = range(len(FIELDS))
 
 CHUNK = 2000  # members per bulk command (Lua's unpack limit is ~8000 arguments)
+# day/hour field: cases reported in the bucket (the report that opened the case here) that
+# have been resolved since; 办结率 = this / reported (docs/metrics.md), never above 1
+RESOLVED_OF_REPORTED = "reported_resolved"
+DAY_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class State:
     cams: dict[str, str | None] = field(default_factory=dict)
     pcount: dict[tuple[str, str], int] = field(default_factory=dict)  # (day, grid) → patrols
     workers: set[tuple[str, str]] = field(default_factory=set)  # (day, worker|village) seen
+    # open cases opened here by a report: eid → 'YYYYmmddHH|centre' of that report
+    received: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +83,7 @@ class CorruptKey(Exception):
 def _plan_key(keys: Keys, shard: str, what: str, day: str | None) -> str:
     return {"seen": lambda: keys.seen(shard, day), "cases": lambda: keys.cases(shard),
             "closed": lambda: keys.closed(shard), "cams": lambda: keys.camera_state(shard),
+            "received": lambda: keys.received(shard),
             "pcount": lambda: keys.patrol_counts(shard, day),
             "workers": lambda: keys.workers_seen(shard, day)}[what]()
 
@@ -111,6 +120,8 @@ def load_state(r: redis.Redis, keys: Keys, shard: str, records: list[tuple], top
         plan.append(("cases", None, el))
         pipe.execute_command("ZMSCORE", keys.closed(shard), *el)
         plan.append(("closed", None, el))
+        pipe.hmget(keys.received(shard), el)
+        plan.append(("received", None, el))
     cl = list(cams)
     if cl:
         pipe.hmget(keys.camera_state(shard), cl)
@@ -175,8 +186,11 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     seen, cases, closed, cams = st.seen, st.cases, st.closed, st.cams
     pcount, workers = st.pcount, st.workers
     count_from = limits.count_from_day
+    received, received_dirty = st.received, set()
+    credit_ttl: dict[tuple[str, str], int] = {}  # ("d"|"h", bucket) → what is left of its life
 
-    def open_case(eid: str, due: int, cat: str, chain: tuple[str, ...], ts: int) -> None:
+    def open_case(eid: str, due: int, cat: str, chain: tuple[str, ...], ts: int,
+                  report: str | None = None) -> None:
         if closed.get(eid) is not None:  # closed (or resolved before it was reported here)
             return
         if cases.get(eid):
@@ -187,6 +201,35 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         gauge_chain.append((chain, "open", 1))
         for c in chain:
             zsets[due_key(shard, c)][eid] = due
+        if report:
+            received[eid] = report
+            received_dirty.add(eid)
+
+    def forget_report(eid: str) -> str | None:
+        report = received.get(eid)
+        if report:
+            received[eid] = None
+            received_dirty.add(eid)
+        return report
+
+    def credit(eid: str, day_now: str) -> None:
+        """A resolution of a case opened here by a report, credited to that report's day
+        and hour buckets and centre: so in every bucket and centre it counts only among the
+        reports counted there. Buckets past their life (or before a rebuild's first day)
+        get nothing, and a credit never extends a bucket's life."""
+        report = forget_report(eid)
+        if not report:
+            return
+        hour, _, centre = report.partition("|")
+        rci, day = topo.index.get(centre), hour[:8]
+        if rci is None or (count_from and day < count_from):
+            return
+        age_s = max(0, _ordinal(day_now) - _ordinal(day)) * DAY_S
+        for kind, bucket, life in (("d", day, limits.ttl_day), ("h", hour, limits.ttl_hour)):
+            left = life - age_s
+            if left > 0:
+                counted.append((kind, bucket, rci, RESOLVED_OF_REPORTED))
+                credit_ttl[(kind, bucket)] = max(credit_ttl.get((kind, bucket), 0), left)
 
     def close(eid: str, ts: int) -> None:
         """A tombstone: the case never opens here again while counts are kept."""
@@ -242,7 +285,8 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                 if rec[URGENCY] == "urgent":
                     add(("d", day, ci, "urgent"))
                 add(("h", rec[HOUR], ci, "reported"))
-                open_case(eid, rec[DUE], rec[CATEGORY], centres[order[ci]].chain, rec[TS])
+                open_case(eid, rec[DUE], rec[CATEGORY], centres[order[ci]].chain, rec[TS],
+                          f"{rec[HOUR]}|{rec[CENTRE]}")
                 recent.append(json.dumps([eid, rec[CENTRE], rec[CATEGORY], rec[TS], rec[URGENCY]]))
             elif status == "resolved":
                 add(("d", day, ci, f"closed:{rec[LV]}"))
@@ -252,6 +296,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                     leave(eid, held.split("|", 2)[2].split(","))
                     cases[eid] = None
                     cases_dirty.add(eid)
+                    credit(eid, day)
                 close(eid, rec[TS])
             elif status == "evaluated":
                 add(("d", day, ci, f"sat:{rec[SATISFIED]}"))
@@ -272,6 +317,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                         # the case moves to another shard: leave here, hand on via the outbox
                         leave(eid, old)
                         cases[eid] = None
+                        forget_report(eid)  # resolved elsewhere: not credited here
                         close(eid, rec[TS])
                         handoffs.append(["XADD", keys.handoff(shard), "*", "eid", eid,
                                          "centre", rec[CENTRE], "to", rec[TO], "due", due,
@@ -314,10 +360,12 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         for c in centres[order[ci]].chain:
             if kind == "d":
                 hk = day_key(shard, bucket, c)
-                ttl[hk] = limits.ttl_day
+                life = limits.ttl_day if f != RESOLVED_OF_REPORTED else credit_ttl[(kind, bucket)]
+                ttl[hk] = max(ttl.get(hk, 0), life)
             elif kind == "h":
                 hk = hour_key(shard, bucket, c)
-                ttl[hk] = limits.ttl_hour
+                life = limits.ttl_hour if f != RESOLVED_OF_REPORTED else credit_ttl[(kind, bucket)]
+                ttl[hk] = max(ttl.get(hk, 0), life)
             else:
                 hk = gauge_key(shard, c)
             h = inc[hk]
@@ -333,6 +381,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         _bulk(cmds, ["SADD", sk], qs)
         ttl[sk] = limits.ttl_seen
     _write_hash(cmds, keys.cases(shard), cases_dirty, cases)
+    _write_hash(cmds, keys.received(shard), received_dirty, received)
     if closed_add:
         _bulk(cmds, ["ZADD", keys.closed(shard)],
               [x for eid, ts in closed_add.items() for x in (ts, eid)], pairs=True)
@@ -373,6 +422,12 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     for k_, t in ttl.items():
         cmds.append(["EXPIRE", k_, t])
     return out
+
+
+@lru_cache(maxsize=512)
+def _ordinal(day: str) -> int:
+    """'YYYYmmdd' → a day number."""
+    return date(int(day[:4]), int(day[4:6]), int(day[6:8])).toordinal()
 
 
 def _skip_count(_item: tuple) -> None:
@@ -441,6 +496,7 @@ def expire_commands(keys: Keys, shard: str, topo: Topology, eids: list[str],
         gone.append(eid)
     if gone:
         _bulk(cmds, ["HDEL", keys.cases(shard)], gone)
+        _bulk(cmds, ["HDEL", keys.received(shard)], gone)
         _bulk(cmds, ["ZADD", keys.closed(shard)], [x for e in gone for x in (now_ms, e)],
               pairs=True)
     for c, n in minus.items():
