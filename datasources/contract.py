@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from datasources.registry import CAMERA_KINDS as CAMERA_KINDS  # the registry's, exported here
+from datasources.registry import LEVELS
 from datasources.topology import Topology
 
 VERSIONS = ("1",)
@@ -31,6 +33,9 @@ EVENT_CHANNELS = ("grid_worker", "hotline_12345", "video", "public", "police_110
 URGENCIES = ("normal", "urgent")
 CAMERA_STATES = ("online", "offline", "fault")
 PETITION_CHANNELS = ("letter", "visit", "online")
+# The tiers a case is closed at, from the bottom up (the read model's closed_at_level): the
+# registry's level names. With CAMERA_KINDS, the screens take every vocabulary from here.
+CLOSED_LEVELS = tuple(LEVELS[n] for n in sorted(LEVELS, reverse=True))
 
 MAX_ID = 64
 MAX_VALUE = 256
@@ -290,6 +295,116 @@ def validate(
         return ("t", pid, ts, day, hour, centre, index[centre], topo.centres[centre].level,
                 "t|" + pid, "", "", channel, "", 0, -1, "", -1, "", "", "", "", group, skip)
     raise InvalidEntry(f"unknown kind: {kind}")
+
+
+@dataclass(frozen=True)
+class ShardLookup:
+    """What `validate_fast` looks up per entry, for one shard, one dict access each: the
+    shard's centres (index, level, in-shard chain), its grids and its cameras (with their
+    centre's index and level). Only ids within `MAX_ID` are in it, so a hit is a valid id."""
+
+    centres: dict[str, tuple[int, int, tuple[str, ...]]]
+    grids: dict[str, tuple[str, int, int, tuple[str, ...]]]
+    cameras: dict[str, tuple[str, int, int, str]]
+
+
+def shard_lookup(topo: Topology, shard: str) -> ShardLookup:
+    centres = {code: (topo.index[code], c.level, c.chain) for code, c in topo.centres.items()
+               if c.shard == shard and len(code) <= MAX_ID}
+    grids = {g: (c, *centres[c]) for g, c in topo.grid_centre.items()
+             if c in centres and len(g) <= MAX_ID}
+    cameras = {cam: (c, centres[c][0], centres[c][1], kind)
+               for cam, (c, kind) in topo.camera.items() if c in centres and len(cam) <= MAX_ID}
+    return ShardLookup(centres, grids, cameras)
+
+
+def _ok_id(v: str | None) -> bool:
+    return bool(v) and len(v) <= MAX_ID
+
+
+def _fast_int(v: str | None) -> int | None:
+    if not v or len(v) > 16 or not v.isdigit() or not v.isascii():
+        return None
+    return int(v)
+
+
+def validate_fast(kind: str, f: Mapping[str, str], look: ShardLookup, clock: Clock,
+                  arrived_ms: int) -> tuple | None:
+    """The record `validate` returns for an entry that is valid in every respect, or None for
+    anything else (then `validate` decides, and names the reason). Accepts nothing `validate`
+    refuses: the same checks, with the topology looked up in the shard's `ShardLookup`;
+    the rarer shapes (hand-ins, escalations beyond the shard) are left to `validate`."""
+    if len(f) > MAX_FIELDS:
+        return None
+    text = "".join(f.values())
+    if not text.isprintable() or not "".join(f).isprintable() or (
+            len(text) > MAX_VALUE and max(map(len, f.values())) > MAX_VALUE):
+        return None
+    get = f.get
+    if get("v") not in _VERSIONS or not _ok_id(get("src")):
+        return None
+    ts = _fast_int(get("ts"))
+    if ts is None or ts < MIN_TS or ts > arrived_ms + clock.skew_ms \
+            or arrived_ms - ts > clock.lateness_ms:
+        return None
+    day, hour = clock.buckets(ts)
+    if kind == "events":
+        eid, status, centre, category = get("eid"), get("status"), get("centre"), get("category")
+        c = look.centres.get(centre)
+        if c is None or not _ok_id(eid) or status not in _STATUSES \
+                or category not in _CATEGORIES:
+            return None
+        ci, lv, chain = c
+        grid = get("grid", "")
+        if grid:
+            g = look.grids.get(grid)
+            if g is None or centre not in g[3]:
+                return None
+        channel = urgency = to = ""
+        due, satisfied, tci = 0, -1, -1
+        if status == "reported":
+            channel, urgency = get("channel"), get("urgency")
+            due = _fast_int(get("due"))
+            if channel not in _EVENT_CHANNELS or urgency not in _URGENCIES or due is None:
+                return None
+        elif status == "evaluated":
+            s = get("satisfied")
+            if s != "0" and s != "1":
+                return None
+            satisfied = int(s)
+        elif status == "escalated":
+            to = get("to")
+            t = look.centres.get(to)
+            if t is None or to == centre or to not in chain:
+                return None
+            tci = t[0]
+        return ("e", eid, ts, day, hour, centre, ci, lv, f"e|{eid}|{status}|{centre}", status,
+                category, channel, urgency, due, satisfied, to, tci, grid, "", "", "", 0, 0)
+    if kind == "patrols":
+        pid, grid, worker = get("pid"), get("grid"), get("worker")
+        g = look.grids.get(grid)
+        if g is None or not _ok_id(pid) or not _ok_id(worker):
+            return None
+        return ("p", pid, ts, day, hour, g[0], g[1], g[2], "p|" + pid, "", "", "", "", 0, -1,
+                "", -1, grid, worker, "", "", 0, 0)
+    if kind == "cameras":
+        cam, state = get("cam"), get("state")
+        found = look.cameras.get(cam)
+        if found is None or state not in _CAMERA_STATES:
+            return None
+        centre, ci, lv, cam_kind = found
+        return ("c", cam, ts, day, hour, centre, ci, lv, "", "", "", "", "", 0, -1, "", -1, "",
+                "", state, cam_kind, 0, 0)
+    if kind == "petitions":
+        pid, centre, channel = get("pid"), get("centre"), get("channel")
+        group, skip = get("group"), get("skip_level")
+        c = look.centres.get(centre)
+        if c is None or not _ok_id(pid) or channel not in _PETITION_CHANNELS \
+                or group not in ("0", "1") or skip not in ("0", "1"):
+            return None
+        return ("t", pid, ts, day, hour, centre, c[0], c[1], "t|" + pid, "", "", channel, "",
+                0, -1, "", -1, "", "", "", "", int(group), int(skip))
+    return None
 
 
 def validate_handoff(f: Mapping[str, str], shard: str, topo: Topology) -> dict[str, str]:

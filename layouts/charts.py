@@ -16,6 +16,13 @@ Font sizes are in px here and are rescaled to the canvas by assets/scale.js.
 
 from __future__ import annotations
 
+from datasources.contract import (
+    CAMERA_KINDS,
+    CATEGORIES,
+    CLOSED_LEVELS,
+    EVENT_CHANNELS,
+    PETITION_CHANNELS,
+)
 from layouts.i18n import t
 
 FONT = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", sans-serif'
@@ -31,12 +38,6 @@ VIOLET = "#8c7bff"
 BLUE = "#4f8cff"
 GREY = "#6f86a3"
 
-CATEGORIES = ("dispute", "security", "fire", "sanitation", "special_population",
-              "citizen_request", "other")
-CHANNELS = ("grid_worker", "hotline_12345", "video", "public", "police_110")
-CLOSED_LEVELS = ("village", "town", "district", "city")
-CAMERA_KINDS = ("dome", "face", "checkpoint", "smart", "integrated")
-PETITION_CHANNELS = ("letter", "visit", "online")
 PETITION_COLOURS = {"letter": CYAN, "visit": AMBER, "online": VIOLET}
 CLOSED_COLOURS = {"village": TEAL, "town": CYAN, "district": BLUE, "city": VIOLET}
 
@@ -147,7 +148,7 @@ def _count_bars(vm: dict, key: str, keys: list[str], colors: list[str], prefix: 
 
 
 def by_channel(vm: dict, lang: str) -> dict:
-    keys = _keys(vm["by_channel"], CHANNELS)
+    keys = _keys(vm["by_channel"], EVENT_CHANNELS)
     colors = [CYAN, AMBER, VIOLET, TEAL, BLUE][: len(keys)] + [GREY] * max(0, len(keys) - 5)
     return _count_bars(vm, "by_channel", keys, colors, "ch_", lang)
 

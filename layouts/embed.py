@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from datasources.contract import CLOSED_LEVELS
 from layouts import map as mapview
 from layouts.formats import fmt, raw
 from layouts.i18n import t
@@ -51,7 +52,6 @@ TILES: dict[str, tuple[str, ...]] = {
     "map": (),
 }
 GAUGES = {"coverage": "grids.coverage", "cameras": "cameras.online_rate"}
-CLOSED_LEVELS = ("village", "town", "district", "city")
 # a map indicator → the snapshot path of the same figure for the centre itself
 SELF_PATH = {"index": "index", "reported": "events.reported", "open": "events.open",
              "overdue": "events.overdue", "resolution_rate": "events.resolution_rate",

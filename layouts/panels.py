@@ -14,6 +14,7 @@ import math
 
 from dash import dcc, html
 
+from datasources.contract import PETITION_CHANNELS
 from layouts import charts, vc
 from layouts import wall_ids as wid
 from layouts.formats import fmt, raw
@@ -192,7 +193,7 @@ def cameras_panel(vm: dict, lang: str) -> html.Section:
 
 
 def petitions_panel(vm: dict, lang: str) -> html.Section:
-    items = [(t("pet_" + ch, lang), charts.PETITION_COLOURS[ch]) for ch in charts.PETITION_CHANNELS]
+    items = [(t("pet_" + ch, lang), charts.PETITION_COLOURS[ch]) for ch in PETITION_CHANNELS]
     figs = html.Div([kpi(vm, p, lang, "md") for p in
                      ("petitions.today", "petitions.group", "petitions.skip_level")],
                     className="kpis kpis-petitions")
