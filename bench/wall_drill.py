@@ -5,8 +5,8 @@
 Against a running wall (e.g. `pingan demo`). For city → district → town → village, in
 headless Chromium at 1920x1080: the time from the tap (a Leaflet click on the child's
 polygon) until the new screen is rendered with its map layers registered, and the bytes of
-the route callback's response (as sent, gzip, and uncompressed). bench/map.py measures the
-map component alone.
+the route callback's response (as sent, gzip, and uncompressed). bench/map.py builds a stack of
+its own and also sizes the map's layout per data format.
 """
 
 from __future__ import annotations
