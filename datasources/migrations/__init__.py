@@ -139,14 +139,29 @@ def ensure_schema(engine: Engine) -> None:
 
 @contextmanager
 def _migration_transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction holding the migrators' lock: concurrent migrators wait, then see head."""
+    """One transaction holding the migrators' lock: concurrent migrators wait, then see head.
+
+    SQLite: foreign keys are off while tables are dropped or rebuilt (batch mode copies a
+    table; a DROP TABLE deletes its rows first, which a RESTRICT key refuses) and checked as a
+    whole before the commit, as SQLite's own ALTER TABLE procedure does."""
     with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # only outside a transaction
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not at the first write
         elif conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        yield conn
-        conn.commit()
+        try:
+            yield conn
+            if sqlite and (bad := conn.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                raise SchemaError(f"the migration would leave broken foreign keys: {bad[:5]}")
+            conn.commit()
+        finally:
+            if conn.in_transaction():
+                conn.rollback()
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def migrate(engine: Engine) -> tuple[str | None, str]:
