@@ -514,7 +514,10 @@ def recount_shard(shard: str, entries: dict[str, list[tuple[str, Entry]]], tree:
             own_day[(e.day, e.centre, "pet_skip")] += 1
         own_hour[(e.hour, e.centre, "petitions")] += 1
 
-    _cases(shard, kept, tree, config, opening, now_ms, out)
+    for (d, h, c), n in _cases(shard, kept, tree, config, opening, now_ms, out).items():
+        if d == today:  # resolutions credited to their report's day and hour (metrics.md)
+            own_day[(d, c, "reported_resolved")] += n
+            own_hour[(h, c, "reported_resolved")] += n
 
     # cameras: the latest ts wins (an equal ts read later too); a change to a non-online state
     # from a known, different state is a failure on the day of the entry. After a trim, the
@@ -558,8 +561,10 @@ def recount_shard(shard: str, entries: dict[str, list[tuple[str, Entry]]], tree:
 
 
 def _cases(shard: str, kept: dict[str, list[tuple[str, Entry]]], tree: Tree,
-           config: PipelineConfig, opening: Opening, now_ms: int, out: Recount) -> None:
-    """The case lifecycle (docs/STREAMS.md §3), events and hand-ins in stream-id order."""
+           config: PipelineConfig, opening: Opening, now_ms: int, out: Recount) -> Counter:
+    """The case lifecycle (docs/STREAMS.md §3), events and hand-ins in stream-id order.
+    Returns the resolutions of cases opened here by a report, by (day, hour, centre) of
+    that report."""
     max_age = config.case_max_age_days * 86_400_000
     keep_closed = config.day_bucket_ttl_s * 1000
     stream = sorted(kept.get("events", []) + kept.get("handin", []),
@@ -596,25 +601,33 @@ def _cases(shard: str, kept: dict[str, list[tuple[str, Entry]]], tree: Tree,
             return
         cases[eid] = Case(owner, due, category, ts)
 
+    report: dict[str, tuple[str, str, str]] = {}  # open cases opened here by a report
+    credits: Counter = Counter()
     for entry_id, e in stream:
         arrived = min(_id_key(entry_id)[0], now_ms)
         held = cases.get(e.id)
         if held is not None and held.opened <= arrived - max_age:
             del cases[e.id]  # expired before this entry arrived
+            report.pop(e.id, None)
             tombstone(e.id, arrived)
             held = None
         if e.kind == "handin":
             open_case(e.id, e.to, e.due, e.category, e.ts, arrived)
         elif e.status == "reported":
+            fresh = e.id not in cases
             open_case(e.id, e.centre, e.due, e.category, e.ts, arrived)
+            if fresh and e.id in cases:
+                report[e.id] = (e.day, e.hour, e.centre)
         elif e.status == "resolved":
-            cases.pop(e.id, None)
+            if cases.pop(e.id, None) is not None and e.id in report:
+                credits[report.pop(e.id)] += 1
             tombstone(e.id, e.ts)
         elif e.status == "escalated" and held is not None:
             if tree.shard[e.to] == shard:
                 held.owner = e.to
             else:
                 del cases[e.id]
+                report.pop(e.id, None)
                 tombstone(e.id, e.ts)
                 out.handoffs.add((e.id, e.centre, e.to, held.due, held.category, e.ts))
     for eid, c in list(cases.items()):
@@ -632,6 +645,7 @@ def _cases(shard: str, kept: dict[str, list[tuple[str, Entry]]], tree: Tree,
     for owner, n in late.items():
         for c in tree.chain[owner]:
             out.overdue[c] += n
+    return credits
 
 
 # ---- the audit -------------------------------------------------------------------------------
