@@ -6,8 +6,8 @@ Starts the production stack (gunicorn with 2 gevent workers, the aggregator, a p
 a background simulator so versions keep moving). Each simulated screen holds one keep-alive
 connection and once a second asks for what changed, exactly as the wall's polling fallback
 does: a POST of the Dash poll callback (`live-poll`), which answers with a Patch of the view
-model. The baseline is a plain Flask route doing the same work (`/live/poll`, JSON), measured
-in the same run. Then both are driven closed-loop by 16 connections for their capacity.
+model. The baseline is a plain Flask route doing the same work (`/live/poll`: the same
+`ScreenData.poll` of the worker's one screen-data service, as JSON), measured in the same run. Then both are driven closed-loop by 16 connections for their capacity.
 Targets (issue #3): 500 screens at p95 ≤ 100 ms; the Dash path ≥ 50% of the plain throughput.
 """
 
