@@ -26,7 +26,6 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import create_engine, inspect, text
@@ -73,7 +72,13 @@ def head_revision() -> str:
 
 
 def _current(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    """The recorded revision (read directly: MigrationContext logs at INFO on every look)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    revs = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(revs) > 1:
+        raise SchemaError(f"the registry database records several revisions: {sorted(revs)}")
+    return revs[0] if revs else None
 
 
 def _initial_tables() -> frozenset[str]:
