@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import redis
@@ -59,11 +60,13 @@ def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out) -> No
     agg._fair_share()  # advertise before anyone takes shards
     ready.put(1)
     start.wait()
-    agg.run(until_idle=True)
-    out.put((agg.totals.read, time.perf_counter()))
+    shards: set[str] = set()
+    agg.run(until_idle=True, on_round=lambda _totals: shards.update(agg.held))
+    out.put((agg.totals.read, time.perf_counter(), sorted(shards)))
 
 
-def run_aggregators(url: str, db: str, prefix: str, procs: int, batch: int, topo) -> tuple[int, float]:
+def run_aggregators(url: str, db: str, prefix: str, procs: int, batch: int,
+                    topo) -> tuple[int, float, list]:
     ctx = mp.get_context("spawn")
     start, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
     ps = [ctx.Process(target=_worker, args=(url, db, prefix, batch, start, ready, out))
@@ -79,10 +82,10 @@ def run_aggregators(url: str, db: str, prefix: str, procs: int, batch: int, topo
     for p in ps:
         p.join()
     # the run ends when the last process saw everything idle; idle detection adds a little
-    elapsed = max(t for _n, t in results) - t0
+    elapsed = max(t for _n, t, _s in results) - t0
     r = redis.Redis.from_url(url)
     assert all(shard_backlog(r, Keys(prefix), s) == 0 for s in topo.shards)
-    return sum(n for n, _t in results), elapsed
+    return sum(n for n, _t, _s in results), elapsed, [(n, s) for n, _t, s in results]
 
 
 def start_private_redis(directory: Path, which: str) -> tuple[str, subprocess.Popen | None]:
@@ -126,14 +129,20 @@ def main() -> None:
         raw_rate = n / raw_s
         r.flushall()
         results = {}
+        split = []
         for procs in (1, 2):
             prefix = f"agg{procs}"
             xadd_all(r, entries, "bench", prefix)
-            read, secs = run_aggregators(url, db, prefix, procs, args.batch, topo)
+            read, secs, split = run_aggregators(url, db, prefix, procs, args.batch, topo)
             results[procs] = read / secs
             r.flushall()
         one, two = results[1], results[2]
-        print(f"entries per run:                {n:,}")
+        per_shard = Counter(key.split("{", 1)[1].split("}", 1)[0] for key, _f in entries)
+        print(f"entries per run:                {n:,}  by shard: "
+              + ", ".join(f"{s} {c / n:.0%}" for s, c in sorted(per_shard.items())))
+        for i, (read, shards) in enumerate(split, 1):
+            print(f"  2 processes, process {i}:      {read / n:10.0%} of the entries, "
+                  f"shards {' '.join(shards)}")
         print(f"raw pipelined XADD:             {raw_rate:10,.0f} entries/s")
         print(f"aggregator, 1 process:          {one:10,.0f} entries/s")
         print(f"aggregator, 2 processes:        {two:10,.0f} entries/s")

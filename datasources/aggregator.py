@@ -29,6 +29,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -42,8 +43,11 @@ from datasources.contract import (
     MAX_FIELDS,
     Clock,
     InvalidEntry,
+    ShardLookup,
     dead_letter,
+    shard_lookup,
     validate,
+    validate_fast,
     validate_handoff,
 )
 from datasources.keys import GROUP, HANDIN, QUARANTINED, READ_KINDS, VC_KIND, Keys
@@ -102,6 +106,7 @@ class ShardState:
     draining: bool = True  # reading our own pending entries ('0') before new ones ('>')
     draining_handoff: bool = True  # the same for the hand-over outbox, read on its own
     renewed_at: float = 0.0
+    taken_at: float = field(default_factory=time.monotonic)
     count_from_day: str = ""  # rebuild: days before this keep their buckets (not recounted)
     # rebuild: entries up to these ids were dead-lettered before; not copied again
     replayed_until: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -116,6 +121,25 @@ class BatchResult:
     expired: int = 0
     split: int = 0  # batches split to find an entry that could not be applied
     retried: int = 0  # batch calls found already applied (a retry after a lost reply)
+
+
+class Share(NamedTuple):
+    mine: frozenset[str]  # the shards the plan gives this process
+    live: int  # live processes, this one included
+
+
+def plan_shards(weights: dict[str, int], live: list[str]) -> dict[str, frozenset[str]]:
+    """Shards per live process, balanced by weight: heaviest first, each to the process with
+    the least weight so far (ties: the first name). Deterministic, so every process that
+    sees the same live processes computes the same plan; a count-only share could leave one
+    process the two busiest districts."""
+    load = dict.fromkeys(live, 0)
+    plan: dict[str, set[str]] = {c: set() for c in live}
+    for shard in sorted(weights, key=lambda s: (-weights[s], s)):
+        c = min(live, key=lambda name: (load[name], name))
+        plan[c].add(shard)
+        load[c] += weights[shard]
+    return {c: frozenset(s) for c, s in plan.items()}
 
 
 class Item(NamedTuple):
@@ -175,6 +199,8 @@ class Aggregator:
         self._versions: dict[str, int] = {}
         self._read_log: dict[str, deque] = {}
         self._server_id: str | None = None
+        self._lookups: dict[str, tuple[Topology, ShardLookup]] = {}
+        self._free_before: set[str] = set()  # shards planned for others, free at last balance
         self.pinned = False  # a rebuild holds every shard and gives none back
         self._outage = False
 
@@ -204,15 +230,26 @@ class Aggregator:
                 raise
         self._groups_ready.add(shard)
 
-    def _fair_share(self) -> int:
+    def _fair_share(self) -> Share:
+        """Advertise this process in the heartbeat ZSET; the shards the plan gives it among
+        the live processes (`plan_shards`: every process computes the same plan)."""
         now = int(time.time() * 1000)
         pk = self.keys.processes()
         pipe = self.r.pipeline(transaction=False)
         pipe.zadd(pk, {self.consumer: now})
         pipe.zremrangebyscore(pk, "-inf", now - self.config.lease_ms)
-        pipe.zcard(pk)
-        live = max(1, pipe.execute()[-1])
-        return math.ceil(len(self.topo.shards) / live)
+        pipe.zrange(pk, 0, -1)
+        live = sorted({_text(m) for m in pipe.execute()[-1]} | {self.consumer})
+        return Share(plan_shards(self._shard_weights, live)[self.consumer], len(live))
+
+    @cached_property
+    def _shard_weights(self) -> dict[str, int]:
+        """A shard's expected share of the entries: 1 + its grids (patrols and most cases
+        come from the grids; a shard of one centre still counts)."""
+        weights = dict.fromkeys(self.topo.shards, 1)
+        for centre in self.topo.grid_centre.values():
+            weights[self.topo.centres[centre].shard] += 1
+        return weights
 
     def _heartbeat(self, shard: str) -> None:
         try:
@@ -233,7 +270,11 @@ class Aggregator:
         return ok
 
     def balance(self) -> None:
-        """Renew held leases, take free shards up to a fair share, give back any excess."""
+        """Renew held leases, take the free shards the plan gives this process, give back the
+        shards it gives another live process (once held a lease period, so that a shard
+        taken over from a process that died is not passed around while the heartbeats
+        catch up). A free shard planned for another process is taken when it was free at
+        the previous balance too (its process is gone), up to ⌈shards / processes⌉."""
         now = time.monotonic()
         self._check_server()
         for st in list(self.held.values()):
@@ -242,20 +283,28 @@ class Aggregator:
         if self.pinned:
             self._last_balance = now
             return
-        share = self._fair_share()
+        mine, live = self._fair_share()
+        at_most = math.ceil(len(self.topo.shards) / live)
+        others = [s for s in self.topo.shards if s not in mine and s not in self.held]
+        pipe = self.r.pipeline(transaction=False)
+        for shard in others:
+            pipe.exists(self.keys.lease(shard))
+        free = {s for s, n in zip(others, pipe.execute(), strict=True) if not n}
         for shard in self.topo.shards:
-            if len(self.held) >= share:
-                break
             if shard in self.held:
+                continue
+            if shard not in mine and not (shard in free and shard in self._free_before
+                                          and len(self.held) < at_most):
                 continue
             token = f"{self.consumer}:{uuid.uuid4().hex[:8]}"
             if self.r.set(self.keys.lease(shard), token, nx=True, px=self.config.lease_ms):
                 self.take(shard, token)
                 log.info("%s took shard %s", self.consumer, shard)
-        while len(self.held) > share:
-            shard = sorted(self.held)[-1]
-            st = self.held.pop(shard)
-            self._release(keys=[self.keys.lease(shard)], args=[st.token])
+        self._free_before = free
+        for shard, st in list(self.held.items()):
+            if shard not in mine and now - st.taken_at > self.config.lease_ms / 1000:
+                self.held.pop(shard)
+                self._release(keys=[self.keys.lease(shard)], args=[st.token])
         self._last_balance = now
 
     def take(self, shard: str, token: str) -> ShardState:
@@ -499,6 +548,8 @@ class Aggregator:
         dead: list[tuple] = []
         acks: dict[str, list] = {}
         topo, shard = self.topo, st.shard
+        look = self._lookup(shard)
+        arrival = clock.arrival
         for it in items:
             acks.setdefault(it.stream, []).append(it.id)
             f = it.flat
@@ -507,14 +558,23 @@ class Aggregator:
             try:
                 if len(f) > 2 * MAX_FIELDS:  # counted as written: a repeated name counts too
                     raise InvalidEntry(f"too many fields: {len(f) // 2} > {MAX_FIELDS}")
-                records.append(validate(it.kind, dict(zip(f[::2], f[1::2], strict=True)),
-                                        shard, topo, clock, clock.arrival(it.id)))
+                fields = dict(zip(f[::2], f[1::2], strict=True))
+                arrived = arrival(it.id)
+                # the common shapes in one pass; the rest (and the reasons) from `validate`
+                records.append(validate_fast(it.kind, fields, look, clock, arrived)
+                               or validate(it.kind, fields, shard, topo, clock, arrived))
                 continue
             except InvalidEntry as exc:
                 reason = str(exc)
             if not self._replayed(st, it):
                 dead.append(dead_letter(it.stream, it.id, reason, it.pairs()))
         return records, dead, acks
+
+    def _lookup(self, shard: str) -> ShardLookup:
+        held = self._lookups.get(shard)
+        if held is None or held[0] is not self.topo:
+            held = self._lookups[shard] = (self.topo, shard_lookup(self.topo, shard))
+        return held[1]
 
     def _replayed(self, st: ShardState, it: Item) -> bool:
         """During a rebuild: was this entry read (and dead-lettered) before the rebuild?"""
