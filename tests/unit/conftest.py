@@ -71,3 +71,12 @@ def settings(tmp_path, demo_db, prefix) -> Settings:
         data_dir=tmp_path, redis_url=NO_REDIS_URL, database_url=demo_db, key_prefix=prefix,
         lease_ms=1500,
     )
+
+
+
+@pytest.fixture(scope="session")
+def small_topo():
+    """The small hand-built topology of tests/unit/small_registry.py."""
+    from tests.unit.small_registry import small_topology
+
+    return small_topology()
