@@ -81,6 +81,9 @@ def pingan_index(fig: dict, weights: dict[str, float]) -> float:
         # one petition a day per 20 grids counts as the bottom of the scale
         "petitions": max(0.0, 1.0 - pet["today"] / max(1.0, grids["total"] / 20)),
     }
+    # each score 0–1 whatever the counters say: a gauge can outrun the registry (the states
+    # of cameras a registry import removed) or another counter (overdue above open)
+    scores = {k: min(1.0, max(0.0, s)) for k, s in scores.items()}
     total_w = sum(weights.values()) or 1.0
     return round(100 * sum(weights.get(k, 0) * s for k, s in scores.items()) / total_w, 1)
 
