@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 INITIAL = "0001"  # the schema `create_all` made before the registry had migrations
 # pg_advisory_xact_lock key of the migrators ("pingan" in ASCII, as a bigint)
 _PG_LOCK_KEY = int.from_bytes(b"pingan", "big")
+LOCK_WAIT_S = 120  # how long a migrator waits for another one (SQLite's own default is 5 s)
 MIGRATE_HINT = "run `pingan registry migrate` (after a backup; docs/operations.md, Registry migrations)"
 
 
@@ -152,6 +153,8 @@ def _migration_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:
+            busy_ms = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={LOCK_WAIT_S * 1000}")
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # only outside a transaction
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock now, not at the first write
         elif conn.dialect.name == "postgresql":
@@ -166,6 +169,7 @@ def _migration_transaction(engine: Engine) -> Iterator[Connection]:
                 conn.rollback()
             if sqlite:
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_ms)}")
                 conn.commit()
 
 

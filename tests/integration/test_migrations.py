@@ -16,8 +16,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -296,3 +299,26 @@ def test_mig012_migrators_starting_together_all_succeed(db_url, tmp_path):
         assert _version(engine) == [head_revision()]
     finally:
         engine.dispose()
+
+
+def test_mig013_sqlite_migrator_waits_for_a_writer_longer_than_sqlites_5_s(sqlite_url, tmp_path):
+    """A loaded machine once held the lock past SQLite's default busy wait: 'database is locked'."""
+    engine = make_engine(sqlite_url)
+    with engine.connect():
+        pass  # the file exists, in WAL mode
+    holder = sqlite3.connect(tmp_path / "registry.sqlite3", isolation_level=None,
+                             check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(6.5, holder.commit)
+    release.start()
+    t0 = time.perf_counter()
+    try:
+        assert migrate(engine) == (None, head_revision())
+    finally:
+        release.join()
+        holder.close()
+    assert time.perf_counter() - t0 >= 6.0  # it did wait for the writer
+    with engine.connect() as conn:  # the pooled connection got its defaults back
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
