@@ -56,6 +56,7 @@ class VersionWatcher:
         self._errors = 0
         self._started = False
         self._start_lock = threading.Lock()
+        self._stop = threading.Event()
 
     # -- the thread -----------------------------------------------------------------------
     def start(self) -> None:
@@ -67,11 +68,15 @@ class VersionWatcher:
                 self.refresh_calls()
                 threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True).start()
 
+    def stop(self) -> None:
+        """End the thread after its current tick (a worker never does; tests and tools do)."""
+        self._stop.set()
+
     def _loop(self) -> None:
-        """Never ends: an exception is logged (rate-limited) and the next tick tries again."""
+        """Runs until `stop()`: an exception is logged (rate-limited) and the next tick tries
+        again."""
         n = 0
-        while True:
-            time.sleep(self.poll_s)
+        while not self._stop.wait(self.poll_s):
             try:
                 self.publish(self.read_metas())
                 n += 1
@@ -81,7 +86,7 @@ class VersionWatcher:
                 self._errors += 1
                 if self._errors <= 3 or self._errors % 1000 == 0:
                     log.exception("live: polling failed (%d so far); going on", self._errors)
-                time.sleep(min(1.0, 10 * self.poll_s))
+                self._stop.wait(min(1.0, 10 * self.poll_s))
 
     # -- one tick -------------------------------------------------------------------------
     def read_metas(self) -> dict[str, dict] | None:

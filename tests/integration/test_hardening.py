@@ -48,11 +48,23 @@ def registry(tmp_path_factory, demo_db):
     return d, url
 
 
+MADE: list = []  # the apps of the running test: their version watchers stop after it
+
+
+@pytest.fixture(autouse=True)
+def _stop_watchers():
+    yield
+    while MADE:
+        MADE.pop().server.config[SERVICES].watcher.stop()
+
+
 def make(registry, redis_url, prefix, **kw):
     d, url = registry
     s = Settings.from_env(data_dir=d, database_url=url, redis_url=redis_url, key_prefix=prefix,
                           **kw)
-    return create_app(s)
+    app = create_app(s)
+    MADE.append(app)
+    return app
 
 
 def client(app, addr: str = "10.0.0.1"):
