@@ -90,14 +90,17 @@ class Stack:
 
     def start_web(self, workers: int = 1) -> None:
         self.start("web", gunicorn_cmd(self.port, "127.0.0.1", workers))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded 2-core CI machine boots a worker slowly
         while time.monotonic() < deadline:
+            if self.procs["web"].poll() is not None:
+                break  # it died: say why at once
             try:
                 urllib.request.urlopen(self.url + "/", timeout=2)
                 return
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("the web server did not come up")
+        log = (self.dir / "web.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the web server did not come up; web.log ends:\n{log}")
 
     def close(self) -> None:
         for name in list(self.procs):
