@@ -314,9 +314,10 @@ def _register_optional() -> None:
     from dashboard.cli_users import users
 
     main.add_command(users)
-    from dashboard.cli_demo import demo, serve
+    from dashboard.cli_demo import demo, demo_feed, serve
 
     main.add_command(demo)
+    main.add_command(demo_feed)
     main.add_command(serve)
 
 

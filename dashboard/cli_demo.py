@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -73,11 +74,16 @@ def serve(ctx, port, host, workers) -> None:
 @click.command()
 @click.option("--port", type=int, default=8050, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--rate", type=float, default=20.0, show_default=True, help="Simulated entries/s.")
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--speed", type=float, default=60.0, show_default=True,
+              help="Case handling runs this many times faster (said on screen).")
+@click.option("--history-days", type=click.IntRange(1, 35), default=30, show_default=True)
 @click.pass_context
-def demo(ctx, port, host, rate, seed) -> None:
-    """The whole live demo: registry, simulator, aggregator and the web server."""
+def demo(ctx, port, host, seed, speed, history_days) -> None:
+    """The whole live demo: registry, simulator, aggregator and the web server.
+
+    The simulated traffic has Tongchuan's volume (a few hundred cases a day); the first start
+    writes `--history-days` of it, a restart continues the same run (docs/operations.md)."""
     from datasources.demo_region import build_demo
     from datasources.registry import is_empty
 
@@ -92,8 +98,8 @@ def demo(ctx, port, host, rate, seed) -> None:
     pingan = [sys.executable, "-m", "dashboard"]
     procs = [
         subprocess.Popen([*pingan, "aggregate"], env=env),
-        subprocess.Popen([*pingan, "simulate", "--rate", str(rate), "--seed", str(int(time.time()) % 100000),
-                          "--history-hours", "30"], env=env),
+        subprocess.Popen([*pingan, "demo-feed", "--seed", str(seed), "--speed", str(speed),
+                          "--history-days", str(history_days)], env=env),
         subprocess.Popen(gunicorn_cmd(port, host, 2, access_log=rt.settings.access_log), env=env),
     ]
     url = f"http://{host}:{port}/"
@@ -127,3 +133,59 @@ def demo(ctx, port, host, rate, seed) -> None:
     failed = [p.args[2] if len(p.args) > 2 else p.args for p in procs if p.returncode not in (0, -15, None)]
     if failed:
         raise click.ClickException(f"a demo process stopped: {failed}")
+
+
+class _Stop:
+    """SIGTERM/SIGINT → a flag the feed polls (a chunk is never cut in half)."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        signal.signal(signal.SIGTERM, self._set)
+        signal.signal(signal.SIGINT, self._set)
+
+    def _set(self, *_a) -> None:
+        self.stopped = True
+
+    def __call__(self) -> bool:
+        return self.stopped
+
+
+@click.command("demo-feed", hidden=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--speed", type=float, default=60.0, show_default=True)
+@click.option("--history-days", type=click.IntRange(1, 35), default=30, show_default=True)
+@click.pass_context
+def demo_feed(ctx, seed, speed, history_days) -> None:
+    """The demo's producer: its history once, then live traffic; a restart continues the run
+    recorded in Redis (same seed and origin) where it stopped."""
+    from datasources.keys import Keys
+    from datasources.simulator import (
+        DemoFeed,
+        DemoMismatch,
+        DemoRun,
+        demo_run,
+        history_origin,
+        registry_fingerprint,
+    )
+
+    rt = Runtime(ctx.obj)
+    s = rt.settings
+    grids = rt.grids()
+    keys = Keys(s.key_prefix)
+    now = int(time.time() * 1000)
+    proposed = DemoRun(seed, history_origin(now, history_days, s.tz), speed,
+                       registry_fingerprint(rt.topology, grids))
+    try:
+        run, written = demo_run(rt.redis, keys, proposed)
+    except DemoMismatch as e:
+        raise click.ClickException(str(e)) from None
+
+    def report(st) -> None:
+        click.echo("demo history: " + json.dumps({
+            "continued": written > 0, "skipped": st.skipped,
+            "regenerate_s": round(st.regenerate_s, 2), "written": st.backfilled,
+            "write_s": round(st.backfill_s, 2)}), err=True)
+
+    feed = DemoFeed(rt.redis, rt.topology, grids, keys, run, tz=s.tz)
+    stats = feed.feed(written, should_stop=_Stop(), on_backfilled=report)
+    click.echo(f"demo feed stopped: {stats.live} live entries written", err=True)

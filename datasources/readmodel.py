@@ -7,6 +7,7 @@ children (and the fixed trend windows), never on the event rate or history lengt
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections import Counter
@@ -64,6 +65,19 @@ def parse_meta(raw: dict) -> tuple[dict, list[str]]:
 def _ints(h: dict) -> Counter:
     return Counter({(k.decode("utf-8", "replace") if isinstance(k, bytes) else k): as_int(v)
                     for k, v in h.items()})
+
+
+def demo_info(raw: bytes | str | None) -> dict | None:
+    """{"speed": n} when Redis holds the demo simulation's run (`pingan demo`): the figures are
+    simulated and case handling runs n times faster, which the screens say. Untrusted input
+    like the meta hash: anything odd reads as speed 1."""
+    if not raw:
+        return None
+    try:
+        speed = float(json.loads(raw).get("speed", 1))
+    except (ValueError, TypeError, AttributeError):
+        speed = 1.0
+    return {"speed": round(speed, 1) if 0 < speed <= 10_000 else 1.0}
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -213,6 +227,7 @@ class ReadModel:
                 pipe.hmget(self.keys.day(self.topo.centres[h].shard, dn, h), pet_fields)
         for s in shards:
             pipe.hgetall(self.keys.meta(s))
+        pipe.hget(self.keys.demo_run(), "run")
         replies = pipe.execute()
 
         pos = 0
@@ -300,4 +315,5 @@ class ReadModel:
             "versions": versions,
             "shards": metas,
             "as_of": max(applied) if applied else None,
+            "demo": demo_info(replies[pos]),
         }

@@ -3,23 +3,29 @@
 Activities (case reports, patrols, camera failures, petitions) arrive as Poisson processes
 whose intensity follows a daily rhythm; each case then lives through its lifecycle
 (dispatched → handling → escalated up the tiers → resolved → evaluated), scheduled on a
-virtual clock. The same generator serves three modes:
+virtual clock. The same generator serves these modes:
 - live (`rate`): the clock follows the wall clock, the volume is scaled to `rate` entries/s;
 - fast (`count`): a span of the recent past, as fast as Redis takes it;
-- history (`backfill`): the last hours at a natural volume, so a fresh demo has trends.
+- history (`backfill`): the last hours at a natural volume, so a fresh demo has trends;
+- the demo (`DemoFeed`): 30 days of history and then live traffic, all at the natural volume
+  of a region of Tongchuan's size (a few hundred cases a day), as one deterministic sequence
+  recorded in Redis (seed, origin, how much of it is written), so a restart continues it
+  instead of writing its history again.
 Lifecycle delays are divided by `speed`, so a demo shows escalations and overdue cases within
-minutes rather than hours.
+minutes rather than hours (the demo says so on screen).
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import itertools
+import json
 import math
 import random
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -30,9 +36,11 @@ from datasources.keys import Keys
 from datasources.topology import Topology
 
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 
-# natural volume for a region of Tongchuan's size, per day
-BASE_PER_DAY = {"case": 600.0, "patrol_per_grid": 2.3, "camera_change_share": 0.04, "petition": 40.0}
+# natural volume for a region of Tongchuan's size (about 700,000 people), per day: a few
+# hundred cases (each ~5 transition entries), two patrols per grid, a few dozen petitions
+BASE_PER_DAY = {"case": 420.0, "patrol_per_grid": 2.3, "camera_change_share": 0.04, "petition": 35.0}
 
 RHYTHM = {
     "case": [0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 1.0, 1.5, 1.7, 1.7, 1.4,
@@ -42,6 +50,13 @@ RHYTHM = {
     "camera": [1.0] * 24,
     "petition": [0, 0, 0, 0, 0, 0, 0, 0.2, 1.8, 2.6, 2.6, 2.0,
                  0.6, 1.0, 2.4, 2.6, 2.2, 1.2, 0.1, 0, 0, 0, 0, 0],
+}
+# by weekday (Monday first), at most 1: fewer cases at the weekend, petitions offices mostly shut
+WEEKLY = {
+    "case": [1.0, 0.97, 0.97, 0.95, 0.95, 0.8, 0.75],
+    "patrol": [1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.7],
+    "camera": [1.0] * 7,
+    "petition": [1.0, 0.9, 0.9, 0.85, 0.8, 0.2, 0.15],
 }
 CATEGORY_WEIGHTS = [28, 18, 8, 16, 6, 20, 4]
 CHANNEL_WEIGHTS = {"grid_worker": 45, "hotline_12345": 20, "video": 10, "public": 15, "police_110": 10}
@@ -108,8 +123,10 @@ class Simulator:
         )
         return per_day / 86400
 
-    def _hour(self, t: int) -> int:
-        return datetime.fromtimestamp(t / 1000, self._tz).hour
+    def _hour(self, t: int) -> tuple[int, int]:
+        """Local hour and weekday of `t`."""
+        d = datetime.fromtimestamp(t / 1000, self._tz)
+        return d.hour, d.weekday()
 
     def _next_arrival(self, t: int) -> tuple[int, str]:
         """Time and kind of the next spontaneous activity (thinning of Poisson processes)."""
@@ -119,7 +136,8 @@ class Simulator:
         while True:
             t += max(1, int(self.rng.expovariate(total)))
             kind = self.rng.choices(list(peak), weights=list(peak.values()))[0]
-            rel = RHYTHM[kind][self._hour(t)] / max(RHYTHM[kind])
+            hour, weekday = self._hour(t)
+            rel = RHYTHM[kind][hour] / max(RHYTHM[kind]) * WEEKLY[kind][weekday]
             if self.rng.random() < rel:
                 return t, kind
 
@@ -300,3 +318,196 @@ def write(r: redis.Redis, entries: Iterator[tuple[int, str, dict]], *, limit: in
     if batch:
         flush()
     return n
+
+
+# ---- the demo: one deterministic sequence, written once -------------------------------------
+DEMO_VERSION = 1  # of the generator: a run recorded by another version is not continued
+
+
+class DemoMismatch(Exception):
+    """Redis holds a demo run this registry or generator cannot continue."""
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """Everything the demo's sequence of entries is generated from: the same run gives the
+    same entries, so a restart regenerates the sequence and writes only what is missing."""
+
+    seed: int
+    origin_ms: int  # the history starts here (a local midnight)
+    speed: float
+    registry: str  # fingerprint of the registry the run was made for
+    quiet: tuple[str, ...] = ()
+    scale: float = 1.0  # of the natural volume (tests use less)
+    version: int = DEMO_VERSION
+
+
+def registry_fingerprint(topo: Topology, grids: list[tuple[str, str, int]]) -> str:
+    """Centres, grids and cameras the sequence depends on, hashed."""
+    h = hashlib.sha1()
+    for part in (sorted(topo.centres), sorted(map(repr, grids)), sorted(topo.camera)):
+        h.update("\n".join(part).encode())
+    return h.hexdigest()[:16]
+
+
+def history_origin(now_ms: int, days: int, tz: str) -> int:
+    """Local midnight `days - 1` days before today: with today, `days` whole days."""
+    zone = ZoneInfo(tz)
+    today = datetime.fromtimestamp(now_ms / 1000, zone).date()
+    first = datetime.fromordinal(today.toordinal() - (days - 1)).replace(tzinfo=zone)
+    return int(first.timestamp() * 1000)
+
+
+def demo_run(r: redis.Redis, keys: Keys, proposed: DemoRun) -> tuple[DemoRun, int]:
+    """The demo run recorded in Redis (`proposed` is recorded if there is none yet) and how
+    many entries of its sequence are written."""
+    key = keys.demo_run()
+    r.hsetnx(key, "run", json.dumps(asdict(proposed)))
+    raw, written = r.hmget(key, "run", "written")
+    try:
+        data = json.loads(raw)
+        data["quiet"] = tuple(data.get("quiet", ()))
+        run = DemoRun(**data)
+    except (TypeError, ValueError) as e:
+        raise DemoMismatch(f"{key} does not hold a demo run ({e})") from None
+    if run.version != DEMO_VERSION or run.registry != proposed.registry:
+        raise DemoMismatch(f"{key} holds a demo run of another registry or generator: start "
+                           "the demo on a fresh data dir (or delete the key to start over)")
+    return run, int(written or 0)
+
+
+@dataclass
+class DemoStats:
+    skipped: int = 0  # entries an earlier start wrote: regenerated, not written
+    regenerate_s: float = 0.0
+    backfilled: int = 0  # entries dated up to the start, written with ids at their own time
+    backfill_s: float = 0.0
+    live: int = 0  # entries written when their time came
+
+
+@dataclass
+class DemoFeed:
+    """Writes a `DemoRun`'s sequence: what is dated up to `now` at once, the rest as its
+    time comes. Each chunk of entries goes in one MULTI/EXEC with the count of entries
+    written, so a crash or a stop at any point leaves exactly the written part counted and
+    a restart writes each entry once.
+
+    History older than the contract's lateness bound (48 h) would be a dead letter if it
+    arrived now: entries dated before the start are written with stream ids at their own
+    time (as if they had arrived then; every stream id stays above the stream's last one),
+    live entries with ids given by Redis."""
+
+    r: redis.Redis
+    topo: Topology
+    grids: list[tuple[str, str, int]]
+    keys: Keys
+    run: DemoRun
+    tz: str = "Asia/Shanghai"
+    chunk: int = 500
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    _last: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def sequence(self) -> Iterator[tuple[int, str, dict]]:
+        run = self.run
+        sim = Simulator(self.topo, self.grids, seed=run.seed, speed=run.speed,
+                        start_ms=run.origin_ms, tz=self.tz, prefix=self.keys.prefix,
+                        quiet=frozenset(run.quiet))
+        sim.scale = run.scale
+        return itertools.chain(sim.camera_baseline(run.origin_ms), sim.stream(run.origin_ms))
+
+    def feed(self, written: int, *, live: bool = True, now_ms: int | None = None,
+             should_stop: Callable[[], bool] = lambda: False,
+             on_backfilled: Callable[[DemoStats], None] = lambda _s: None) -> DemoStats:
+        """Skip the `written` entries, write the rest dated up to `now_ms` (default: now),
+        then, with `live`, each later entry at its time until `should_stop`."""
+        stats = DemoStats(skipped=written)
+        started = time.monotonic()
+        seq = self.sequence()
+        for _ in itertools.islice(seq, written):
+            pass
+        stats.regenerate_s = time.monotonic() - started
+        horizon = int(self.clock() * 1000) if now_ms is None else now_ms
+        n = written
+        pending: list[tuple[str, str, dict]] = []
+        backfilling = True
+        for t, stream, fields in seq:
+            if should_stop():
+                break
+            if t <= horizon:
+                pending.append((stream, self._next_id(stream, t), fields))
+                stats.backfilled += 1
+            else:
+                if backfilling:
+                    n = self._flush(pending, n, should_stop)
+                    stats.backfill_s = time.monotonic() - started - stats.regenerate_s
+                    backfilling = False
+                    on_backfilled(stats)
+                if not live or not self._wait(t, should_stop):
+                    break
+                pending.append((stream, "*", fields))
+                stats.live += 1
+                n = self._flush(pending, n, should_stop)  # a few a minute: each as it comes
+                continue
+            if len(pending) >= self.chunk:
+                n = self._flush(pending, n, should_stop)
+        self._flush(pending, n, should_stop)
+        if backfilling:
+            stats.backfill_s = time.monotonic() - started - stats.regenerate_s
+            on_backfilled(stats)
+        return stats
+
+    def _wait(self, t: int, should_stop: Callable[[], bool]) -> bool:
+        """Sleep until `t` (ms) in short steps; False when stopped first."""
+        while (delay := t / 1000 - self.clock()) > 0:
+            if should_stop():
+                return False
+            self.sleep(min(delay, 0.5))
+        return not should_stop()
+
+    def _next_id(self, stream: str, t: int) -> str:
+        last = self._last.get(stream)
+        if last is None:
+            last = self._stream_last(stream)
+        ms, seq = (t, 0) if t > last[0] else (last[0], last[1] + 1)
+        self._last[stream] = (ms, seq)
+        return f"{ms}-{seq}"
+
+    def _stream_last(self, stream: str) -> tuple[int, int]:
+        try:
+            got = self.r.xinfo_stream(stream)["last-generated-id"]
+        except redis.ResponseError:  # no such stream yet
+            return (0, 0)
+        ms, _, seq = (got.decode() if isinstance(got, bytes) else str(got)).partition("-")
+        return int(ms), int(seq or 0)
+
+    def _flush(self, pending: list, n: int, should_stop: Callable[[], bool]) -> int:
+        """Write `pending` and the new count in one transaction; returns the count. Like a
+        real producer it outlives a Redis restart: after a lost connection the count in Redis
+        says whether the chunk went in."""
+        if not pending:
+            return n
+        total = n + len(pending)
+        key = self.keys.demo_run()
+        while True:
+            try:
+                pipe = self.r.pipeline(transaction=True)
+                for stream, entry_id, fields in pending:
+                    pipe.xadd(stream, fields, id=entry_id)
+                pipe.hset(key, "written", total)
+                pipe.execute()
+                break
+            except (redis.ConnectionError, redis.TimeoutError):
+                if should_stop():
+                    raise
+                self.sleep(1.0)
+                try:
+                    if int(self.r.hget(key, "written") or 0) >= total:
+                        break
+                except (redis.ConnectionError, redis.TimeoutError):
+                    continue
+                self._last.clear()  # the server may have come back older: ask again
+                pending[:] = [(s, "*" if i == "*" else self._next_id(s, int(i.split("-")[0])), f)
+                              for s, i, f in pending]
+        pending.clear()
+        return total

@@ -24,7 +24,7 @@ from layouts import brief_ids as bid
 from layouts import charts, panels, vc
 from layouts.formats import date_strings, date_text, fmt, raw
 from layouts.i18n import STRINGS, client_strings, norm_lang, t
-from layouts.viewmodel import CHILD_FIGURES, HEADLINES
+from layouts.viewmodel import CHILD_FIGURES, HEADLINES, demo_note
 from layouts.wall import breadcrumb
 
 # The replay strip: name used by brief.js → the live figure it replaces, its label.
@@ -51,6 +51,8 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
             html.Div([
                 html.H1(t("brief_title", lang, name=vm["name"]), className="brief-title"),
                 html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
+                *([html.Span(note, className="level-chip demo-data")]
+                  if (note := demo_note(vm, lang)) else []),
                 *([chip] if chip is not None else []),
             ], className="title-line"),
             breadcrumb(vm, lang, in_app=True),

@@ -31,6 +31,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "logout": {"zh": "退出登录", "en": "Sign out"},
     "logout_confirm": {"zh": "{name}，确认退出登录？", "en": "Sign out {name}?"},
     "demo_badge": {"zh": "演示账号 · 模拟数据", "en": "DEMO · simulated"},
+    # figures made by the demo's simulator (`pingan demo`); case handling may run faster
+    "demo_data": {"zh": "演示数据", "en": "Demo data"},
+    "demo_data_speed": {"zh": "演示数据 · 办理流程加速 ×{speed}",
+                        "en": "Demo data · case handling ×{speed}"},
     "role_duty": {"zh": "值班员", "en": "Duty officer"},
     "role_leader": {"zh": "领导", "en": "Leader"},
     "role_admin": {"zh": "管理员", "en": "Administrator"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from datasources.topology import Topology
+from layouts.i18n import t
 
 # Every headline figure on screen: its snapshot path and how it is formatted.
 HEADLINES: dict[str, str] = {
@@ -105,7 +106,19 @@ def build(snap: dict, topo: Topology, now_ms: int) -> dict:
         "base": snap.get("base", {}),
         "freshness": {"now": now_ms, "as_of": snap["as_of"], "shards": snap["shards"]},
         "version": snap["version"],
+        "demo": snap.get("demo"),
     }
+
+
+def demo_note(vm: dict, lang: str) -> str | None:
+    """The label of simulated figures ("演示数据 · 办理流程加速 ×60"), None for real ones."""
+    demo = vm.get("demo")
+    if not demo:
+        return None
+    speed = demo.get("speed") or 1
+    if speed == 1:
+        return t("demo_data", lang)
+    return t("demo_data_speed", lang, speed=f"{speed:g}")
 
 
 def diff(old: dict | None, new: dict) -> dict:

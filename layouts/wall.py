@@ -13,6 +13,7 @@ from dash import dcc, html
 from layouts import panels, vc
 from layouts.formats import date_strings, date_text
 from layouts.i18n import client_strings, norm_lang, t
+from layouts.viewmodel import demo_note
 
 
 def centre_href(code: str, lang: str) -> str:
@@ -53,6 +54,8 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
             html.Div([
                 html.H1(t("wall_title", lang, name=vm["name"]), className="wall-title"),
                 html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
+                *([html.Span(note, className="level-chip demo-data")]
+                  if (note := demo_note(vm, lang)) else []),
             ], className="title-line"),
             html.Div([breadcrumb(vm, lang), *([chip] if chip is not None else [])],
                      className="crumb-line"),
