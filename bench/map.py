@@ -13,7 +13,8 @@ app under gunicorn, then drives Debian's headless Chromium (1920x1080) on the wa
 - "drill": in a loaded wall, from a tap on the child's region until the child's map is drawn
   (the real drill path: the URL follows the tap, and the route callback's response carries
   the child's whole screen, its map included).
-- bytes: that route response as decoded (and as sent: the app compresses), and the layout
+- bytes: the drill's biggest answer (the route callback's, or /screen/ when the wall drills
+  in place) as decoded (and as sent: the app compresses), and the layout
   JSON `map_view` makes for the centre alone, for both data formats (geobuf, GeoJSON).
 `--cameras N` adds synthetic cameras (spread over the villages) to the registry up to N, for
 the 10,000+ case. bench/wall_drill.py times the drill on a wall that is already running.
@@ -136,7 +137,8 @@ def measure(stack: Stack, steps: list, want_of, runs: int) -> dict[str, dict[str
                 r["drill"].append(d.execute_async_script(READY, want, key, t0, code))
                 sizes = d.execute_script(
                     "return performance.getEntriesByType('resource')"
-                    ".filter(e => e.name.indexOf('_dash-update-component') >= 0)"
+                    ".filter(e => e.name.indexOf('_dash-update-component') >= 0"
+                    "          || e.name.indexOf('/screen/') >= 0)"
                     ".map(e => [e.encodedBodySize, e.decodedBodySize]);")
                 biggest = max(sizes, key=lambda s: s[1], default=[0, 0])
                 r["bytes"].append(biggest[1])
