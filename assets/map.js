@@ -118,6 +118,10 @@
           {permanent: true, direction: "center", className: "pm-label", interactive: false}
         );
         register(ctx, p.code, layer);
+        // a tap drills the wall in place (assets/drill.js); the layer's click still reaches Dash
+        layer.on("click", function () {
+          if (window.pinganDrill) { window.pinganDrill.tap(p.code, ctx && ctx.id); }
+        });
         layer.on("mouseover", function () { showInfo(h.info, infoHtml(p, h)); });
         layer.on("mouseout", function () { showInfo(h.info, null); });
         // long-press (touch) or right-click: a popup with 视频连线 (a click drills instead)

@@ -370,6 +370,7 @@
     if (url !== state.url) {
       state.retries = 0; state.retryAt = 0;
       state.vm = {}; state.lastMsg = 0; state.mapSent = {}; state.cases = {}; state.casesHideout = {};
+      queued = null;  // a patch of the previous centre (assets/drill.js re-points the stream)
     }
     if (state.source) { state.source.close(); state.source = null; }
     state.url = url;
@@ -416,7 +417,7 @@
   }
 
   window.pinganWall = { apply: apply, format: format, series: series, state: state, call: requestCall,
-                        updateChart: updateChart };
+                        updateChart: updateChart, connect: connect };
 
   /* The polling fallback (?push=poll): a Dash callback delivers the same patches. */
   window.dash_clientside = Object.assign({}, window.dash_clientside, {

@@ -126,15 +126,18 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData)
         Output(ids.POLL_VM, "data", allow_duplicate=True),
         Input(ids.URL, "pathname"),
         Input(ids.URL, "search"),
+        State(ids.SCREEN_SHOWN, "data"),
         prevent_initial_call="initial_duplicate",
     )
-    def route(pathname, search):
+    def route(pathname, search, shown=None):
         q = current_query(search, topo)
         if isinstance(q, BadQuery):
             return shell.message_screen(q.key, q.lang, **q.fmt), 60_000, True, True, None, {}
         make = SCREENS.get(pathname) if isinstance(pathname, str) else None
         if make is None:
             return shell.message_screen("not_found", q.lang), 60_000, True, True, None, {}
+        if make is wall_screen and shown == f"{pathname}{search}":  # drawn in place (drill.js)
+            return no_update, 60_000, True, q.push != "poll", None, {}
         vm = screens.view(q.centre)
         viewer = access.require_viewer()
         screen = shell.live_screen(

@@ -17,6 +17,7 @@ from dashboard.embed import register_embed_routes
 from dashboard.headers import install_headers
 from dashboard.live import register_routes
 from dashboard.runtime import Runtime
+from dashboard.screen_api import register_screen_routes
 from dashboard.screens import REPLAY_CACHE_SIZE, FlightCache, ScreenData
 from dashboard.settings import Settings
 from dashboard.versions import VersionWatcher
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     brief.register(app, svc.topology, svc.screens)
     register_routes(app.server, svc.watcher, svc.screens, runtime.redis, settings)
     register_embed_routes(app.server, settings, svc.screens)
+    register_screen_routes(app.server, svc.screens, settings)
     install_auth(app.server, runtime)
     install_headers(app, settings)
     app.server.config[SERVICES] = svc

@@ -2,6 +2,7 @@
 
 URL = "app-url"
 SCREEN = "app-screen"
+SCREEN_SHOWN = "app-screen-shown"  # the path+search the screen shows when drawn in place
 TOUR = "app-tour"
 POLL = "live-poll"
 POLL_VERSION = "live-poll-version"

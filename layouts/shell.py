@@ -17,6 +17,7 @@ def page() -> html.Div:
             dcc.Interval(id=ids.POLL, interval=1000, disabled=True),
             dcc.Store(id=ids.POLL_VERSION, data=None),
             dcc.Store(id=ids.POLL_VM, data={}),
+            dcc.Store(id=ids.SCREEN_SHOWN, data=None),  # set by assets/drill.js
             html.Div(id=ids.POLL_SINK, hidden=True),
             dcc.Store(id=ids.VC_REQUEST, data=None),
             dcc.Store(id=ids.VC_CALL, data=None),
