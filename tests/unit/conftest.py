@@ -2,7 +2,8 @@
 
 Every unit test runs with redis-py's connect (sync and asyncio), the embedded server's
 start and Chromium's start replaced by a refusal, and fails at teardown if it tried one
-even when the code under test swallowed the error (a live hub logs and survives anything).
+(in the test's thread) even when the code under test swallowed the error (a live hub logs
+and survives anything).
 The session fixtures that start a server (`redis_dir`, `redis7_url`) refuse too, and
 `settings` points at a Redis that is never reached. A test that needs Redis belongs in
 tests/integration.
@@ -11,6 +12,8 @@ tests/integration.
 """
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 import redis.asyncio.connection
@@ -30,10 +33,14 @@ class RefusedInUnitTest(AssertionError):
 @pytest.fixture(autouse=True)
 def _no_redis_no_browser(monkeypatch):
     attempts: list[str] = []
+    test_thread = threading.get_ident()
 
     def refuse(what: str):
         def _refused(*_args, **_kwargs):
-            attempts.append(what)
+            # refused in every thread; counted against the test in its own thread only (a
+            # thread an earlier integration test left polling is not this test's doing)
+            if threading.get_ident() == test_thread:
+                attempts.append(what)
             raise RefusedInUnitTest(f"{what}: {MOVE}")
         return _refused
 
