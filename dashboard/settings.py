@@ -116,6 +116,7 @@ def setting(env: str, parser: Parser, default: Any, doc: str, *, shown: str | No
 
 
 def spec(f: Field) -> Spec:
+    """The declaration of a `Settings` field."""
     return f.metadata[_SPEC]
 
 
