@@ -170,17 +170,6 @@ class Keys:
         (entries of its deterministic sequence already in the streams)."""
         return f"{self.prefix}:demo"
 
-    def received(self, shard: str) -> str:
-        """HASH eid → 'YYYYmmddHH|centre': the hour and centre of the report that opened the
-        case here (a resolution is credited to that report's buckets: docs/metrics.md)."""
-        return f"{self.prefix}:{{{shard}}}:rcv"
-
-    # the demo (`pingan demo`): its simulation, kept so that a restart continues it
-    def demo_run(self) -> str:
-        """HASH of the demo simulation: `run` (JSON: seed, origin, speed, …) and `written`
-        (entries of its deterministic sequence already in the streams)."""
-        return f"{self.prefix}:demo"
-
     def pattern(self) -> str:
         """A SCAN MATCH pattern of every key under the prefix."""
         return glob_escape(self.prefix) + ":*"
