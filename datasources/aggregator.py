@@ -266,8 +266,23 @@ class Aggregator:
             st.renewed_at = time.monotonic()
         else:
             log.warning("lost lease on shard %s", st.shard)
-            self.held.pop(st.shard, None)
+            ok = self._lose(st)
         return ok
+
+    def _lose(self, st: ShardState) -> bool:
+        """The lease of `st` is gone. A process gives the shard up; a rebuild (`pinned`)
+        holds every shard until it is done, so a lease that merely expired under it (a slow
+        reset on a loaded machine) is set again with the same token, keeping the shard's
+        rebuild state. Another holder means the rebuild cannot finish: stop, do not loop."""
+        if not self.pinned:
+            self.held.pop(st.shard, None)
+            return False
+        if not self.r.set(self.keys.lease(st.shard), st.token, nx=True, px=self.config.lease_ms):
+            raise RuntimeError(f"rebuild: shard {st.shard} was taken by another process after "
+                               "its lease expired under the rebuild; run pingan rebuild again")
+        log.warning("rebuild: the expired lease of shard %s was set again", st.shard)
+        st.renewed_at = time.monotonic()
+        return True
 
     def balance(self) -> None:
         """Renew held leases, take the free shards the plan gives this process, give back the
@@ -395,7 +410,7 @@ class Aggregator:
             except LeaseLost:
                 log.warning("lease lost on %s; its work is refused and left to the next holder",
                             st.shard)
-                self.held.pop(st.shard, None)
+                self._lose(st)
         return n
 
     def run(self, until_idle: bool = False, should_stop=lambda: False,
@@ -943,9 +958,9 @@ def rebuild(r: redis.Redis, topo: Topology, config: PipelineConfig, clock: TimeS
         token = f"{agg.consumer}:{uuid.uuid4().hex[:8]}"
         r.set(keys.lease(shard), token, px=config.lease_ms)
         agg.held[shard] = ShardState(shard, token, renewed_at=time.monotonic())
-    for shard, st in agg.held.items():
-        agg.renew(st)
-        _reset_shard(agg, st)
+    for shard in topo.shards:
+        agg.balance()  # renews every held lease (sets one that expired again: _lose)
+        _reset_shard(agg, agg.held[shard])
         if on_shard is not None:
             on_shard(shard)
     agg.run(until_idle=True, on_round=on_round)
@@ -977,6 +992,8 @@ def _reset_shard(agg: Aggregator, st: ShardState) -> None:
         doomed.append(key)
     for i in range(0, len(doomed), 500):
         r.delete(*doomed[i:i + 500])
+        if time.monotonic() - st.renewed_at > agg.config.lease_ms / 3000:
+            agg.renew(st)
     r.delete(keys.handoff(shard))  # the outbox is written again by the replayed escalations
     for stream in streams:
         with contextlib.suppress(redis.ResponseError):

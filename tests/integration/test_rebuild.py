@@ -116,3 +116,50 @@ def test_rebuild003_days_before_the_trim_keep_their_figures(r, topo, settings):
     assert r.hget(old_key, "reported") == b"7"
     assert agg.totals.applied > 0
     assert audit(r, topo, settings.pipeline)["differences"] == []
+
+
+def test_rebuild004_a_lease_that_expires_under_the_rebuild_is_set_again(r, topo, settings):
+    """A slow reset (a loaded machine) outlives the leases the rebuild took at its start: the
+    rebuild sets them again and finishes with the same figures (it looped for good before)."""
+    simulate(r, topo, settings, 2000, seed=5)
+    run_until_idle(r, topo, settings)
+    rm = ReadModel(r, topo, settings.read_model)
+    before = _figures(rm, topo.roots[0])
+    first = []
+
+    def slow(shard: str) -> None:  # the first reset takes longer than a lease period
+        if not first:
+            first.append(shard)
+            time.sleep(settings.lease_ms / 1000 * 1.5)
+
+    totals = rebuild(r, topo, settings.pipeline, on_shard=slow)
+    assert totals.read >= 2000
+    assert _figures(rm, topo.roots[0]) == before
+    assert audit(r, topo, settings.pipeline)["differences"] == []
+    keys = Keys(settings.key_prefix)
+    assert all(shard_backlog(r, keys, s) == 0 for s in topo.shards)
+
+
+def test_rebuild005_a_shard_taken_by_another_process_stops_the_rebuild(r, topo, settings):
+    """If another process took a shard whose lease expired under the rebuild, the rebuild stops
+    with a message instead of looping on a shard it can never drain."""
+    simulate(r, topo, settings, 500, seed=6)
+    keys = Keys(settings.key_prefix)
+    taken = []
+
+    def steal(shard: str) -> None:
+        if not taken:
+            other = next(s for s in topo.shards if s != shard)
+            time.sleep(settings.lease_ms / 1000 * 1.5)
+            r.set(keys.lease(other), "someone-else", px=60_000)
+            taken.append(other)
+
+    try:
+        rebuild(r, topo, settings.pipeline, on_shard=steal)
+    except RuntimeError as exc:
+        assert "taken by another process" in str(exc)
+    else:
+        raise AssertionError("the rebuild finished without a shard another process holds")
+    finally:
+        for s in taken:
+            r.delete(keys.lease(s))
