@@ -42,6 +42,14 @@ from sqlalchemy.orm import Session
 
 from datasources.aggregator import shard_backlog
 from datasources.config import PipelineConfig
+from datasources.contract import (
+    CAMERA_STATES,
+    CATEGORIES,
+    EVENT_CHANNELS,
+    PETITION_CHANNELS,
+    STATUSES,
+    URGENCIES,
+)
 from datasources.keys import Keys
 from datasources.registry import Camera, Centre, Grid
 from datasources.topology import Topology
@@ -51,13 +59,13 @@ MAX_FIELDS = 32
 MAX_VALUE = 256
 MAX_ID = 64
 TS_MIN = 946_684_800_000  # 2000-01-01T00:00Z
-STATUS = frozenset({"reported", "dispatched", "handling", "resolved", "evaluated", "escalated"})
-CATEGORY = frozenset({"dispute", "security", "fire", "sanitation", "special_population",
-                      "citizen_request", "other"})
-EVENT_CHANNEL = frozenset({"grid_worker", "hotline_12345", "video", "public", "police_110"})
-URGENCY = frozenset({"normal", "urgent"})
-CAMERA_STATE = frozenset({"online", "offline", "fault"})
-PETITION_CHANNEL = frozenset({"letter", "visit", "online"})
+# The vocabularies are the contract's (one source); the rules that use them are the audit's own.
+STATUS = frozenset(STATUSES)
+CATEGORY = frozenset(CATEGORIES)
+EVENT_CHANNEL = frozenset(EVENT_CHANNELS)
+URGENCY = frozenset(URGENCIES)
+CAMERA_STATE = frozenset(CAMERA_STATES)
+PETITION_CHANNEL = frozenset(PETITION_CHANNELS)
 FLAG = frozenset({"0", "1"})
 AUDITED_KINDS = ("events", "patrols", "cameras", "petitions", "handin")
 HOUR_FIELDS = ("reported", "resolved", "petitions")

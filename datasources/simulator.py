@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from datasources.contract import CATEGORIES
+from datasources.contract import CAMERA_STATES, CATEGORIES
 from datasources.keys import Keys
 from datasources.topology import Topology
 
@@ -155,7 +155,7 @@ class Simulator:
     def camera_baseline(self, t: int) -> Iterator[tuple[int, str, dict]]:
         """A heartbeat for every camera: most online, a few offline or faulty."""
         for cam in self.cameras:
-            state = self.rng.choices(["online", "offline", "fault"], [95, 3, 2])[0]
+            state = self.rng.choices(CAMERA_STATES, [95, 3, 2])[0]  # online, offline, fault
             if state != "online" and self.rng.random() < 0.5:
                 yield from self._camera(t, cam, state)  # repaired later
             else:
