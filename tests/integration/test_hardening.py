@@ -243,7 +243,8 @@ def test_hard007_data_endpoints_are_never_stored(registry, redis_url, prefix, r)
     body = {"output": route["output"], "outputs": outputs(route["output"]),
             "inputs": [{"id": "app-url", "property": "pathname", "value": "/"},
                        {"id": "app-url", "property": "search", "value": f"?centre={DISTRICT}"}],
-            "state": [], "changedPropIds": ["app-url.search"]}
+            "state": [{"id": "app-screen-shown", "property": "data", "value": None}],
+            "changedPropIds": ["app-url.search"]}
     answers = {
         "/live/version": c.get(f"/live/version?centre={DISTRICT}"),
         "/live/poll": c.get(f"/live/poll?centre={DISTRICT}"),
