@@ -31,6 +31,10 @@ from datasources.registry import make_engine
 from datasources.simulator import recent_entries
 from datasources.topology import load_topology
 
+# long enough that a process starved of CPU by a busy machine keeps its shards (a lapsed lease
+# moves them to the other process and back): the bench measures throughput, not failover
+LEASE_MS = 15_000
+
 
 def make_entries(topo, n: int, prefix: str) -> list[tuple[str, dict]]:
     now = int(time.time() * 1000)
@@ -53,7 +57,7 @@ def xadd_all(r: redis.Redis, entries, old: str, new: str) -> float:
 
 def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out) -> None:
     settings = Settings.from_env(redis_url=url, database_url=db, key_prefix=prefix,
-                                 batch_size=batch, lease_ms=3000)
+                                 batch_size=batch, lease_ms=LEASE_MS)
     r = redis.Redis.from_url(url)
     topo = load_topology(make_engine(db))
     agg = Aggregator(r, topo, settings.pipeline)

@@ -573,7 +573,8 @@ class Aggregator:
             try:
                 if len(f) > 2 * MAX_FIELDS:  # counted as written: a repeated name counts too
                     raise InvalidEntry(f"too many fields: {len(f) // 2} > {MAX_FIELDS}")
-                fields = dict(zip(f[::2], f[1::2], strict=True))
+                pairs = iter(f)
+                fields = dict(zip(pairs, pairs, strict=True))
                 arrived = arrival(it.id)
                 # the common shapes in one pass; the rest (and the reasons) from `validate`
                 records.append(validate_fast(it.kind, fields, look, clock, arrived)
