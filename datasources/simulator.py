@@ -321,7 +321,10 @@ def write(r: redis.Redis, entries: Iterator[tuple[int, str, dict]], *, limit: in
 
 
 # ---- the demo: one deterministic sequence, written once -------------------------------------
-DEMO_VERSION = 1  # of the generator: a run recorded by another version is not continued
+# of the generator: bump it whenever a seed would give another sequence (rates, rhythms, the
+# order of random draws), since a restart skips entries by their place in the sequence; a run
+# recorded by another version is not continued
+DEMO_VERSION = 1
 
 
 class DemoMismatch(Exception):
