@@ -103,7 +103,7 @@ return [sent, body];
 
 def load(d, url: str, code: str, in_place: bool) -> None:
     d.get(f"{url}/?centre={code}")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not d.execute_script(LOADED, code, REGIONS):
         if time.monotonic() > deadline:
             raise RuntimeError("the wall did not render")
@@ -139,6 +139,7 @@ def main() -> None:
     modes = ("in place", "full")
     res: dict[tuple[str, str], list[dict]] = {(m, c): [] for m in modes for c in path[1:]}
     d = chromium(1920, 1080)
+    d.set_script_timeout(120)  # a loaded machine can hold the page's main thread for long
     try:
         for run in range(args.runs):
             for mode in (modes if run % 2 == 0 else modes[::-1]):

@@ -211,6 +211,9 @@ def test_acc003_scope_enforced_on_routes(astack):
     assert signed_in(astack, "duty1").request(f"/live/version?centre={CITY}")[0] == 200
 
 
+SHOWN = [{"id": "app-screen-shown", "property": "data", "value": None}]  # the route's State
+
+
 def test_acc004_direct_callback_posts_out_of_scope_are_refused(astack):
     c = signed_in(astack, "alice")
     deps = c.dependencies()
@@ -218,11 +221,11 @@ def test_acc004_direct_callback_posts_out_of_scope_are_refused(astack):
     route = callback(deps, "app-url", "search")
     ok = c.post_callback(route, [{"id": "app-url", "property": "pathname", "value": "/"},
                                  {"id": "app-url", "property": "search", "value": f"?centre={DISTRICT}"}],
-                         [], ["app-url.search"])
+                         SHOWN, ["app-url.search"])
     assert ok[0] == 200 and "wall-canvas" in ok[2]
     status, _, body = c.post_callback(
         route, [{"id": "app-url", "property": "pathname", "value": "/"},
-                {"id": "app-url", "property": "search", "value": f"?centre={CITY}"}], [], ["app-url.search"])
+                {"id": "app-url", "property": "search", "value": f"?centre={CITY}"}], SHOWN, ["app-url.search"])
     assert status == 200
     text = json.loads(body)["response"]["app-screen"]["children"]
     assert "无权查看" in json.dumps(text, ensure_ascii=False)
