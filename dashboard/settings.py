@@ -201,7 +201,7 @@ class Settings:
         "boundaries on the dark canvas")
     lang: str = setting(
         "PINGAN_LANG", TEXT, "zh",
-        "read, not used yet (the language is chosen per screen with `?lang=en`)")
+        "the portal widgets' language when their URL has no `lang=` (`zh` or `en`); the wall and the tablet take theirs from `?lang=en` and default to zh")
     # access (docs/security.md)
     auth: str = setting(
         "PINGAN_AUTH", choice(*AUTH_MODES, lower=True), "on",
