@@ -64,9 +64,10 @@ def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out) -> No
     agg._fair_share()  # advertise before anyone takes shards
     ready.put(1)
     start.wait()
+    cpu0 = time.process_time()
     shards: set[str] = set()
     agg.run(until_idle=True, on_round=lambda _totals: shards.update(agg.held))
-    out.put((agg.totals.read, time.perf_counter(), sorted(shards)))
+    out.put((agg.totals.read, time.perf_counter(), sorted(shards), time.process_time() - cpu0))
 
 
 def run_aggregators(url: str, db: str, prefix: str, procs: int, batch: int,
@@ -86,10 +87,16 @@ def run_aggregators(url: str, db: str, prefix: str, procs: int, batch: int,
     for p in ps:
         p.join()
     # the run ends when the last process saw everything idle; idle detection adds a little
-    elapsed = max(t for _n, t, _s in results) - t0
+    elapsed = max(t for _n, t, _s, _c in results) - t0
     r = redis.Redis.from_url(url)
     assert all(shard_backlog(r, Keys(prefix), s) == 0 for s in topo.shards)
-    return sum(n for n, _t, _s in results), elapsed, [(n, s) for n, _t, s in results]
+    return (sum(n for n, _t, _s, _c in results), elapsed,
+            [(n, s, cpu) for n, _t, s, cpu in results])
+
+
+def redis_cpu(r: redis.Redis) -> float:
+    info = r.info("cpu")
+    return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
 def start_private_redis(directory: Path, which: str) -> tuple[str, subprocess.Popen | None]:
@@ -134,19 +141,35 @@ def main() -> None:
         r.flushall()
         results = {}
         split = []
+        cpu: dict[int, tuple[list[float], float]] = {}
         for procs in (1, 2):
             prefix = f"agg{procs}"
             xadd_all(r, entries, "bench", prefix)
+            cpu0 = redis_cpu(r)
             read, secs, split = run_aggregators(url, db, prefix, procs, args.batch, topo)
             results[procs] = read / secs
+            cpu[procs] = ([c for _n, _s, c in split], redis_cpu(r) - cpu0)
             r.flushall()
         one, two = results[1], results[2]
         per_shard = Counter(key.split("{", 1)[1].split("}", 1)[0] for key, _f in entries)
         print(f"entries per run:                {n:,}  by shard: "
               + ", ".join(f"{s} {c / n:.0%}" for s, c in sorted(per_shard.items())))
-        for i, (read, shards) in enumerate(split, 1):
+        for i, (read, shards, secs) in enumerate(split, 1):
             print(f"  2 processes, process {i}:      {read / n:10.0%} of the entries, "
-                  f"shards {' '.join(shards)}")
+                  f"{secs * 1e6 / n:.1f} µs CPU/entry, shards {' '.join(shards)}")
+        (one_cpu,), one_redis = cpu[1]
+        two_cpu, two_redis = cpu[2]
+        print(f"CPU per entry, 1 process:       {one_cpu * 1e6 / n:10.1f} µs aggregator, "
+              f"{one_redis * 1e6 / n:.1f} µs redis-server")
+        print(f"CPU per entry, 2 processes:     {sum(two_cpu) * 1e6 / n:10.1f} µs aggregators, "
+              f"{two_redis * 1e6 / n:.1f} µs redis-server")
+        # what the CPU figures allow on 2 idle cores: one process waits for Redis (serial);
+        # two are bound by the busier process, by both cores, or by Redis alone
+        share = max(two_cpu) / sum(two_cpu)
+        bound = (one_cpu + one_redis) / max(max(two_cpu) + two_redis * share,
+                                            (sum(two_cpu) + two_redis) / 2, two_redis)
+        print(f"ratio the CPU allows (2 idle cores): {bound:5.2f}   (the wall ratio is lower "
+              f"when the machine has no idle core)")
         print(f"raw pipelined XADD:             {raw_rate:10,.0f} entries/s")
         print(f"aggregator, 1 process:          {one:10,.0f} entries/s")
         print(f"aggregator, 2 processes:        {two:10,.0f} entries/s")

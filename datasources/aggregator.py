@@ -200,7 +200,7 @@ class Aggregator:
         self._read_log: dict[str, deque] = {}
         self._server_id: str | None = None
         self._lookups: dict[str, tuple[Topology, ShardLookup]] = {}
-        self._free_before: set[str] = set()  # shards planned for others, free at last balance
+        self._free_since: dict[str, float] = {}  # shards planned for others: free since
         self.pinned = False  # a rebuild holds every shard and gives none back
         self._outage = False
 
@@ -288,8 +288,8 @@ class Aggregator:
         """Renew held leases, take the free shards the plan gives this process, give back the
         shards it gives another live process (once held a lease period, so that a shard
         taken over from a process that died is not passed around while the heartbeats
-        catch up). A free shard planned for another process is taken when it was free at
-        the previous balance too (its process is gone), up to ⌈shards / processes⌉."""
+        catch up). A shard planned for another process that stays free for a lease period
+        (its process is stuck or gone) is taken, up to ⌈shards / processes⌉."""
         now = time.monotonic()
         self._check_server()
         for st in list(self.held.values()):
@@ -305,19 +305,20 @@ class Aggregator:
         for shard in others:
             pipe.exists(self.keys.lease(shard))
         free = {s for s, n in zip(others, pipe.execute(), strict=True) if not n}
+        self._free_since = {s: self._free_since.get(s, now) for s in free}
+        lease_s = self.config.lease_ms / 1000
         for shard in self.topo.shards:
             if shard in self.held:
                 continue
-            if shard not in mine and not (shard in free and shard in self._free_before
+            if shard not in mine and not (now - self._free_since.get(shard, now) > lease_s
                                           and len(self.held) < at_most):
                 continue
             token = f"{self.consumer}:{uuid.uuid4().hex[:8]}"
             if self.r.set(self.keys.lease(shard), token, nx=True, px=self.config.lease_ms):
                 self.take(shard, token)
                 log.info("%s took shard %s", self.consumer, shard)
-        self._free_before = free
         for shard, st in list(self.held.items()):
-            if shard not in mine and now - st.taken_at > self.config.lease_ms / 1000:
+            if shard not in mine and now - st.taken_at > lease_s:
                 self.held.pop(shard)
                 self._release(keys=[self.keys.lease(shard)], args=[st.token])
         self._last_balance = now
