@@ -63,7 +63,8 @@ def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out) -> No
     agg = Aggregator(r, topo, settings.pipeline)
     agg._fair_share()  # advertise before anyone takes shards
     ready.put(1)
-    start.wait()
+    while not start.wait(1.0):  # the others may take long to load: stay among the live
+        agg._fair_share()
     cpu0 = time.process_time()
     shards: set[str] = set()
     agg.run(until_idle=True, on_round=lambda _totals: shards.update(agg.held))
