@@ -151,13 +151,21 @@ def test_mut005_chain_skips_the_district(r, topo, settings):
 
 
 def _rekey(monkeypatch, how):
-    real = aggregator_module.validate
+    """Plant a wrong idempotency key in every record, whichever validation path made it (the
+    aggregator's one-pass `validate_fast`, or `validate` for the rest)."""
+    real, real_fast = aggregator_module.validate, aggregator_module.validate_fast
+
+    def rekeyed(rec, f):
+        return (*rec[:Q], how(rec, f), *rec[Q + 1:]) if rec and rec[Q] else rec
 
     def validate(kind, f, shard, topo, clock, arrived_ms=None):
-        rec = real(kind, f, shard, topo, clock, arrived_ms)
-        return (*rec[:Q], how(rec, f), *rec[Q + 1:]) if rec[Q] else rec
+        return rekeyed(real(kind, f, shard, topo, clock, arrived_ms), f)
+
+    def validate_fast(kind, f, *args):
+        return rekeyed(real_fast(kind, f, *args), f)
 
     monkeypatch.setattr(aggregator_module, "validate", validate)
+    monkeypatch.setattr(aggregator_module, "validate_fast", validate_fast)
 
 
 def test_mut006_idempotency_key_unique_per_entry(r, topo, settings, monkeypatch):
