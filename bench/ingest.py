@@ -67,7 +67,14 @@ def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out) -> No
         agg._fair_share()
     cpu0 = time.process_time()
     shards: set[str] = set()
-    agg.run(until_idle=True, on_round=lambda _totals: shards.update(agg.held))
+    seen = [0]
+
+    def note(totals) -> None:  # the shards of rounds that read entries (not the idle tail)
+        if totals.read > seen[0]:
+            shards.update(agg.held)
+            seen[0] = totals.read
+
+    agg.run(until_idle=True, on_round=note)
     out.put((agg.totals.read, time.perf_counter(), sorted(shards), time.process_time() - cpu0))
 
 
