@@ -18,7 +18,13 @@ from dashboard.headers import install_headers
 from dashboard.live import register_routes
 from dashboard.runtime import Runtime
 from dashboard.screen_api import register_screen_routes
-from dashboard.screens import REPLAY_CACHE_SIZE, FlightCache, ScreenData
+from dashboard.screens import (
+    REPLAY_CACHE_SIZE,
+    WALL_JSON,
+    WALL_JSON_CACHE_SIZE,
+    FlightCache,
+    ScreenData,
+)
 from dashboard.settings import Settings
 from dashboard.versions import VersionWatcher
 from datasources.keys import Keys
@@ -46,7 +52,7 @@ def build_services(runtime: Runtime) -> Services:
     keys = Keys(settings.key_prefix)
     conferences = Conferences(r, topo, settings.key_prefix, settings.conference_url_template,
                               settings.vc_timeout_s)
-    cache = FlightCache(limits={"replay": REPLAY_CACHE_SIZE})
+    cache = FlightCache(limits={"replay": REPLAY_CACHE_SIZE, WALL_JSON: WALL_JSON_CACHE_SIZE})
     watcher = VersionWatcher(r, keys, topo.shards, conferences, on_rewind=cache.invalidate)
     screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings,
                          read_model=runtime.read_model, geo=lambda: runtime.geo,

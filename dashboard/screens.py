@@ -39,6 +39,8 @@ from layouts import viewmodel
 T = TypeVar("T")
 CACHE_SIZE = 512
 REPLAY_MAX_AGE_S = 60.0  # a replay payload younger than this is served again (per worker)
+WALL_JSON = "walljson"     # the in-place drill's answers (dashboard/screen_api.py), ~50-250 KB
+WALL_JSON_CACHE_SIZE = 64
 REPLAY_CACHE_SIZE = 64   # replays are large (up to 5,000 case markers): fewer of them
 
 
