@@ -28,7 +28,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 from typing import NamedTuple
@@ -940,8 +940,11 @@ def first_whole_day(trimmed_to_ms: int, skew_ms: int, tz: ZoneInfo) -> str:
     return day.strftime("%Y%m%d")
 
 
+REBUILD_LEASE_MS = 60_000  # a rebuild starved of CPU for seconds must not lose its shards
+
+
 def rebuild(r: redis.Redis, topo: Topology, config: PipelineConfig, clock: TimeSource = WALL,
-            on_round=None, on_shard=None) -> BatchResult:
+            on_round=None, on_shard=None, lease_ms: int | None = None) -> BatchResult:
     """Rebuild the read model from the retained streams (`pingan rebuild`).
 
     Takes every shard's lease (a running aggregator's next read or write is refused, and it
@@ -951,7 +954,12 @@ def rebuild(r: redis.Redis, topo: Topology, config: PipelineConfig, clock: TimeS
     resets the consumer groups to the start of the streams and applies everything again.
     Dead letters already written are not written twice. The shards' `epoch` changes, so web
     caches drop what they hold. State whose entries are no longer retained (a case opened, or a
-    camera last heard of, before the retention window) is not rebuilt."""
+    camera last heard of, before the retention window) is not rebuilt.
+
+    Its leases last `lease_ms` (default: the longer of PINGAN_LEASE_MS and a minute), so that
+    running aggregators do not take shards back from a rebuild that a busy machine starves for
+    a few seconds; a rebuild that dies holds the shards that long."""
+    config = replace(config, lease_ms=lease_ms or max(config.lease_ms, REBUILD_LEASE_MS))
     agg = Aggregator(r, topo, config, consumer=f"rebuild-{os.getpid()}-{uuid.uuid4().hex[:6]}",
                      clock=clock)
     agg.pinned = True

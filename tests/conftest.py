@@ -13,7 +13,9 @@ import shutil
 import subprocess
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -24,6 +26,26 @@ from datasources.registry import make_engine
 from datasources.topology import load_topology
 
 IN_CI = bool(os.environ.get("CI"))
+
+
+def _daytime_zone(now_utc: datetime) -> str:
+    """A time zone in which the whole suite runs in the middle of a day.
+
+    Many tests produce "today's" entries and compare today's figures; run in the first
+    minutes after local midnight they had no today to fill (entries dated yesterday, a shard
+    without a batch) or crossed midnight half way. The default zone (Asia/Shanghai) is kept
+    while its day has at least four hours behind and ahead of it; otherwise the fixed-offset
+    zone where it is about 10:00 now. Tests of a zone's own midnight set their zone explicitly.
+    """
+    if 4 <= now_utc.astimezone(ZoneInfo("Asia/Shanghai")).hour < 20:
+        return "Asia/Shanghai"
+    offset = (10 - now_utc.hour + 12) % 24 - 12  # UTC+offset is about 10:00 now
+    # Etc/GMT signs are POSIX-inverted: Etc/GMT-8 is UTC+8
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+
+
+# every Settings.from_env of the tests and every process they start (os.environ) use it
+os.environ["PINGAN_TZ"] = _daytime_zone(datetime.now(UTC))
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,8 @@ def test_rebuild004_a_lease_that_expires_under_the_rebuild_is_set_again(r, topo,
             first.append(shard)
             time.sleep(settings.lease_ms / 1000 * 1.5)
 
-    totals = rebuild(r, topo, settings.pipeline, on_shard=slow)
+    # the short lease of the test settings, not the rebuild's default minute: it must expire
+    totals = rebuild(r, topo, settings.pipeline, on_shard=slow, lease_ms=settings.lease_ms)
     assert totals.read >= 2000
     assert _figures(rm, topo.roots[0]) == before
     assert audit(r, topo, settings.pipeline)["differences"] == []
@@ -155,7 +156,7 @@ def test_rebuild005_a_shard_taken_by_another_process_stops_the_rebuild(r, topo, 
             taken.append(other)
 
     try:
-        rebuild(r, topo, settings.pipeline, on_shard=steal)
+        rebuild(r, topo, settings.pipeline, on_shard=steal, lease_ms=settings.lease_ms)
     except RuntimeError as exc:
         assert "taken by another process" in str(exc)
     else:
@@ -163,3 +164,16 @@ def test_rebuild005_a_shard_taken_by_another_process_stops_the_rebuild(r, topo, 
     finally:
         for s in taken:
             r.delete(keys.lease(s))
+
+
+def test_rebuild006_a_rebuild_holds_its_shards_for_a_minute(r, topo, settings):
+    """By default the rebuild's leases outlast a few seconds of starvation (PINGAN_LEASE_MS is
+    1.5 s in the tests): a running aggregator cannot take a shard back in the middle."""
+    simulate(r, topo, settings, 300, seed=7)
+    keys = Keys(settings.key_prefix)
+    ttls = []
+    rebuild(r, topo, settings.pipeline,
+            on_shard=lambda s: ttls.append(r.pttl(keys.lease(s))))
+    assert len(ttls) == len(topo.shards)
+    assert min(ttls) > 10 * settings.lease_ms, ttls
+    assert all(r.exists(keys.lease(s)) == 0 for s in topo.shards)  # released at the end
