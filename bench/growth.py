@@ -31,8 +31,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import redis
-from ingest import start_private_redis
 
+from dashboard.devkit.private_redis import start_private_redis
 from dashboard.settings import Settings
 from datasources.aggregator import Aggregator
 from datasources.clock import TimeSource

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import shutil
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -21,9 +19,10 @@ from pathlib import Path
 
 import redis
 
+from dashboard.devkit.private_redis import start_private_redis
 from dashboard.settings import Settings
 from datasources.aggregator import Aggregator, shard_backlog
-from datasources.connection import start_embedded, stop_embedded
+from datasources.connection import stop_embedded
 from datasources.demo_region import build_demo
 from datasources.keys import Keys
 from datasources.migrations import migrate
@@ -105,24 +104,6 @@ def run_aggregators(url: str, db: str, prefix: str, procs: int, batch: int,
 def redis_cpu(r: redis.Redis) -> float:
     info = r.info("cpu")
     return info["used_cpu_user"] + info["used_cpu_sys"]
-
-
-def start_private_redis(directory: Path, which: str) -> tuple[str, subprocess.Popen | None]:
-    """A redis-server of our own: the machine's (Debian, 7.x) if present, else the embedded."""
-    binary = shutil.which("redis-server") if which == "system" else None
-    if binary is None:
-        start_embedded(directory)
-        return f"unix://{directory / 'redis.sock'}", None
-    directory.mkdir(parents=True, exist_ok=True)
-    sock = directory / "redis.sock"
-    proc = subprocess.Popen([binary, "--port", "0", "--unixsocket", str(sock), "--save", "",
-                             "--appendonly", "no", "--dir", str(directory)],
-                            stdout=subprocess.DEVNULL)
-    for _ in range(100):
-        if sock.exists():
-            break
-        time.sleep(0.05)
-    return f"unix://{sock}", proc
 
 
 def main() -> None:
