@@ -43,7 +43,12 @@
                    flexShrink: true, fontWeight: true, lineHeight: true };
 
   var state = { seq: 0, disabled: false, last: null, canvas: null, reactCentre: null,
-                reactGroup: false };
+                reactGroup: false, shown: undefined };
+
+  /* Where the time of the last drill went: ms after the tap, by step (bench/wall_drill.py). */
+  function mark(name) {
+    if (state.last && state.last.marks) { state.last.marks[name] = performance.now() - state.last.t0; }
+  }
 
   function setProps(id, props) { window.dash_clientside.set_props(id, props); }
 
@@ -159,6 +164,7 @@
     return new Promise(function (resolve) {
       window.requestAnimationFrame(function () { window.setTimeout(resolve, 0); });
     }).then(function () {
+      mark("chartsStart");
       if (window.pinganWall) { window.pinganWall.state.chartsAt = Date.now(); }
       return Promise.all(charts.map(function (c) {
         if (!c.box.isConnected) { return null; }  // a later drill replaced the screen
@@ -171,8 +177,10 @@
         }
         var layout = Object.assign({}, c.figure.layout || {});
         if (px) { layout.font = Object.assign({}, layout.font || {}, { size: px }); }
-        return Promise.resolve(window.Plotly.react(gd, c.figure.data || [], layout, c.config))
-          .then(function () { gd.__drillAt = performance.now(); });
+        var done = window.Plotly.react(gd, c.figure.data || [], layout, c.config);
+        mark("react:" + c.box.id.replace("wall-chart-", ""));
+        return Promise.resolve(done)
+          .then(function () { gd.__drillAt = performance.now(); mark("chart:" + c.box.id); });
       }));
     });
   }
@@ -205,6 +213,7 @@
     var oldClock = canvas.querySelector(".wall-clock");
     var clockText = oldClock ? oldClock.textContent : "";
     var kids = build(data.canvas.props.children, ctx);  // throws before anything changed
+    mark("built");
 
     // the stream first: no message of the old centre may land on the new screen
     root.setAttribute("data-stream", data.stream || "");
@@ -234,12 +243,22 @@
       box.setAttribute("data-level", String(data.map.level));
       box.setAttribute("data-code", String(data.map.code));
     }
+    mark("canvas");
     Object.keys(data.map.props).forEach(function (id) { setProps(id, data.map.props[id]); });
+    mark("mapProps");
     return drawCharts(ctx.charts);
   }
 
+  /* The Store app-screen-shown (each set_props is three store dispatches, each checked by
+     every component on the page: not again when it holds the value already). */
+  function shown(value) {
+    if (state.shown === value) { return; }
+    state.shown = value;
+    setProps(SHOWN_ID, { data: value });
+  }
+
   function fallback(search) {
-    setProps(SHOWN_ID, { data: null });
+    shown(null);
     setProps(URL_ID, { search: search });
   }
 
@@ -250,7 +269,8 @@
     var seq = ++state.seq;
     var t0 = performance.now();
     var path = window.location.pathname;
-    var rec = { search: search, t0: t0, fetched: null, applied: null, charts: null, error: null };
+    var rec = { search: search, t0: t0, fetched: null, applied: null, charts: null, error: null,
+                marks: {} };
     state.last = rec;
     return window.fetch(SCREEN_PATH + search, { credentials: "same-origin", cache: "no-store",
                                                 headers: { Accept: "application/json" } })
@@ -266,7 +286,7 @@
         var charts = apply(data);
         rec.centre = data.centre;
         rec.applied = performance.now() - t0;
-        setProps(SHOWN_ID, { data: path + data.search });
+        shown(path + data.search);
         if (push || data.search !== window.location.search) { setProps(URL_ID, { search: data.search }); }
         return charts.then(function () { rec.charts = performance.now() - t0; return data; });
       })
@@ -274,7 +294,7 @@
         if (seq !== state.seq || (err && err.quiet)) { return null; }
         rec.error = err && err.refused ? "refused " + err.refused : String(err && err.message || err);
         if (err && err.refused && stay) {
-          setProps(SHOWN_ID, { data: null });
+          shown(null);
           return null;
         }
         if (window.console) { window.console.warn("drill: full route instead:", rec.error); }
@@ -294,8 +314,8 @@
     if (state.disabled || layerId !== REGIONS || !onWall() || typeof code !== "string" ||
         code === current() || !window.fetch) { return false; }
     var search = searchFor(code);
-    setProps(SHOWN_ID, { data: window.location.pathname + search });
-    run(search, true, false);
+    run(search, true, false);  // the request first: the store's work below runs while it flies
+    shown(window.location.pathname + search);
     return true;
   }
 
@@ -312,11 +332,11 @@
     var lang = cur.get("lang") || "zh";
     var canvas = document.querySelector(".live-screen .wall-canvas");
     if (cur.get("tour") || !canvas || canvas.getAttribute("data-lang") !== lang) {
-      setProps(SHOWN_ID, { data: null });
+      shown(null);
       return;
     }
-    setProps(SHOWN_ID, { data: window.location.pathname + window.location.search });
     run(window.location.search, false, false);
+    shown(window.location.pathname + window.location.search);
   });
 
   document.addEventListener("click", function (e) {

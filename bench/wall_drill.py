@@ -13,7 +13,9 @@ both timed in the page (requestAnimationFrame after the tap). Two ways, alternat
 so the ratio is same-run: `in place` (assets/drill.js fetches /screen/wall and updates the page)
 and `full` (drill.js switched off: Dash's drill callback moves the URL and the router re-renders
 the whole screen, as before issue 9). Also the bytes of the answers (as sent and decoded) and,
-in place, when the JSON had arrived. Targets (issue 9 #12): figures + regions ≤ 500 ms median,
+in place, when the JSON had arrived and where the time went (drill.js's marks of the last drill:
+built, canvas, mapProps, chartsStart, react:<chart> after each chart's Plotly.react returned,
+chart:<id> when its promise resolved). `--in-place-only` skips the full re-render (profiling). Targets (issue 9 #12): figures + regions ≤ 500 ms median,
 charts ≤ 1 s.
 """
 
@@ -125,7 +127,8 @@ def step(d, code: str, leaf: bool, timeout: float = 30) -> dict:
     time.sleep(0.3)  # the answers' resource timings
     sent, body = d.execute_script(BYTES)
     last = d.execute_script("return window.pinganDrill.state.last;") or {}
-    return {**out, "sent": sent, "body": body, "fetched": last.get("fetched")}
+    return {**out, "sent": sent, "body": body, "fetched": last.get("fetched"),
+            "marks": last.get("marks") or {}}
 
 
 def main() -> None:
@@ -134,9 +137,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--path", default="610200,610204,610204001,610204001001",
                     help="the centres to drill through, top first")
+    ap.add_argument("--in-place-only", action="store_true", help="skip the full re-render (profiling)")
     args = ap.parse_args()
     path = args.path.split(",")
-    modes = ("in place", "full")
+    modes = ("in place",) if args.in_place_only else ("in place", "full")
     res: dict[tuple[str, str], list[dict]] = {(m, c): [] for m in modes for c in path[1:]}
     d = chromium(1920, 1080)
     d.set_script_timeout(120)  # a loaded machine can hold the page's main thread for long
@@ -165,9 +169,19 @@ def main() -> None:
             js = f"{med(xs, 'fetched'):.0f}" if mode == "in place" else "-"
             print(f"{code:<14} {mode:<9} {fig:>15} {ch:>15} {js:>6} "
                   f"{med(xs, 'sent') / 1024:>8.0f} {med(xs, 'body') / 1024:>8.0f}")
+    print("in place, where the time went (ms after the tap, medians; drill.js marks):")
+    for code in path[1:]:
+        xs = [x["marks"] for x in res[("in place", code)] if x.get("marks")]
+        names = sorted({k for m in xs for k in m}, key=lambda k: statistics.median(
+            [m[k] for m in xs if k in m]))
+        print(f"  {code:<14} " + ", ".join(
+            f"{k} {statistics.median([m[k] for m in xs if k in m]):.0f}" for k in names))
     for key, label in (("fig", "figures+map"), ("charts", "charts")):
         inplace = [x[key] for c in path[1:] for x in res[("in place", c)]]
-        full = [x[key] for c in path[1:] for x in res[("full", c)]]
+        full = [x[key] for c in path[1:] for x in res.get(("full", c), [])]
+        if not full:
+            print(f"all steps, {label:<11}: in place {statistics.median(inplace):.0f} ms")
+            continue
         print(f"all steps, {label:<11}: in place {statistics.median(inplace):.0f} ms, "
               f"full {statistics.median(full):.0f} ms, ratio "
               f"{statistics.median(full) / statistics.median(inplace):.1f}x")
