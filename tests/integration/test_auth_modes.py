@@ -42,7 +42,8 @@ def route_post(client, search: str, headers: dict | None = None):
                 ("live-poll", "disabled"), ("live-poll-version", "data"), ("live-poll-vm", "data"))],
             "inputs": [{"id": "app-url", "property": "pathname", "value": "/"},
                        {"id": "app-url", "property": "search", "value": search}],
-            "state": [], "changedPropIds": ["app-url.search"]}
+            "state": [{"id": "app-screen-shown", "property": "data", "value": None}],  # the route's State
+            "changedPropIds": ["app-url.search"]}
     return client.post("/_dash-update-component", data=json.dumps(body),
                        content_type="application/json", headers=headers or {})
 
