@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import time
 from dataclasses import replace
@@ -14,22 +13,8 @@ import click
 
 from dashboard.runtime import Runtime
 from dashboard.settings import Settings, SettingsError, describe, markdown_table
+from dashboard.stopflag import StopFlag
 from datasources.migrations import SchemaError
-
-
-class _Stop:
-    """SIGTERM/SIGINT → a flag the loops poll, so a batch is never cut in half by us."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        signal.signal(signal.SIGTERM, self._set)
-        signal.signal(signal.SIGINT, self._set)
-
-    def _set(self, *_a) -> None:
-        self.stopped = True
-
-    def __call__(self) -> bool:
-        return self.stopped
 
 
 class _Main(click.Group):
@@ -82,7 +67,7 @@ def simulate(ctx, count, rate, seed, speed, history_hours, cameras, quiet) -> No
     now = int(time.time() * 1000)
     sim = Simulator(rt.topology, rt.grids(), seed=seed, speed=speed, tz=rt.settings.tz,
                     prefix=rt.settings.key_prefix, start_ms=now, quiet=frozenset(quiet))
-    stop = _Stop()
+    stop = StopFlag()
     natural = sim.natural_entries_per_s()
     t0 = now - int(history_hours * 3_600_000)
     if rate:
@@ -123,7 +108,7 @@ def aggregate(ctx, until_idle, batch) -> None:
     _require_registry(rt)
     agg = Aggregator(rt.redis, rt.topology, settings.pipeline)
     started = time.monotonic()
-    totals = agg.run(until_idle=until_idle, should_stop=_Stop())
+    totals = agg.run(until_idle=until_idle, should_stop=StopFlag())
     secs = time.monotonic() - started
     click.echo(json.dumps({"read": totals.read, "applied": totals.applied,
                            "duplicates": totals.duplicates, "dead": totals.dead,

@@ -14,6 +14,7 @@ import click
 from dashboard.datadir import private_dir
 from dashboard.runtime import Runtime
 from dashboard.secret import SecretKeyError, load_secret
+from dashboard.stopflag import StopFlag
 from datasources.connection import embedded_alive, ensure_redis, redis_url, stop_embedded
 from datasources.users import list_users
 
@@ -120,6 +121,10 @@ def demo(ctx, port, host, seed, speed, history_days) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # a second Ctrl-C or `kill` (timeout(1) sends two) must not cut the clean-up short and
+        # leave the embedded redis-server running
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for p in procs:
             if p.poll() is None:
                 p.terminate()
@@ -133,21 +138,6 @@ def demo(ctx, port, host, seed, speed, history_days) -> None:
     failed = [p.args[2] if len(p.args) > 2 else p.args for p in procs if p.returncode not in (0, -15, None)]
     if failed:
         raise click.ClickException(f"a demo process stopped: {failed}")
-
-
-class _Stop:
-    """SIGTERM/SIGINT → a flag the feed polls (a chunk is never cut in half)."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        signal.signal(signal.SIGTERM, self._set)
-        signal.signal(signal.SIGINT, self._set)
-
-    def _set(self, *_a) -> None:
-        self.stopped = True
-
-    def __call__(self) -> bool:
-        return self.stopped
 
 
 @click.command("demo-feed", hidden=True)
@@ -187,5 +177,5 @@ def demo_feed(ctx, seed, speed, history_days) -> None:
             "write_s": round(st.backfill_s, 2)}), err=True)
 
     feed = DemoFeed(rt.redis, rt.topology, grids, keys, run, tz=s.tz)
-    stats = feed.feed(written, should_stop=_Stop(), on_backfilled=report)
+    stats = feed.feed(written, should_stop=StopFlag(), on_backfilled=report)
     click.echo(f"demo feed stopped: {stats.live} live entries written", err=True)
