@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from datasources.keys import Keys
 from datasources.registry import Camera, Centre, Grid
-from datasources.topology import Topology
+from datasources.topology import Topology, shards_in_scope
 from datasources.validate import as_int
 
 PRECISION = 5  # decimals of a degree: 1e-5° ≈ 1.1 m
@@ -366,7 +366,7 @@ def recent_cases(r, keys: Keys, topo: Topology, code: str, now_ms: int,
     {eid, centre, category, ts, urgency, lon, lat}. Reads only the shards in scope."""
     if code not in topo.centres:
         raise KeyError(f"unknown centre {code!r}")
-    shards = sorted({topo.centres[h].shard for h in topo.shard_heads(code)})
+    shards = shards_in_scope(topo, code)
     pipe = r.pipeline(transaction=False)
     for s in shards:
         pipe.lrange(keys.recent_cases(s), 0, -1)

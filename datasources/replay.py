@@ -32,7 +32,7 @@ from datasources.contract import CATEGORIES
 from datasources.geo import place_case
 from datasources.keys import Keys
 from datasources.rollup import RESOLVED_OF_REPORTED
-from datasources.topology import Topology
+from datasources.topology import Topology, shards_in_scope
 from datasources.validate import as_int
 
 HOUR_MS = 3_600_000
@@ -50,10 +50,6 @@ def hour_starts(now_ms: int, hours: int = 24) -> list[int]:
     Buckets are hours of the epoch (as `contract.Clock.buckets` cuts them)."""
     current = now_ms - now_ms % HOUR_MS
     return [current - (hours - 1 - i) * HOUR_MS for i in range(hours)]
-
-
-def _scope_shards(topo: Topology, code: str) -> list[str]:
-    return sorted({topo.centres[h].shard for h in topo.shard_heads(code)})
 
 
 def hourly_counts(r, keys: Keys, topo: Topology, code: str, starts: list[int],
@@ -145,7 +141,7 @@ def read_reported(r, keys: Keys, topo: Topology, code: str, start_ms: int, end_m
     Reads at most about `budget` entries for the slices (and as many again to refine
     slices of late arrivals). Returns {"cases": [(ts, eid, centre, category, urgent)],
     "sample": bool, "cap": entries per slice, "read": entries read, "commands": XRANGEs}."""
-    shards = _scope_shards(topo, code)
+    shards = shards_in_scope(topo, code)
     lo_all = start_ms - SKEW_MS
     slice_ms = slice_s * 1000
     n_slices = -(-(end_ms + 1 - lo_all) // slice_ms)
