@@ -164,6 +164,11 @@ class Keys:
         case here (a resolution is credited to that report's buckets: docs/metrics.md)."""
         return f"{self.prefix}:{{{shard}}}:rcv"
 
+    # the duty console drives the walls of a named group (`/wall?screen=main`)
+    def wall_directive(self, group: str) -> str:
+        """HASH: what the walls of `group` show now, set by the console (`datasources/wallcontrol.py`)."""
+        return f"{self.prefix}:{{{AUTH_TAG}}}:wall:{group}"
+
     # the demo (`pingan demo`): its simulation, kept so that a restart continues it
     def demo_run(self) -> str:
         """HASH of the demo simulation: `run` (JSON: seed, origin, speed, …) and `written`
