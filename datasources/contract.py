@@ -477,3 +477,11 @@ def _event(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) ->
     return (kind, eid, ts, day, hour, centre, topo.index[centre], topo.centres[centre].level,
             f"e|{eid}|{status}|{centre}", status, category, channel, urgency, due, satisfied,
             to, tci, grid, "", "", "", 0, 0)
+
+
+# ---- alerts (预警, docs/alerts.md; helper ALERTS) ---------------------------------------------
+# the rules of datasources/alert_rules.toml, the severities an alert may have, and its states
+RULES = ("urgent_case", "overdue_case", "petition_group", "petition_skip", "camera_outage",
+         "stale_shard", "surge")
+SEVERITIES = ("critical", "major", "minor")
+ALERT_STATES = ("raised", "acknowledged", "cleared")

@@ -169,6 +169,31 @@ class Keys:
         """HASH: what the walls of `group` show now, set by the console (`datasources/wallcontrol.py`)."""
         return f"{self.prefix}:{{{AUTH_TAG}}}:wall:{group}"
 
+    # alerts (预警, datasources/alerts.py): state per shard, written by the aggregator only
+    def alerts(self, shard: str) -> str:
+        """HASH alert id → the alert (JSON), cleared ones included until they are pruned."""
+        return f"{self.prefix}:{{{shard}}}:alerts"
+
+    def alerts_active(self, shard: str) -> str:
+        """HASH condition → the id of its alert while raised or acknowledged (one per condition)."""
+        return f"{self.prefix}:{{{shard}}}:alerts:active"
+
+    def alerts_clearing(self, shard: str) -> str:
+        """HASH condition → since when (ms) it has been found clear (the hysteresis hold)."""
+        return f"{self.prefix}:{{{shard}}}:alerts:clearing"
+
+    def alerts_cams(self, shard: str) -> str:
+        """HASH town → JSON {camera: went down at (ms)} of its cameras now offline or faulty."""
+        return f"{self.prefix}:{{{shard}}}:alerts:cams"
+
+    def alert_log(self, shard: str) -> str:
+        """STREAM of the alerts' history: raised, acknowledged (by, at), cleared; capped."""
+        return f"{self.prefix}:{{{shard}}}:alerts:log"
+
+    def console(self, shard: str) -> str:
+        """STREAM of the duty console's requests to the aggregator (acknowledge an alert)."""
+        return f"{self.prefix}:{{{shard}}}:console"
+
     # the demo (`pingan demo`): its simulation, kept so that a restart continues it
     def demo_run(self) -> str:
         """HASH of the demo simulation: `run` (JSON: seed, origin, speed, …) and `written`

@@ -46,6 +46,13 @@ SHARD_KEYS = [
     ("vc_active", ("S",), "pingan:{S}:vc:active"),
     ("vc_starts", ("S", "USER"), "pingan:{S}:vc:starts:USER"),
     ("received", ("S",), "pingan:{S}:rcv"),
+    # alerts (datasources/alerts.py)
+    ("alerts", ("S",), "pingan:{S}:alerts"),
+    ("alerts_active", ("S",), "pingan:{S}:alerts:active"),
+    ("alerts_clearing", ("S",), "pingan:{S}:alerts:clearing"),
+    ("alerts_cams", ("S",), "pingan:{S}:alerts:cams"),
+    ("alert_log", ("S",), "pingan:{S}:alerts:log"),
+    ("console", ("S",), "pingan:{S}:console"),
 ]
 AUTH_KEYS = [
     ("session_ended", ("SID",), "pingan:{auth}:ended:SID"),
