@@ -57,7 +57,7 @@
   }
 
   /* The wall's query for `code`, as the router writes it (callbacks/router.py search_for):
-     the language, push mode and map indicator kept, a tour dropped. */
+     the language, push mode, map indicator, wall group and chime kept, a tour dropped. */
   function searchFor(code) {
     var cur = new URLSearchParams(window.location.search);
     var out = new URLSearchParams();
@@ -65,6 +65,9 @@
     if (cur.get("lang") && cur.get("lang") !== "zh") { out.set("lang", cur.get("lang")); }
     if (cur.get("push") && cur.get("push") !== "sse") { out.set("push", cur.get("push")); }
     if (cur.get("indicator") && cur.get("indicator") !== "index") { out.set("indicator", cur.get("indicator")); }
+    // a wall following a console's group (?screen=) and its chime (?sound=1) keep them
+    if (cur.get("screen")) { out.set("screen", cur.get("screen")); }
+    if (cur.get("sound") === "1") { out.set("sound", "1"); }
     return "?" + out.toString();
   }
 

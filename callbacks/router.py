@@ -11,6 +11,7 @@ from dashboard import access
 from dashboard.screens import ScreenData, version_tag
 from dashboard.settings import Settings
 from datasources.topology import Topology, drill_target, in_subtree
+from datasources.wallcontrol import BadGroup, check_group
 from layouts import ids, shell
 from layouts import map as mapview
 from layouts.brief import brief_screen
@@ -32,6 +33,8 @@ class Query:
     tour_root: str | None = None
     push: str = "sse"
     indicator: str = "index"
+    screen: str = ""     # the wall group this wall follows (?screen=main, issue 10)
+    sound: bool = False  # ?sound=1: a chime when an alert is raised
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,17 @@ def parse_query(search: str | None, topo: Topology, scope: str) -> Query | BadQu
     indicator = one.get("indicator", "index")
     if indicator not in mapview.INDICATORS:
         return BadQuery("bad_param", lang, {"name": "indicator"})
-    return Query(centre, lang, tour, root if tour else None, push, indicator)
+    screen = one.get("screen", "")
+    if screen:
+        try:
+            check_group(screen)
+        except BadGroup:
+            return BadQuery("bad_screen", lang, {"name": screen[:40]})
+    sound = one.get("sound", "0")
+    if sound not in ("0", "1"):
+        return BadQuery("bad_param", lang, {"name": "sound"})
+    return Query(centre, lang, tour, root if tour else None, push, indicator, screen,
+                 sound == "1")
 
 
 def current_query(search: str | None, topo: Topology) -> Query | BadQuery:
@@ -106,6 +119,10 @@ def search_for(q: Query, centre: str) -> str:
         params["push"] = q.push
     if q.indicator != "index":
         params["indicator"] = q.indicator
+    if q.screen:
+        params["screen"] = q.screen
+    if q.sound:
+        params["sound"] = "1"
     return "?" + urlencode(params)
 
 

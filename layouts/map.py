@@ -63,7 +63,8 @@ def ms(key: str, lang: str) -> str:
 def map_ids(map_id: str = "wall-map") -> dict[str, str]:
     return {"map": map_id, "regions": f"{map_id}-regions", "self": f"{map_id}-self",
             "grids": f"{map_id}-grids", "cameras": f"{map_id}-cameras",
-            "cases": f"{map_id}-cases", "legend": f"{map_id}-legend", "info": f"{map_id}-info"}
+            "cases": f"{map_id}-cases", "legend": f"{map_id}-legend", "info": f"{map_id}-info",
+            "marks": f"{map_id}-marks"}
 
 
 # -- colour classes ---------------------------------------------------------------------------
@@ -177,9 +178,11 @@ def hideouts(geo: Geo, code: str, vm: dict | None, coverage: dict[str, int] | No
 def live_props(geo: Geo, code: str, vm: dict | None, coverage: dict[str, int] | None,
                states: dict[str, str] | None, recent: list[dict] | None, now_ms: int | None,
                indicator: str = "index", lang: str = "zh", *, map_id: str = "wall-map",
-               selected: str | None = None, patrols_per_day: int = 2) -> dict[str, dict]:
+               selected: str | None = None, patrols_per_day: int = 2,
+               escalations: list[dict] | None = None) -> dict[str, dict]:
     """Component id → {prop: value} for one live tick: every hideout, the recent cases'
-    data and the legend. Ready for `set_props(id, props)` in Python or JS."""
+    data, the legend and the marks (`<map_id>-marks`: no component, assets/wall.js hands
+    them to pinganMap.setMarks). Ready for `set_props(id, props)` in Python or JS."""
     ids = map_ids(map_id)
     hs = hideouts(geo, code, vm, coverage, states, now_ms, indicator, lang, map_id=map_id,
                   selected=selected, patrols_per_day=patrols_per_day)
@@ -187,7 +190,69 @@ def live_props(geo: Geo, code: str, vm: dict | None, coverage: dict[str, int] | 
     out[ids["cases"]]["data"] = cases_features(recent)
     out[ids["legend"]] = {"children": legend_children(hs[ids["regions"]], lang,
                                                       geo.centres[code].level)}
+    out[ids["marks"]] = marks(geo, code, vm, escalations, now_ms)
     return out
+
+
+# -- marks: overdue pulses and escalation arcs (issue 10), drawn by pinganMap.setMarks ---------
+
+ARC_MAX_AGE_S = 600   # an escalation's arc is drawn for this long after it happened
+MAX_ARCS = 30
+
+
+def _point(geo: Geo, code: str) -> list[float] | None:
+    c = geo.centres.get(code)
+    if c is None or c.lon is None or c.lat is None:
+        return None
+    return [round(c.lat, 5), round(c.lon, 5)]
+
+
+def overdue_buckets(vm: dict | None) -> dict[str, int]:
+    """Centre → 1..3, how overdue the regions on the map are (their overdue counts against
+    the map's own classes for the overdue indicator: 3 from the third break up); a centre without
+    children pulses for itself. Centres without overdue cases are left out."""
+    vm = vm or {}
+    kids = vm.get("children") or []
+    if not kids:
+        n = (vm.get("figures") or {}).get("events.overdue") or 0
+        return {vm["code"]: 2} if n > 0 and vm.get("code") else {}
+    values = {c["code"]: c.get("overdue") or 0 for c in kids}
+    b = breaks_for("overdue", list(values.values()))
+    return {code: (1 if v < b[1] else 2 if v < b[2] else 3)
+            for code, v in values.items() if v > 0}
+
+
+def escalation_arcs(geo: Geo, code: str, escalations: list[dict] | None, now_ms: int | None,
+                    max_age_s: float = ARC_MAX_AGE_S, limit: int = MAX_ARCS) -> list[dict]:
+    """Recent escalations ({eid, from, to, ts}, any order) touching `code`'s subtree as arcs
+    from the lower centre's point to the upper one's, newest first."""
+    if not escalations or code not in geo.centres:
+        return []
+    inside = set(geo.subtree(code))
+    out = []
+    for e in escalations:
+        src, dst, ts = e.get("from"), e.get("to"), e.get("ts") or 0
+        if src not in inside and dst not in inside:
+            continue
+        if now_ms is not None and now_ms - ts > max_age_s * 1000:
+            continue
+        a, b = _point(geo, src), _point(geo, dst)
+        if a and b and a != b:
+            out.append({"eid": str(e.get("eid", "")), "from": a, "to": b, "ts": int(ts)})
+    out.sort(key=lambda x: (-x["ts"], x["eid"]))
+    return out[:limit]
+
+
+def marks(geo: Geo, code: str, vm: dict | None, escalations: list[dict] | None = None,
+          now_ms: int | None = None) -> dict:
+    """What pinganMap.setMarks draws over the map of `code`: the points of the regions shown
+    (its children, or itself), the overdue pulse of each, and escalation arcs."""
+    shown = list(geo.children.get(code, ())) or [code]
+    points = {c: p for c in shown if (p := _point(geo, c)) is not None}
+    if code not in points and (p := _point(geo, code)) is not None:
+        points[code] = p
+    return {"code": code, "points": points, "overdue": overdue_buckets(vm),
+            "arcs": escalation_arcs(geo, code, escalations, now_ms)}
 
 
 # -- payload ----------------------------------------------------------------------------------

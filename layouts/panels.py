@@ -55,14 +55,27 @@ def child_figure(child: dict, field: str, className: str = "") -> html.Span:
     )
 
 
+# The counts whose cases the wall lists (assets/wall.js: GET /api/cases?status=…).
+CASE_FILTERS: dict[str, str] = {
+    "events.open": "open", "events.overdue": "overdue", "events.urgent": "urgent",
+    "events.escalated": "escalated", "events.supervised": "supervised",
+}
+
+
 def kpi(vm: dict, path: str, lang: str, size: str = "md", meter: bool = False,
         label: str | None = None) -> html.Div:
-    """A labelled headline figure; `meter` draws a bar under a pct figure (CSS, live)."""
+    """A labelled headline figure; `meter` draws a bar under a pct figure (CSS, live). A
+    count with cases behind it (CASE_FILTERS) is a button: data-cases names the filter."""
     cls = f"kpi kpi-{size}" + (" has-meter" if meter else "")
     fig_cls = "meter" if meter else ""
+    extra: dict = {}
+    if path in CASE_FILTERS:
+        cls += " has-cases"
+        extra = {"data-cases": CASE_FILTERS[path], "role": "button",
+                 "title": t(path, lang)}
     return html.Div(
         [html.Div(label or t(path, lang), className="kpi-label"), figure(vm, path, fig_cls)],
-        className=cls, **{"data-kpi": path},
+        className=cls, **{"data-kpi": path, **extra},
     )
 
 
@@ -129,7 +142,8 @@ def events_panel(vm: dict, lang: str) -> html.Section:
         + [kpi(vm, "events.resolution_rate", lang, "md", meter=True),
            kpi(vm, "events.satisfaction_rate", lang, "md", meter=True),
            kpi(vm, "events.urgent", lang, "md"),
-           kpi(vm, "events.escalated", lang, "md")],
+           kpi(vm, "events.escalated", lang, "md"),
+           kpi(vm, "events.supervised", lang, "md")],
         className="kpis kpis-events",
     )
     return panel("events", lang, [
@@ -253,6 +267,18 @@ def ranking_panel(vm: dict, lang: str, calls: bool = True) -> html.Section:
         html.Div([header] * cols, className="rank-heads"),
         html.Div(rows, className="rank-body", style={"--rank-rows": rows_per_col}),
     ], className=f"rank-cols-{cols}")
+
+
+def alert_strip(lang: str) -> html.Div:
+    """The wall's strip of unacknowledged alerts, filled live by assets/wall.js from the
+    push's `alerts` (layouts/viewmodel.alert_rows): one element per alert with
+    data-alert=<id>, newest first, what fits on one line and a "+N more" count."""
+    return html.Div([
+        html.Span(t("wc_alerts", lang), className="alert-strip-label"),
+        html.Div([html.Span(t("wc_alerts_none", lang), className="alert-none")],
+                 className="alert-list", **{"aria-live": "polite"}),
+        html.Span(className="alert-more", hidden=True),
+    ], className="alert-strip", **{"data-alert-count": "0"})
 
 
 def map_area(vm: dict, lang: str, the_map=None, controls=None) -> html.Div:

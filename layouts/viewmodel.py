@@ -21,6 +21,7 @@ HEADLINES: dict[str, str] = {
     "events.overdue": "int",
     "events.urgent": "int",
     "events.escalated": "int",
+    "events.supervised": "int",  # 督办数 today (issue 10)
     "events.resolution_rate": "pct",
     "events.satisfaction_rate": "pct",
     "grids.total": "int",
@@ -54,9 +55,15 @@ CHILD_FIGURES: dict[str, str] = {
 }
 
 
+# Figures a read model written before they existed does not hold yet: shown as 0.
+OPTIONAL_HEADLINES = frozenset({"events.supervised"})
+
+
 def _path(snap: dict, path: str) -> Any:
     cur: Any = snap
     for part in path.split("."):
+        if path in OPTIONAL_HEADLINES and (not isinstance(cur, dict) or part not in cur):
+            return 0
         cur = cur[part]
     return cur
 
@@ -126,3 +133,67 @@ def diff(old: dict | None, new: dict) -> dict:
     if old is None:
         return new
     return {k: v for k, v in new.items() if old.get(k) != v}
+
+
+# -- the wall as a command post (issue 10): alerts, directives ---------------------------
+# The panel an alert of each rule marks on the wall (rules: datasources/contract.py).
+ALERT_PANELS: dict[str, str] = {
+    "urgent_case": "events", "overdue_case": "events", "surge": "events",
+    "petition_group": "petitions", "petition_skip": "petitions",
+    "camera_outage": "cameras", "stale_shard": "map",
+}
+MAX_STRIP_ALERTS = 60  # the strip shows what fits and counts the rest: never more than this
+
+
+def shown_region(topo: Topology, code: str, centre: object) -> str | None:
+    """The region drawn on the map of `code` that holds `centre`: the child of `code` on its
+    path, `code` itself, or None when `centre` is not in `code`'s subtree."""
+    if not isinstance(centre, str) or centre not in topo.centres or code not in topo.centres:
+        return None
+    path = topo.ancestors(centre)
+    if code not in path:
+        return None
+    i = path.index(code)
+    return path[i + 1] if i + 1 < len(path) else code
+
+
+def alert_rows(alerts: list[dict], topo: Topology, code: str,
+               limit: int = MAX_STRIP_ALERTS) -> dict:
+    """The wall's alert strip of `code`: its unacknowledged alerts (dicts of
+    datasources.alerts.Alert.to_dict), newest first, each with the region that holds its
+    centre on this map and the panel it marks. Language-neutral (the browser formats the
+    message from the catalogue strings in data-i18n): one entry per shard version serves
+    every screen. `total` counts all of them, `rows` holds at most `limit`."""
+    rows = []
+    for a in alerts:
+        if a.get("state") != "raised":
+            continue
+        region = shown_region(topo, code, a.get("centre"))
+        if region is None:
+            continue
+        detail = a.get("detail") if isinstance(a.get("detail"), dict) else {}
+        rows.append({
+            "id": str(a["id"]), "rule": str(a.get("rule", "")),
+            "severity": str(a.get("severity", "minor")), "centre": a["centre"],
+            "name": topo.centres[a["centre"]].name, "region": region,
+            "eid": str(a.get("eid") or ""), "raised_at": int(a.get("raised_at") or 0),
+            "panel": ALERT_PANELS.get(str(a.get("rule")), "map"),
+            "detail": {str(k): v for k, v in detail.items()
+                       if isinstance(v, (int, float, str)) and not isinstance(v, bool)},
+        })
+    rows.sort(key=lambda x: (-x["raised_at"], x["id"]))
+    return {"code": code, "total": len(rows), "rows": rows[:limit]}
+
+
+def directive_view(directive: dict | None, topo: Topology, scope: str) -> dict | None:
+    """What a wall of the viewer `scope` does with a group's directive (wallcontrol
+    Directive.to_dict): the directive, or None when its centre is outside the viewer's scope
+    (the wall ignores it) or unknown."""
+    if not directive:
+        return None
+    centre = directive.get("centre")
+    if not isinstance(centre, str) or centre not in topo.centres or scope not in topo.centres:
+        return None
+    if not topo.is_within(centre, scope):
+        return None
+    return {k: directive.get(k) for k in ("group", "seq", "centre", "case", "alert", "at")}

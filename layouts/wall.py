@@ -12,7 +12,7 @@ from dash import dcc, html
 
 from layouts import panels, vc
 from layouts.formats import date_strings, date_text
-from layouts.i18n import client_strings, norm_lang, t
+from layouts.i18n import STRINGS, client_strings, norm_lang, t
 from layouts.viewmodel import demo_note
 
 
@@ -38,6 +38,16 @@ def breadcrumb(vm: dict, lang: str, in_app: bool = False) -> html.Nav:
             items.append(html.A(c["name"], href=href, **kw,
                                 **({"aria-current": "page"} if last else {})))
     return html.Nav(items, className="breadcrumb", **{"aria-label": t("breadcrumb", lang)})
+
+
+# Catalogue keys the wall's command-post script needs (assets/wall.js: strip, case lists).
+COMMAND_KEY_PREFIXES = ("wc_", "cat_", "ch_", "level_")
+
+
+def command_strings(lang: str) -> dict[str, str]:
+    """The catalogue strings of the alert strip, the case lists and the spotlight card
+    (placeholders left in place: the browser fills them)."""
+    return {k: t(k, lang) for k in STRINGS if k.startswith(COMMAND_KEY_PREFIXES)}
 
 
 def _initial_age(vm: dict, lang: str) -> str:
@@ -84,6 +94,7 @@ def wall_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True,
     return html.Div(
         [
             header(vm, lang, calls, chip),
+            panels.alert_strip(lang),
             html.Main([
                 panels.events_panel(vm, lang),
                 panels.map_area(vm, lang, the_map),
@@ -99,7 +110,7 @@ def wall_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True,
         **{
             "data-centre": vm["code"],
             "data-lang": lang,
-            "data-i18n": json.dumps({**client_strings(lang), **date_strings(lang)},
-                                    ensure_ascii=False),
+            "data-i18n": json.dumps({**client_strings(lang), **date_strings(lang),
+                                     **command_strings(lang)}, ensure_ascii=False),
         },
     )
