@@ -58,6 +58,7 @@ from datasources.topology import Topology
 MAX_FIELDS = 32
 MAX_VALUE = 256
 MAX_ID = 64
+MAX_TEXT = 200  # `summary`, `note` (issue 10)
 TS_MIN = 946_684_800_000  # 2000-01-01T00:00Z
 # The vocabularies are the contract's (one source); the rules that use them are the audit's own.
 STATUS = frozenset(STATUSES)
@@ -335,8 +336,12 @@ def _event(x: _Fields, shard: str, tree: Tree, ts: int, day: str, hour: str) -> 
             raise Rejected("unknown grid")
         if centre not in tree.up[tree.reg.grid_centre[grid]]:
             raise Rejected("grid not under centre")
+    summary = x.f.get("summary", "")
+    if len(summary) > MAX_TEXT:
+        raise Rejected("value too long: summary")
     channel = urgency = satisfied = to = ""
     due = 0
+    key = f"e|{eid}|{status}|{centre}"
     if status == "reported":
         channel = x.among("channel", EVENT_CHANNEL)
         urgency = x.among("urgency", URGENCY)
@@ -347,8 +352,17 @@ def _event(x: _Fields, shard: str, tree: Tree, ts: int, day: str, hour: str) -> 
         to = x.centre("to", tree)
         if to not in tree.up[centre][1:]:
             raise Rejected("bad to")
+    elif status == "supervised":  # issue 10: by a centre above, many times (key: ts and by)
+        by = x.centre("by", tree)
+        if by not in tree.up[centre][1:]:
+            raise Rejected("bad by")
+        if len(x.f.get("note", "")) > MAX_TEXT:
+            raise Rejected("value too long: note")
+        if len(x.f.get("user", "")) > MAX_ID:
+            raise Rejected("value too long: user")
+        key = f"{key}|{ts}|{by}"
     _shard_is(centre, shard, tree, "centre")
-    return Entry("events", f"e|{eid}|{status}|{centre}", ts, day, hour, centre, eid, status,
+    return Entry("events", key, ts, day, hour, centre, eid, status,
                  category, channel, urgency, due, satisfied, to, grid)
 
 

@@ -19,7 +19,8 @@ from datasources.registry import LEVELS
 from datasources.topology import Topology
 
 VERSIONS = ("1",)
-STATUSES = ("reported", "dispatched", "handling", "resolved", "evaluated", "escalated")
+STATUSES = ("reported", "dispatched", "handling", "resolved", "evaluated", "escalated",
+            "supervised")
 CATEGORIES = (
     "dispute",
     "security",
@@ -36,6 +37,11 @@ PETITION_CHANNELS = ("letter", "visit", "online")
 # The tiers a case is closed at, from the bottom up (the read model's closed_at_level): the
 # registry's level names. With CAMERA_KINDS, the screens take every vocabulary from here.
 CLOSED_LEVELS = tuple(LEVELS[n] for n in sorted(LEVELS, reverse=True))
+# ---- cases behind the figures (issue 10, helper CASES) ----
+# the filters of a case list (datasources/cases.py), in the order the screens offer them
+STATUS_FILTERS = ("open", "overdue", "urgent", "escalated", "supervised")
+MAX_TEXT = 200  # `summary` (any event) and `note` (supervised): plain text, characters
+# ---- end cases ----
 
 MAX_ID = 64
 MAX_VALUE = 256
@@ -106,6 +112,10 @@ FIELDS = (
     "k", "id", "ts", "day", "hour", "centre", "ci", "lv", "q", "status", "category",
     "channel", "urgency", "due", "satisfied", "to", "tci", "grid", "worker", "state",
     "cam_kind", "group", "skip",
+    # issue 10 (appended, indices above never shift): the event's `summary`; on `supervised`
+    # its `by`, `note` and `user`; on a hand-in, what the case carries from the shard it left
+    # ("reported_at|supervised|escalated|urgency|channel", see `carry_of`)
+    "summary", "by", "note", "user", "carry",
 )
 # kinds: e event transition, h case handed on from another shard, p patrol, c camera,
 # t petition. ci / tci: topology index of the chain's owner (`centre`, or `to` for h) and of
@@ -274,7 +284,8 @@ def validate(
         _in_shard(centre, shard, topo, "grid", grid)
         worker = _id(f, "worker")
         return ("p", pid, ts, day, hour, centre, index[centre], topo.centres[centre].level,
-                "p|" + pid, "", "", "", "", 0, -1, "", -1, grid, worker, "", "", 0, 0)
+                "p|" + pid, "", "", "", "", 0, -1, "", -1, grid, worker, "", "", 0, 0,
+                "", "", "", "", "")
     if kind == "cameras":
         cam = _id(f, "cam")
         found = topo.camera.get(cam)
@@ -284,7 +295,8 @@ def validate(
         _in_shard(centre, shard, topo, "camera", cam)
         state = _one_of(f, "state", _CAMERA_STATES)
         return ("c", cam, ts, day, hour, centre, index[centre], topo.centres[centre].level,
-                "", "", "", "", "", 0, -1, "", -1, "", "", state, cam_kind, 0, 0)
+                "", "", "", "", "", 0, -1, "", -1, "", "", state, cam_kind, 0, 0,
+                "", "", "", "", "")
     if kind == "petitions":
         pid = _id(f, "pid")
         centre = _centre(f, "centre", topo)
@@ -293,7 +305,8 @@ def validate(
         group = _flag(f, "group")
         skip = _flag(f, "skip_level")
         return ("t", pid, ts, day, hour, centre, index[centre], topo.centres[centre].level,
-                "t|" + pid, "", "", channel, "", 0, -1, "", -1, "", "", "", "", group, skip)
+                "t|" + pid, "", "", channel, "", 0, -1, "", -1, "", "", "", "", group, skip,
+                "", "", "", "", "")
     raise InvalidEntry(f"unknown kind: {kind}")
 
 
@@ -360,8 +373,12 @@ def validate_fast(kind: str, f: Mapping[str, str], look: ShardLookup, clock: Clo
             g = look.grids.get(grid)
             if g is None or centre not in g[3]:
                 return None
-        channel = urgency = to = ""
+        channel = urgency = to = by = note = user = ""
         due, satisfied, tci = 0, -1, -1
+        summary = get("summary", "")
+        if len(summary) > MAX_TEXT:
+            return None
+        q = f"e|{eid}|{status}|{centre}"
         if status == "reported":
             channel, urgency = get("channel"), get("urgency")
             due = _fast_int(get("due"))
@@ -378,15 +395,22 @@ def validate_fast(kind: str, f: Mapping[str, str], look: ShardLookup, clock: Clo
             if t is None or to == centre or to not in chain:
                 return None
             tci = t[0]
-        return ("e", eid, ts, day, hour, centre, ci, lv, f"e|{eid}|{status}|{centre}", status,
-                category, channel, urgency, due, satisfied, to, tci, grid, "", "", "", 0, 0)
+        elif status == "supervised":  # a `by` above the shard (the city) is left to `validate`
+            by, note, user = get("by"), get("note", ""), get("user", "")
+            if not _ok_id(by) or by == centre or by not in chain or len(note) > MAX_TEXT \
+                    or len(user) > MAX_ID:
+                return None
+            q = f"{q}|{ts}|{by}"
+        return ("e", eid, ts, day, hour, centre, ci, lv, q, status,
+                category, channel, urgency, due, satisfied, to, tci, grid, "", "", "", 0, 0,
+                summary, by, note, user, "")
     if kind == "patrols":
         pid, grid, worker = get("pid"), get("grid"), get("worker")
         g = look.grids.get(grid)
         if g is None or not _ok_id(pid) or not _ok_id(worker):
             return None
         return ("p", pid, ts, day, hour, g[0], g[1], g[2], "p|" + pid, "", "", "", "", 0, -1,
-                "", -1, grid, worker, "", "", 0, 0)
+                "", -1, grid, worker, "", "", 0, 0, "", "", "", "", "")
     if kind == "cameras":
         cam, state = get("cam"), get("state")
         found = look.cameras.get(cam)
@@ -394,7 +418,7 @@ def validate_fast(kind: str, f: Mapping[str, str], look: ShardLookup, clock: Clo
             return None
         centre, ci, lv, cam_kind = found
         return ("c", cam, ts, day, hour, centre, ci, lv, "", "", "", "", "", 0, -1, "", -1, "",
-                "", state, cam_kind, 0, 0)
+                "", state, cam_kind, 0, 0, "", "", "", "", "")
     if kind == "petitions":
         pid, centre, channel = get("pid"), get("centre"), get("channel")
         group, skip = get("group"), get("skip_level")
@@ -403,7 +427,7 @@ def validate_fast(kind: str, f: Mapping[str, str], look: ShardLookup, clock: Clo
                 or group not in ("0", "1") or skip not in ("0", "1"):
             return None
         return ("t", pid, ts, day, hour, centre, c[0], c[1], "t|" + pid, "", "", channel, "",
-                0, -1, "", -1, "", "", "", "", int(group), int(skip))
+                0, -1, "", -1, "", "", "", "", int(group), int(skip), "", "", "", "", "")
     return None
 
 
@@ -429,8 +453,46 @@ def validate_handoff(f: Mapping[str, str], shard: str, topo: Topology) -> dict[s
     ts = _int(f, "ts")
     if ts < MIN_TS:
         raise InvalidEntry(f"ts out of range: {ts}")
-    return {"v": "1", "ts": str(ts), "src": "pingan-handoff", "eid": eid, "status": "escalated",
-            "centre": centre, "to": to, "category": category, "due": str(due)}
+    out = {"v": "1", "ts": str(ts), "src": "pingan-handoff", "eid": eid, "status": "escalated",
+           "centre": centre, "to": to, "category": category, "due": str(due)}
+    out.update(_carried(f))
+    return out
+
+
+# ---- cases behind the figures (issue 10, helper CASES) ----
+_CARRY_INTS = ("reported_at", "supervised", "escalated")
+_CARRY_SETS = (("urgency", _URGENCIES), ("channel", _EVENT_CHANNELS))
+
+
+def _carried(f: Mapping[str, str]) -> dict[str, str]:
+    """What a hand-over carries of the case beyond the contract's fields (its report time,
+    counts, urgency, channel, summary), each kept only when well formed: they are for the case
+    lists, so a bad one is dropped rather than the case."""
+    out = {n: f[n] for n in _CARRY_INTS if _fast_int(f.get(n)) is not None}
+    out.update({n: f[n] for n, allowed in _CARRY_SETS if f.get(n) in allowed})
+    summary = f.get("summary", "")
+    if summary and len(summary) <= MAX_TEXT:
+        out["summary"] = summary
+    return out
+
+
+def carry_of(rec_carry: str) -> tuple[int, int, int, str, str]:
+    """The `carry` field of a hand-in record: (reported_at, supervised, escalated, urgency,
+    channel); zeros and "" when the hand-over carried nothing."""
+    if not rec_carry:
+        return 0, 0, 0, "", ""
+    at, sup, esc, urgency, channel = rec_carry.split("|")
+    return int(at or 0), int(sup or 0), int(esc or 0), urgency, channel
+
+
+def _text(f: Mapping[str, str], name: str, limit: int) -> str:
+    """An optional plain-text value (printable: checked for the whole entry), at most `limit`
+    characters; "" when absent."""
+    v = f.get(name, "")
+    if len(v) > limit:
+        raise InvalidEntry(f"value too long: {name} ({len(v)} > {limit} characters)")
+    return v
+# ---- end cases ----
 
 
 def _handin(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) -> tuple:
@@ -441,8 +503,12 @@ def _handin(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) -
     _in_shard(to, shard, topo, "to")
     category = _one_of(f, "category", _CATEGORIES)
     due = _int(f, "due")
+    c = _carried(f)
+    carry = "|".join((c.get("reported_at", ""), c.get("supervised", ""), c.get("escalated", ""),
+                      c.get("urgency", ""), c.get("channel", "")))
     return ("h", eid, ts, day, hour, centre, topo.index[to], topo.centres[centre].level,
-            f"h|{eid}|{to}", "escalated", category, "", "", due, -1, to, -1, "", "", "", "", 0, 0)
+            f"h|{eid}|{to}", "escalated", category, "", "", due, -1, to, -1, "", "", "", "", 0, 0,
+            c.get("summary", ""), "", "", "", carry)
 
 
 def _event(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) -> tuple:
@@ -458,9 +524,11 @@ def _event(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) ->
             raise InvalidEntry(f"unknown grid: {grid}")
         if not topo.is_within(topo.grid_centre[grid], centre):
             raise InvalidEntry(f"grid {grid} is not under centre {centre}")
-    channel = urgency = to = ""
+    summary = _text(f, "summary", MAX_TEXT)
+    channel = urgency = to = by = note = user = ""
     due, satisfied, tci = 0, -1, -1
     kind = "e"
+    q = f"e|{eid}|{status}|{centre}"
     if status == "reported":
         channel = _one_of(f, "channel", _EVENT_CHANNELS)
         urgency = _one_of(f, "urgency", _URGENCIES)
@@ -473,10 +541,17 @@ def _event(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) ->
             raise InvalidEntry(f"bad to: {to} is not above {centre}")
         if topo.centres[to].shard == shard:
             tci = topo.index[to]
+    elif status == "supervised":
+        by = _centre(f, "by", topo)
+        if by == centre or not topo.is_within(centre, by):
+            raise InvalidEntry(f"bad by: {by} is not above {centre}")
+        note = _text(f, "note", MAX_TEXT)
+        user = _text(f, "user", MAX_ID)
+        q = f"{q}|{ts}|{by}"  # supervised many times: each (time, supervisor) counts once
     _in_shard(centre, shard, topo)
     return (kind, eid, ts, day, hour, centre, topo.index[centre], topo.centres[centre].level,
-            f"e|{eid}|{status}|{centre}", status, category, channel, urgency, due, satisfied,
-            to, tci, grid, "", "", "", 0, 0)
+            q, status, category, channel, urgency, due, satisfied,
+            to, tci, grid, "", "", "", 0, 0, summary, by, note, user, "")
 
 
 # ---- alerts (预警, docs/alerts.md; helper ALERTS) ---------------------------------------------

@@ -164,6 +164,25 @@ class Keys:
         case here (a resolution is credited to that report's buckets: docs/metrics.md)."""
         return f"{self.prefix}:{{{shard}}}:rcv"
 
+    # ---- cases behind the figures (issue 10, helper CASES) ----
+    def case(self, shard: str, eid: str) -> str:
+        """HASH of one case as this shard saw it: its record (category, channel, urgency,
+        centre, reported_at, due, status, at, supervised, escalated, summary, open, closed_at)
+        and its timeline, one field `s|<ts>|<status>|<centre>|<by>` (JSON) per transition.
+        Kept while open, and the day figures' life after it closed here."""
+        return f"{self.prefix}:{{{shard}}}:case:{eid}"
+
+    def case_info(self, shard: str) -> str:
+        """HASH eid → JSON of what the case lists need of an open case beyond `cases`
+        (urgency, reported_at, channel, status, supervised, escalated, summary)."""
+        return f"{self.prefix}:{{{shard}}}:caseinfo"
+
+    def case_index(self, shard: str, kind: str, code: str) -> str:
+        """ZSET of the open cases under `code` (`kind` open | esc: escalated at least once |
+        sup: supervised at least once), scored urgent first, then newest (`rollup.case_rank`)."""
+        return f"{self.prefix}:{{{shard}}}:ci:{kind}:{code}"
+    # ---- end cases ----
+
     # the duty console drives the walls of a named group (`/wall?screen=main`)
     def wall_directive(self, group: str) -> str:
         """HASH: what the walls of `group` show now, set by the console (`datasources/wallcontrol.py`)."""
@@ -189,6 +208,10 @@ class Keys:
     def alert_log(self, shard: str) -> str:
         """STREAM of the alerts' history: raised, acknowledged (by, at), cleared; capped."""
         return f"{self.prefix}:{{{shard}}}:alerts:log"
+
+    def alerts_ticks(self, shard: str) -> str:
+        """ZSET of the alert ticks written in the last hour (the guard of a retried write)."""
+        return f"{self.prefix}:{{{shard}}}:alerts:ticks"
 
     def console(self, shard: str) -> str:
         """STREAM of the duty console's requests to the aggregator (acknowledge an alert)."""

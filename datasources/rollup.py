@@ -20,18 +20,68 @@ from functools import lru_cache
 
 import redis
 
-from datasources.contract import FIELDS
+from datasources.contract import FIELDS, carry_of
 from datasources.keys import GROUP, Keys
 from datasources.topology import Topology
 
 (K, ID, TS, DAY, HOUR, CENTRE, CI, LV, Q, STATUS, CATEGORY, CHANNEL, URGENCY, DUE, SATISFIED,
- TO, TCI, GRID, WORKER, STATE, CAM_KIND, GROUP_F, SKIP) = range(len(FIELDS))
+ TO, TCI, GRID, WORKER, STATE, CAM_KIND, GROUP_F, SKIP, SUMMARY, BY, NOTE, USER,
+ CARRY) = range(len(FIELDS))
 
 CHUNK = 2000  # members per bulk command (Lua's unpack limit is ~8000 arguments)
 # day/hour field: cases reported in the bucket (the report that opened the case here) that
 # have been resolved since; 办结率 = this / reported (docs/metrics.md), never above 1
 RESOLVED_OF_REPORTED = "reported_resolved"
 DAY_S = 86_400
+
+# ---- cases behind the figures (issue 10, helper CASES) ----
+URGENT_RANK = 10**13  # added to an urgent case's report time: urgent first, then newest
+INDEX_KINDS = ("open", "esc", "sup")  # keys.case_index: open, escalated, supervised
+_NO_INFO = ("normal", 0, "", "", 0, 0, "")
+
+
+def case_rank(urgency: str, reported_at: int) -> int:
+    """The score of an open case in its centres' case indexes: urgent first, then newest."""
+    return reported_at + (URGENT_RANK if urgency == "urgent" else 0)
+
+
+def _int(v: object) -> int:
+    try:
+        return max(0, int(v))  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return 0
+
+
+def info_of(value: str | bytes | None) -> list:
+    """An open case's [urgency, reported_at, channel, status, supervised, escalated, summary]
+    from keys.case_info; defaults for a case opened before the record existed, or a value
+    someone else wrote."""
+    if value:
+        try:
+            v = json.loads(value)
+        except ValueError:
+            v = None
+        if isinstance(v, list) and len(v) == len(_NO_INFO):
+            return [str(v[0]), _int(v[1]), str(v[2]), str(v[3]), _int(v[4]), _int(v[5]),
+                    str(v[6])]
+    return list(_NO_INFO)
+
+
+def case_members(held: str | None, info: str | None) -> dict[tuple[str, str], int]:
+    """The index entries an open case (`cases` value `held`, info) belongs to: (kind, centre)
+    → score; none when it is not open."""
+    if not held:
+        return {}
+    chain = held.split("|", 2)[2].split(",")
+    v = info_of(info)
+    rank = case_rank(v[0], v[1])
+    kinds = ("open",) + (("esc",) if v[5] else ()) + (("sup",) if v[4] else ())
+    return {(kind, c): rank for c in chain for kind in kinds}
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# ---- end cases ----
 
 
 @dataclass(frozen=True)
@@ -45,6 +95,9 @@ class Limits:
     # a rebuild (`pingan rebuild`) recounts only the days whose entries are all still in the
     # streams: entries of earlier days change state (cases, cameras) but no day or hour count
     count_from_day: str = ""
+    # how long a case's record lives while the case is open (0: four day-figure lives, well
+    # beyond the case age limit by default); once closed it lives `ttl_day` (datasources/cases.py)
+    ttl_case_open: int = 0
 
     def rebuilding(self, day: str) -> Limits:
         return replace(self, count_from_day=day)
@@ -62,6 +115,8 @@ class State:
     workers: set[tuple[str, str]] = field(default_factory=set)  # (day, worker|village) seen
     # open cases opened here by a report: eid → 'YYYYmmddHH|centre' of that report
     received: dict[str, str | None] = field(default_factory=dict)
+    # open cases: eid → what the case lists need (JSON, `CaseInfo`), from keys.case_info
+    info: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,7 +138,7 @@ class CorruptKey(Exception):
 def _plan_key(keys: Keys, shard: str, what: str, day: str | None) -> str:
     return {"seen": lambda: keys.seen(shard, day), "cases": lambda: keys.cases(shard),
             "closed": lambda: keys.closed(shard), "cams": lambda: keys.camera_state(shard),
-            "received": lambda: keys.received(shard),
+            "received": lambda: keys.received(shard), "info": lambda: keys.case_info(shard),
             "pcount": lambda: keys.patrol_counts(shard, day),
             "workers": lambda: keys.workers_seen(shard, day)}[what]()
 
@@ -122,6 +177,8 @@ def load_state(r: redis.Redis, keys: Keys, shard: str, records: list[tuple], top
         plan.append(("closed", None, el))
         pipe.hmget(keys.received(shard), el)
         plan.append(("received", None, el))
+        pipe.hmget(keys.case_info(shard), el)
+        plan.append(("info", None, el))
     cl = list(cams)
     if cl:
         pipe.hmget(keys.camera_state(shard), cl)
@@ -188,6 +245,65 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     count_from = limits.count_from_day
     received, received_dirty = st.received, set()
     credit_ttl: dict[tuple[str, str], int] = {}  # ("d"|"h", bucket) → what is left of its life
+    # cases behind the figures: each touched case's state before the batch, its record's
+    # changes (fields set, counters added) and whether it is open after the batch
+    info, info_dirty = st.info, set()
+    case_before: dict[str, tuple[str | None, str | None]] = {}
+    rec_set: dict[str, dict[str, str | int]] = defaultdict(dict)
+    rec_inc: dict[str, dict[str, int]] = defaultdict(dict)
+
+    def case_step(rec: tuple, was_open: bool) -> None:
+        """The record, timeline and open-case info of one applied case transition."""
+        eid, status, ts, summary = rec[ID], rec[STATUS], rec[TS], rec[SUMMARY]
+        held = cases.get(eid)
+        fields = rec_set[eid]
+        step_centre = rec[CENTRE]
+        if rec[K] == "h":
+            at, sup, esc, urgency, channel = carry_of(rec[CARRY])
+            if held and not was_open:
+                info[eid] = _dumps([urgency or "normal", at or ts, channel, "escalated", sup,
+                                    esc, summary])
+                info_dirty.add(eid)
+            fields.update(category=rec[CATEGORY], due=rec[DUE], supervised=sup, escalated=esc)
+            rec_inc.pop(eid, None)
+            fields.update({n: v for n, v in (("urgency", urgency), ("channel", channel),
+                                             ("reported_at", at)) if v})
+        else:
+            fields["category"] = rec[CATEGORY]
+            if status == "reported":
+                fields.update(channel=rec[CHANNEL], urgency=rec[URGENCY], reported_at=ts,
+                              due=rec[DUE])
+                if held and not was_open:
+                    info[eid] = _dumps([rec[URGENCY], ts, rec[CHANNEL], status, 0, 0, summary])
+                    info_dirty.add(eid)
+            elif status == "supervised" or status == "escalated":
+                inc = rec_inc[eid]
+                inc[status] = inc.get(status, 0) + 1
+            if was_open:
+                v = info_of(info.get(eid))
+                v[3] = status
+                if status == "supervised":
+                    v[4] += 1
+                elif status == "escalated":
+                    v[5] += 1
+                if summary:
+                    v[6] = summary
+                info[eid] = _dumps(v) if held else None
+                info_dirty.add(eid)
+                if not held:
+                    fields["closed_at"] = ts
+                    if status == "escalated":
+                        fields["moved_to"] = rec[TO]
+        fields.update(status=status, at=ts, open=1 if held else 0,
+                      centre=held.split("|", 2)[2].split(",", 1)[0] if held else rec[CENTRE])
+        if summary:
+            fields["summary"] = summary
+        step = {"status": status, "ts": ts, "centre": step_centre}
+        for name, value in (("to", rec[TO]), ("by", rec[BY]), ("note", rec[NOTE]),
+                            ("summary", summary), ("user", rec[USER])):
+            if value:
+                step[name] = value
+        fields[f"s|{ts}|{status}|{step_centre}|{rec[BY]}"] = _dumps(step)
 
     def open_case(eid: str, due: int, cat: str, chain: tuple[str, ...], ts: int,
                   report: str | None = None) -> None:
@@ -278,6 +394,9 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                 add(("d", day, ci, "workers_on_duty"))
         elif k == "e":
             status, eid = rec[STATUS], rec[ID]
+            if eid not in case_before:
+                case_before[eid] = (cases.get(eid), info.get(eid))
+            was_open = bool(cases.get(eid))
             add(("d", day, ci, status))
             if status == "reported":
                 add(("d", day, ci, "cat:" + rec[CATEGORY]))
@@ -319,12 +438,24 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                         cases[eid] = None
                         forget_report(eid)  # resolved elsewhere: not credited here
                         close(eid, rec[TS])
+                        v = info_of(info.get(eid))  # what the case lists carry on
+                        carried = ["reported_at", v[1], "supervised", v[4],
+                                   "escalated", v[5] + 1, "urgency", v[0]]
+                        for name, value in (("channel", v[2]), ("summary", rec[SUMMARY] or v[6])):
+                            if value:
+                                carried += [name, value]
                         handoffs.append(["XADD", keys.handoff(shard), "*", "eid", eid,
                                          "centre", rec[CENTRE], "to", rec[TO], "due", due,
-                                         "category", cat, "ts", rec[TS]])
+                                         "category", cat, "ts", rec[TS], *carried])
                     cases_dirty.add(eid)
+            case_step(rec, was_open)
         elif k == "h":
-            open_case(rec[ID], rec[DUE], rec[CATEGORY], centres[order[ci]].chain, rec[TS])
+            eid = rec[ID]
+            if eid not in case_before:
+                case_before[eid] = (cases.get(eid), info.get(eid))
+            was_open = bool(cases.get(eid))
+            open_case(eid, rec[DUE], rec[CATEGORY], centres[order[ci]].chain, rec[TS])
+            case_step(rec, was_open)
         elif k == "c":
             cam, state, ts = rec[ID], rec[STATE], rec[TS]
             old = cams.get(cam)
@@ -400,6 +531,8 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         wk = keys.workers_seen(shard, day)
         _bulk(cmds, ["SADD", wk], pairs)
         ttl[wk] = limits.ttl_seen
+    _case_commands(cmds, keys, shard, limits, case_before, cases, info, info_dirty, rec_set,
+                   rec_inc, zsets, ttl)
     for zk, members in zsets.items():
         adds: list = []
         rems = []
@@ -422,6 +555,34 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     for k_, t in ttl.items():
         cmds.append(["EXPIRE", k_, t])
     return out
+
+
+def _case_commands(cmds: list, keys: Keys, shard: str, limits: Limits,
+                   case_before: dict[str, tuple[str | None, str | None]],
+                   cases: dict[str, str | None], info: dict[str, str | None],
+                   info_dirty: set[str], rec_set: dict[str, dict], rec_inc: dict[str, dict],
+                   zsets: dict[str, dict[str, int | None]], ttl: dict[str, int]) -> None:
+    """The writes of the cases behind the figures: each touched case's record and timeline,
+    the open cases' info, and the case indexes moved from the state before the batch to the
+    state after it (so a case touched many times in a batch moves once)."""
+    _write_hash(cmds, keys.case_info(shard), info_dirty, info)
+    open_ttl = limits.ttl_case_open or 4 * limits.ttl_day
+    for eid, fields in rec_set.items():
+        ck = keys.case(shard, eid)
+        _bulk(cmds, ["HSET", ck], [x for item in fields.items() for x in item], pairs=True)
+        inc = rec_inc.get(eid)
+        if inc:
+            cmds.append(["HINCRBYMANY", ck, *(x for item in inc.items() for x in item)])
+        ttl[ck] = open_ttl if cases.get(eid) else limits.ttl_day
+    index = keys.case_index
+    for eid, (held0, info0) in case_before.items():
+        old = case_members(held0, info0)
+        new = case_members(cases.get(eid), info.get(eid))
+        for (kind, c), score in new.items():
+            if old.get((kind, c)) != score:
+                zsets[index(shard, kind, c)][eid] = score
+        for kind, c in old.keys() - new.keys():
+            zsets[index(shard, kind, c)][eid] = None
 
 
 @lru_cache(maxsize=512)
@@ -502,8 +663,15 @@ def expire_commands(keys: Keys, shard: str, topo: Topology, eids: list[str],
     for c, n in minus.items():
         cmds.append(["HINCRBYMANY", keys.gauge(shard, c), "open", -n])
         _bulk(cmds, ["ZREM", keys.due(shard, c)], dues[c])
+        for kind in INDEX_KINDS:  # the case indexes (issue 10): ZREM of a non-member is a no-op
+            _bulk(cmds, ["ZREM", keys.case_index(shard, kind, c)], dues[c])
     meta = keys.meta(shard)
     if gone:
+        _bulk(cmds, ["HDEL", keys.case_info(shard)], gone)
+        for e in gone:  # the record stays openable for the day figures' life
+            cmds.append(["HSET", keys.case(shard, e), "open", 0, "closed_at", now_ms,
+                         "expired", 1])
+            cmds.append(["EXPIRE", keys.case(shard, e), limits.ttl_day])
         cmds.append(["HINCRBY", meta, "expired", len(gone)])
     cmds.append(["HINCRBY", meta, "version", 1])
     return cmds

@@ -153,6 +153,17 @@ def _hostile(w) -> list[tuple[str, dict, str | None, int]]:
     for to in (w["v"], w["t"], w["d"], w["city"], w["other"], "999999", ""):
         add("events", {**ev, "status": "escalated", "to": to})
     add("events", {**ev, "status": "escalated", "centre": w["t"], "to": w["v"]})
+    # issue 10: `supervised` (by, note, user) and a `summary` on any event
+    for by in (w["v"], w["t"], w["d"], w["city"], w["other"], "999999", ""):
+        add("events", {**ev, "status": "supervised", "by": by})
+        add("events", {**ev, "status": "supervised", "by": by, "user": "u1",
+                       "note": "督办 <script>alert(1)</script>"})
+    for note, user in (("n" * 200, "u" * 64), ("n" * 201, "u"), ("n", "u" * 65), ("a\tb", "")):
+        add("events", {**ev, "status": "supervised", "by": w["t"], "note": note, "user": user})
+    add("events", {**ev, "status": "supervised", "centre": w["t"], "by": w["v"]})
+    for summary in ("s" * 200, "s" * 201, "", "<img src=x onerror=alert(1)>", "a\nb"):
+        add("events", {**ev, "summary": summary})
+        add("events", {**ev, "status": "resolved", "summary": summary})
     add("events", {**ev, "grid": w["far_grid"]})
     add("events", {**ev, "grid": "G-unknown"})
     add("events", {**ev, "grid": ""})
@@ -266,7 +277,7 @@ def test_audval006_first_whole_day():
 ODD = ("", " ", "0", "1", "2", "-1", "\t", "\n", "\u00a0", "\u3000", "\u200b", "\x00", "\udcff",
        "\ud800", "１", "²", "x" * 64, "x" * 65, "x" * 256, "x" * 257, "源" * 64, "源" * 65,
        "reported", "escalated", "resolved", "evaluated", "online", "fault", "letter", "urgent",
-       "video", "dispute", "9" * 16, "9" * 17)
+       "video", "dispute", "9" * 16, "9" * 17, "supervised", "x" * 200, "x" * 201)
 
 
 @st.composite
@@ -281,7 +292,8 @@ def entries(draw, w):
         if op == "drop" and fields:
             fields.pop(draw(st.sampled_from(names)))
         elif op == "set":
-            name = draw(st.sampled_from(names + ["to", "grid", "satisfied", "status"]))
+            name = draw(st.sampled_from(names + ["to", "grid", "satisfied", "status", "by",
+                                                 "summary", "note"]))
             fields[name] = draw(st.one_of(st.sampled_from(ODD), st.sampled_from(registry_values),
                                           st.text(max_size=12)))
         elif op == "add":

@@ -379,7 +379,12 @@ def _invariants(kind: str, rec: dict, shard: str, topo, c: Clock) -> None:
         assert rec["lv"] == topo.centres[rec["centre"]].level
     if rec["k"] == "e":
         assert rec["status"] in STATUSES and rec["category"] in CATEGORIES
-        assert rec["q"] == f"e|{rec['id']}|{rec['status']}|{rec['centre']}"
+        q = f"e|{rec['id']}|{rec['status']}|{rec['centre']}"
+        if rec["status"] == "supervised":  # issue 10: many times, once per (ts, by)
+            q += f"|{rec['ts']}|{rec['by']}"
+            assert rec["by"] != rec["centre"] and topo.is_within(rec["centre"], rec["by"])
+        assert rec["q"] == q
+        assert len(rec["summary"]) <= 200 and len(rec["note"]) <= 200
         if rec["grid"]:
             assert topo.is_within(topo.grid_centre[rec["grid"]], rec["centre"])
         if rec["status"] == "escalated":
@@ -432,10 +437,15 @@ def _valid(draw, topo) -> tuple[str, str, dict[str, str]]:
     f = {**base, "eid": ident, "status": status, "centre": centre,
          "category": draw(st.sampled_from(CATEGORIES))}
     above = topo.ancestors(centre)[:-1]
-    if status == "escalated" and not above:
+    if status in ("escalated", "supervised") and not above:
         f["status"] = "handling"
     elif status == "escalated":
         f["to"] = draw(st.sampled_from(above))
+    elif status == "supervised":  # issue 10: by, an optional note and user
+        f["by"] = draw(st.sampled_from(above))
+        if draw(st.booleans()):
+            f.update(note=draw(st.text(alphabet="abc 督办<>&", max_size=200)).strip() or "n",
+                     user=draw(st.sampled_from(["u1", "leader.01"])))
     elif status == "reported":
         f.update(channel=draw(st.sampled_from(EVENT_CHANNELS)),
                  urgency=draw(st.sampled_from(URGENCIES)),
@@ -445,6 +455,8 @@ def _valid(draw, topo) -> tuple[str, str, dict[str, str]]:
     grids = sorted(g for g, c in topo.grid_centre.items() if topo.is_within(c, centre))
     if grids and draw(st.booleans()):
         f["grid"] = draw(st.sampled_from(grids))
+    if draw(st.booleans()):  # issue 10: an optional summary on any event
+        f["summary"] = draw(st.text(alphabet="xyz 事件<script>", min_size=1, max_size=200))
     return kind, shard, f
 
 
@@ -464,7 +476,9 @@ def test_property_generated_valid_entries_always_validate(small_topo, entry):
         assert record(fast) == rec
     else:  # …and an event of the city (its own shard) naming a grid of a district
         assert (rec["status"] == "escalated" and rec["tci"] == -1) or (
-            rec["grid"] and rec["lv"] == 1)
+            rec["grid"] and rec["lv"] == 1) or (  # …and a supervisor above the shard
+            rec["status"] == "supervised"
+            and small_topo.centres[rec["by"]].shard != small_topo.centres[rec["centre"]].shard)
 
 
 @SETTINGS

@@ -63,6 +63,8 @@ def _rec(status: str, ts: int, eid: str = "E1", centre: str = "1111", to: str | 
         f["satisfied"] = "1"
     elif status == "escalated":
         f["to"] = to or PARENT[centre]
+    elif status == "supervised":  # issue 10: by a centre above, many times
+        f["by"] = to or PARENT[centre]
     return validate("events", f, SHARD, topo, Clock(TZ, ts + 60 * D), ts)
 
 
@@ -115,9 +117,12 @@ def reference(records: list[tuple]) -> tuple[Counter, Counter, Counter]:
     day, hour = Counter(), Counter()
     for rec in records:
         eid, d, h, centre, status, to = (rec[i] for i in REF_FIELDS)
-        if (d, eid, status, centre) in seen:
+        key = (d, eid, status, centre)
+        if status == "supervised":  # issue 10: its key includes ts and by
+            key += (rec[FIELDS.index("ts")], rec[FIELDS.index("by")])
+        if key in seen:
             continue
-        seen.add((d, eid, status, centre))
+        seen.add(key)
         day.update((d, c, status) for c in CHAIN[centre])
         hour.update((h, c, status) for c in CHAIN[centre] if status in ("reported", "resolved"))
         if status == "reported" and eid not in cases and eid not in closed:
