@@ -304,6 +304,10 @@ def _register_optional() -> None:
     main.add_command(demo)
     main.add_command(demo_feed)
     main.add_command(serve)
+    from dashboard.cli_cases import case, cases  # issue 10: the cases behind the figures
+
+    main.add_command(cases)
+    main.add_command(case)
 
 
 _register_optional()

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import time
 
-import pytest
+import json
 
+import pytest
+from click.testing import CliRunner
+
+from dashboard.cli_cases import case as case_cmd
+from dashboard.cli_cases import cases as cases_cmd
 from datasources.audit import audit
 from datasources.cases import CaseError, case_card, case_centre, list_cases, supervise
 from datasources.keys import Keys
@@ -139,6 +144,23 @@ def test_cases001_lists_order_and_cards_across_shards(r, topo, settings):
         list_cases(r, topo, keys, root, "teleported", 10, now)
     _index_matches_cases(r, topo, keys)
     assert audit(r, topo, settings.pipeline)["differences"] == []
+
+    # the CLI: JSON and the table; exit 2 on an unknown centre, case or filter
+    run = CliRunner().invoke
+    out = run(cases_cmd, [root, "--json"], obj=settings)
+    assert out.exit_code == 0, out.output
+    listed = json.loads(out.output)
+    assert listed["total"] == 7 and listed["cases"][0]["eid"] == "LATE-1"
+    assert {"eid", "centre", "status", "reported_at", "due"} <= set(listed["cases"][0])
+    out = run(cases_cmd, [root, "--status", "escalated", "--limit", "1"], obj=settings)
+    assert out.exit_code == 0 and "2 cases, 1 shown" in out.output
+    out = run(case_cmd, ["CITY-1", "--json"], obj=settings)
+    assert out.exit_code == 0 and json.loads(out.output)["row"]["centre"] == root
+    assert "escalated" in run(case_cmd, ["CITY-1"], obj=settings).output
+    for bad in (run(cases_cmd, ["999999"], obj=settings), run(case_cmd, ["NOPE"], obj=settings),
+                run(cases_cmd, [root, "--status", "nope"], obj=settings)):
+        low = bad.output.lower()
+        assert bad.exit_code == 2 and ("unknown" in low or "invalid value" in low), bad.output
 
 
 def test_cases002_supervise_counts_once_per_entry(r, topo, settings):
