@@ -98,6 +98,17 @@ WORDS = Parser("words", lambda raw: tuple(raw.split()))
 WEIGHTS = Parser("JSON object", _weights)
 
 
+def _alert_rules(raw: str) -> Path:
+    """A rules file that loads (else its path, line and reason, at start)."""
+    from datasources.alerts import load_rules
+
+    load_rules(Path(raw))
+    return Path(raw)
+
+
+ALERT_RULES = Parser("path", _alert_rules)
+
+
 @dataclass(frozen=True)
 class Spec:
     env: str
@@ -172,6 +183,12 @@ class Settings:
         "PINGAN_DAY_BUCKET_TTL_S", INTEGER, 40 * 86400,
         "day figures (`d:…`) and the tombstones of closed cases are kept this long",
         shown="`3456000` (40 days)")
+    # alerts (预警, docs/alerts.md)
+    alert_rules: Path | None = setting(
+        "PINGAN_ALERT_RULES", ALERT_RULES, None,
+        "a TOML file of 预警 rules that replaces the defaults (`datasources/alert_rules.toml`; "
+        "rules it does not list are off); a file that is not valid is refused at start with "
+        "its line and reason", shown="none (the defaults)")
     # wall
     patrols_per_day: int = setting(
         "PINGAN_PATROLS_PER_DAY", INTEGER, 2,
@@ -329,7 +346,7 @@ class Settings:
             dead_maxlen=self.dead_maxlen, max_lateness_s=self.max_lateness_s,
             max_future_skew_s=self.max_future_skew_s, case_max_age_days=self.case_max_age_days,
             hour_bucket_ttl_s=self.hour_bucket_ttl_s, day_bucket_ttl_s=self.day_bucket_ttl_s,
-            patrols_per_day=self.patrols_per_day)
+            patrols_per_day=self.patrols_per_day, alert_rules=self.alert_rules)
 
     @property
     def read_model(self) -> ReadModelConfig:

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from datasources.alerts import AlertEngine, load_rules
 from datasources.clock import WALL, TimeSource
 from datasources.config import PipelineConfig
 from datasources.connection import text_client
@@ -105,6 +106,7 @@ class ShardState:
     token: str
     draining: bool = True  # reading our own pending entries ('0') before new ones ('>')
     draining_handoff: bool = True  # the same for the hand-over outbox, read on its own
+    draining_console: bool = True  # the same for the console's requests (alert acks)
     renewed_at: float = 0.0
     taken_at: float = field(default_factory=time.monotonic)
     count_from_day: str = ""  # rebuild: days before this keep their buckets (not recounted)
@@ -203,6 +205,9 @@ class Aggregator:
         self._free_since: dict[str, float] = {}  # shards planned for others: free since
         self.pinned = False  # a rebuild holds every shard and gives none back
         self._outage = False
+        # 预警 (datasources/alerts.py): a rules file that is not valid stops the start here
+        self.alerts = AlertEngine(load_rules(s.alert_rules), self.topo, self.keys, self.tz)
+        self._last_alert_tick: dict[str, float] = {}
 
     # ---- time ---------------------------------------------------------------------------
     def batch_clock(self) -> Clock:
@@ -212,7 +217,8 @@ class Aggregator:
 
     # ---- leases -------------------------------------------------------------------------
     def _streams(self, shard: str) -> list[str]:
-        return [self.keys.stream(shard, k) for k in READ_KINDS] + [self.keys.handoff(shard)]
+        return [self.keys.stream(shard, k) for k in READ_KINDS] + [self.keys.handoff(shard),
+                                                                  self.keys.console(shard)]
 
     def _ensure_groups(self, shard: str) -> None:
         if shard in self._groups_ready:
@@ -353,7 +359,7 @@ class Aggregator:
                 start = reply[0]
                 if start in (b"0-0", "0-0"):
                     break
-        st.draining = st.draining_handoff = True
+        st.draining = st.draining_handoff = st.draining_console = True
         return moved
 
     def sweep(self) -> None:
@@ -377,11 +383,16 @@ class Aggregator:
                               st.shard, n)
                     break
                 handoff = stream == self.keys.handoff(st.shard)
-                if mine and not (st.draining_handoff if handoff else st.draining):
+                console = stream == self.keys.console(st.shard)
+                draining = (st.draining_handoff if handoff else
+                            st.draining_console if console else st.draining)
+                if mine and not draining:
                     log.error("shard %s: %d entries of %s pending with this process between "
                               "rounds; reading them again", st.shard, mine, stream)
                     if handoff:
                         st.draining_handoff = True
+                    elif console:
+                        st.draining_console = True
                     else:
                         st.draining = True
         self._last_sweep = time.monotonic()
@@ -405,6 +416,10 @@ class Aggregator:
                     continue
                 n += self._step_shard(st)
                 n += self._forward_handoffs(st)
+                n += self._apply_console(st)
+                if time.monotonic() - self._last_alert_tick.get(st.shard, 0) \
+                        > self.alerts.rules.tick_s:
+                    self.alert_tick(st)
                 if time.monotonic() - self._last_housekeeping.get(st.shard, 0) \
                         > self.housekeeping_s:
                     self.housekeeping(st)
@@ -605,13 +620,18 @@ class Aggregator:
         state = load_state(self.r, self.keys, shard, records, self.topo)
         limits = self.limits if not st.count_from_day else self.limits.rebuilding(
             st.count_from_day)
+        # the event-driven alerts: what they depend on is read before the write, and their
+        # commands go into the batch's own write (raised exactly when the batch is applied)
+        needs, candidates = self.alerts.needs(records)
+        alert_state = self.alerts.read_batch_state(self.r, shard, needs)
         out = compute(records, state, self.topo, self.keys, shard, limits)
+        alert_cmds = self.alerts.batch_commands(shard, candidates, alert_state, clock.now_ms)
         max_ts = max((rec[TS] for rec in records), default=0)
         tail = tail_commands(self.keys, shard, dead, acks, self.limits, clock.now_ms,
                              out.applied, out.duplicates, max_ts)
         # None (DUP): a retry of this very call found it applied (only the lease holder writes
         # the shard, so the attempt whose reply was lost was ours): it counts all the same
-        self._fenced_write(st, out.commands + tail)
+        self._fenced_write(st, out.commands + alert_cmds + tail)
         t = self.totals
         t.applied += out.applied
         t.duplicates += out.duplicates
@@ -714,13 +734,88 @@ class Aggregator:
         self.totals.dead += len(dead)
         return len(items)
 
+    # ---- alerts (预警, datasources/alerts.py) ---------------------------------------------
+    def _apply_console(self, st: ShardState) -> int:
+        """Apply the console's requests (alert acknowledgements) exactly once: the XACKs are
+        the write's guards. A request that is malformed or names an unknown alert is a dead
+        letter with its reason."""
+        stream = self.keys.console(st.shard)
+        items = self.read(st, [stream], 500, st.draining_console)
+        if items is None:  # perhaps read, reply lost: re-read our pending entries first
+            st.draining_console = True
+            return 0
+        if not items and st.draining_console:
+            st.draining_console = False
+        if not items:
+            return 0
+        kept: list[Item] = []
+        entries: list[tuple[str, dict[str, str]]] = []
+        refused: list[tuple[Item, str]] = []
+        for it in items:
+            if it.flat is None:
+                continue
+            if len(it.flat) > 2 * MAX_FIELDS:
+                refused.append((it, f"too many fields: {len(it.flat) // 2} > {MAX_FIELDS}"))
+                continue
+            kept.append(it)
+            entries.append((it.id, dict(it.pairs())))
+        cmds, bad = self.alerts.ack_commands(self.r, st.shard, entries, self.clock.now_ms())
+        refused += [(kept[i], reason) for i, reason in bad]
+        dead = [dead_letter(stream, it.id, reason, it.pairs()) for it, reason in refused
+                if not self._replayed(st, it)]
+        meta = self.keys.meta(st.shard)
+        write = [["XADD", self.keys.dead(st.shard), "MAXLEN", "~", self.limits.dead_max, "*",
+                  *d] for d in dead]
+        write += cmds
+        write.append(["!XACK", stream, GROUP, *(it.id for it in items)])
+        if dead:
+            write.append(["HINCRBY", meta, "dead", len(dead)])
+            if not cmds:
+                write.append(["HINCRBY", meta, "version", 1])
+        self._fenced_write(st, write)  # DUP: our own attempt whose reply was lost
+        self.totals.dead += len(dead)
+        return len(items)
+
+    def alert_tick(self, st: ShardState) -> None:
+        """The time-driven rules and the clearing of open alerts on one shard (the top
+        centre's shard also watches every shard for staleness), in one fenced write."""
+        self._last_alert_tick[st.shard] = time.monotonic()
+        try:
+            cmds = self.alerts.tick_commands(self.r, st.shard, self.clock.now_ms(),
+                                             top=st.shard == self._vc_shard())
+            if cmds:
+                self._fenced_write(st, cmds)
+        except (redis.ConnectionError, redis.TimeoutError, LeaseLost):
+            raise
+        except redis.ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            self._set_aside_alert_keys(st.shard)
+        except Exception:
+            log.exception("shard %s: alert tick failed; tried again later", st.shard)
+
+    def _set_aside_alert_keys(self, shard: str) -> None:
+        k = self.keys
+        want = {k.alerts(shard): b"hash", k.alerts_active(shard): b"hash",
+                k.alerts_clearing(shard): b"hash", k.alerts_cams(shard): b"hash",
+                k.alerts_ticks(shard): b"zset", k.alert_log(shard): b"stream"}
+        for key, kind in want.items():
+            have = self.r.type(key)
+            if have not in (kind, b"none"):
+                self._quarantine(shard, key, f"not a {kind.decode()}")
+
+    def _prune_alerts(self, st: ShardState) -> None:
+        cmds = self.alerts.prune_commands(self.r, st.shard, self.clock.now_ms())
+        if cmds:
+            self._fenced_write(st, cmds)
+
     # ---- housekeeping -------------------------------------------------------------------
     def housekeeping(self, st: ShardState) -> None:
         """Keep every key family of the shard bounded: expire old open cases, drop old
         tombstones and stream history (never an entry not yet applied). A part that fails
         (a damaged key) is logged and tried again next time; the shard's entries go on."""
         self._last_housekeeping[st.shard] = time.monotonic()
-        for part in (self.expire_cases, self._drop_tombstones, self.trim):
+        for part in (self.expire_cases, self._drop_tombstones, self.trim, self._prune_alerts):
             try:
                 part(st)
             except (redis.ConnectionError, redis.TimeoutError, LeaseLost):
@@ -892,7 +987,8 @@ def _stream_pairs(reply) -> list:
 def shard_backlog(r: redis.Redis, keys: Keys, shard: str) -> int:
     """Pending + (at least 1 if any) undelivered entries of a shard's streams."""
     total = 0
-    streams = [keys.stream(shard, k) for k in READ_KINDS] + [keys.handoff(shard)]
+    streams = [keys.stream(shard, k) for k in READ_KINDS] + [keys.handoff(shard),
+                                                             keys.console(shard)]
     for stream in streams:
         if not r.exists(stream):
             continue
@@ -923,7 +1019,10 @@ def group_info(r: redis.Redis, stream: str) -> dict | None:
 # ---- rebuild -------------------------------------------------------------------------------
 # Keys under a shard's tag that a rebuild keeps: the streams (the input), what the aggregator
 # records about itself, and the video-conference state; the rest is read model, rebuilt.
-_KEEP = frozenset({*READ_KINDS, VC_KIND, "vc:active", "dead", "incidents", "lease", "meta"})
+_KEEP = frozenset({*READ_KINDS, VC_KIND, "vc:active", "dead", "incidents", "lease", "meta",
+                   # alerts are not recounted: kept, so that the replay raises none again
+                   "alerts", "alerts:active", "alerts:clearing", "alerts:cams", "alerts:log",
+                   "alerts:ticks", "console"})
 _DAY_KEYS = re.compile(r"(?:d|pg|wk):(\d{8})(?::|$)")
 _HOUR_KEYS = re.compile(r"h:(\d{8})\d\d:")
 

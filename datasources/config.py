@@ -42,6 +42,7 @@ class PipelineConfig:
     hour_bucket_ttl_s: int
     day_bucket_ttl_s: int
     patrols_per_day: int
+    alert_rules: Path | None  # the 预警 rules file (None: datasources/alert_rules.toml)
 
     def __post_init__(self) -> None:
         if self.max_lateness_s < 0 or self.max_future_skew_s < 0:

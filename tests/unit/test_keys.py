@@ -52,6 +52,7 @@ SHARD_KEYS = [
     ("alerts_clearing", ("S",), "pingan:{S}:alerts:clearing"),
     ("alerts_cams", ("S",), "pingan:{S}:alerts:cams"),
     ("alert_log", ("S",), "pingan:{S}:alerts:log"),
+    ("alerts_ticks", ("S",), "pingan:{S}:alerts:ticks"),
     ("console", ("S",), "pingan:{S}:console"),
 ]
 AUTH_KEYS = [

@@ -29,6 +29,7 @@ FIELDS = dataclasses.fields(Settings)
 ENV = {f.name: spec(f).env for f in FIELDS}
 
 # field → (text of its variable, the value it gives)
+RULES_FILE = ROOT / "datasources" / "alert_rules.toml"
 SAMPLES = {
     "data_dir": ("/srv/pingan", Path("/srv/pingan")),
     "redis_url": ("redis://cache.lan:6379/2", "redis://cache.lan:6379/2"),
@@ -46,6 +47,8 @@ SAMPLES = {
     "hour_bucket_ttl_s": ("7200", 7200),
     "day_bucket_ttl_s": ("86400", 86400),
     "patrols_per_day": ("3", 3),
+    # alerts: a rules file that loads (here the defaults' own file)
+    "alert_rules": (str(RULES_FILE), RULES_FILE),
     "stale_after_s": ("2.5", 2.5),
     "index_weights": ('{"resolution": 0.4}', {**INDEX_WEIGHTS, "resolution": 0.4}),
     "conference_url_template": ("sip:{code}@vc.lan", "sip:{code}@vc.lan"),
@@ -186,7 +189,7 @@ def test_set015_pipeline_config_carries_the_pipeline_settings():
     s = Settings.from_env(environ={ENV[n]: SAMPLES[n][0] for n in (
         "key_prefix", "tz", "batch_size", "lease_ms", "stream_retention_days", "dead_maxlen",
         "max_lateness_s", "max_future_skew_s", "case_max_age_days", "hour_bucket_ttl_s",
-        "day_bucket_ttl_s", "patrols_per_day")})
+        "day_bucket_ttl_s", "patrols_per_day", "alert_rules")})
     p = s.pipeline
     assert isinstance(p, PipelineConfig)
     for f in dataclasses.fields(PipelineConfig):
