@@ -308,6 +308,9 @@ def _register_optional() -> None:
 
     main.add_command(cases)
     main.add_command(case)
+    from dashboard.cli_alerts import alerts  # issue 10: 预警
+
+    main.add_command(alerts)
 
 
 _register_optional()

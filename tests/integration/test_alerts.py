@@ -379,3 +379,35 @@ def test_alert010_no_rules_no_alerts(r, topo, settings, tmp_path):
     run(r, topo, off)
     tick(r, topo, off, now_ms())
     assert list_alerts(r, topo, keys) == []
+
+
+def test_alert011_cli_lists_and_acknowledges(r, topo, settings):
+    import json
+
+    from click.testing import CliRunner
+
+    from dashboard.cli_alerts import alerts as alerts_cmd
+
+    keys = Keys(settings.key_prefix)
+    v = _village(topo)
+    shard = topo.centres[v].shard
+    r.xadd(keys.stream(shard, "events"), _event(v, "urg-cli", urgency="urgent"))
+    run(r, topo, settings)
+    invoke = CliRunner().invoke
+    out = invoke(alerts_cmd, [topo.roots[0], "--json"], obj=settings)
+    assert out.exit_code == 0, out.output
+    [row] = json.loads(out.output)["alerts"]
+    assert {"id", "rule", "severity", "centre", "eid", "state", "raised_at"} <= set(row)
+    assert (row["rule"], row["eid"], row["state"]) == ("urgent_case", "urg-cli", "raised")
+    out = invoke(alerts_cmd, ["ack", row["id"], "--user", "duty-7"], obj=settings)
+    assert out.exit_code == 0 and "duty-7" in out.output
+    run(r, topo, settings)
+    [row] = json.loads(invoke(alerts_cmd, ["--json"], obj=settings).output)["alerts"]
+    assert (row["state"], row["acked_by"]) == ("acknowledged", "duty-7")
+    out = invoke(alerts_cmd, [v, "--history"], obj=settings)
+    assert "acknowledged" in out.output and "by duty-7" in out.output
+    assert "urg-cli" in invoke(alerts_cmd, [], obj=settings).output
+    for bad in (invoke(alerts_cmd, ["999999"], obj=settings),
+                invoke(alerts_cmd, ["ack", "urgent_case:x:y", "--user", "a"], obj=settings),
+                invoke(alerts_cmd, ["ack", row["id"]], obj=settings)):
+        assert bad.exit_code != 0
