@@ -73,6 +73,25 @@
   var registry = {};
   var maps = {};
   var liveCases = {};
+  var liveMarks = {};
+
+  /* A bent line from `a` to `b` ([lat, lon]) with an arrow head at `b`: a quadratic curve
+     bulging to the left of the way, drawn as a polyline of 24 segments (SVG, animated dashes). */
+  function arc(entry, a, b) {
+    var dy = b[0] - a[0], dx = b[1] - a[1];
+    var mid = [(a[0] + b[0]) / 2 + dx * 0.25, (a[1] + b[1]) / 2 - dy * 0.25];
+    var pts = [];
+    for (var i = 0; i <= 24; i++) {
+      var t = i / 24, u = 1 - t;
+      pts.push([u * u * a[0] + 2 * u * t * mid[0] + t * t * b[0],
+                u * u * a[1] + 2 * u * t * mid[1] + t * t * b[1]]);
+    }
+    var line = L.polyline(pts, {className: "pm-arc", interactive: false, pane: "pinganMarks",
+                                renderer: entry.renderer});
+    var head = L.circleMarker(b, {radius: 6, className: "pm-arc-head", interactive: false,
+                                  pane: "pinganMarks", renderer: entry.renderer});
+    return [line.addTo(entry.group), head.addTo(entry.group)];
+  }
   function register(ctx, key, layer) {
     if (!ctx || !ctx.id) { return layer; }
     var id = typeof ctx.id === "string" ? ctx.id : JSON.stringify(ctx.id);
@@ -244,6 +263,67 @@
       });
       Object.keys(entry.markers).forEach(function (eid) {
         if (!seen[eid]) { entry.group.removeLayer(entry.markers[eid]); delete entry.markers[eid]; }
+      });
+    },
+    /* Marks over the map (issue 10), kept by plain Leaflet like setCases, in their own pane:
+       a pulse on each region with an unacknowledged alert (by severity) or with overdue cases
+       (by how overdue: pm-od-1..3), and an animated arc per recent escalation, from the lower
+       centre to the one above. `marks`: layouts/map.py marks(); `alerts`: region → worst
+       severity of its unacknowledged alerts (viewmodel.alert_rows `regions`). Markers are
+       kept by key and only re-made when they change. */
+    setMarks: function (mapId, marks, alerts) {
+      var map = maps[mapId + "-regions"] || maps[mapId + "-grids"] || maps[mapId + "-cameras"];
+      if (!map || !window.L) { return; }
+      var entry = liveMarks[mapId];
+      if (!entry || entry.map !== map) {
+        if (entry) { entry.group.remove(); }
+        if (!map.getPane("pinganMarks")) {
+          var pane = map.createPane("pinganMarks");
+          pane.style.zIndex = 460;
+          pane.style.pointerEvents = "none";  // taps reach the regions under the pulses
+        }
+        entry = liveMarks[mapId] = {map: map, group: L.layerGroup().addTo(map), items: {},
+                                    renderer: L.svg({pane: "pinganMarks", padding: 0.5})};
+      }
+      marks = marks || {};
+      var points = marks.points || {};
+      var rem = parseFloat(window.getComputedStyle(document.documentElement).fontSize) || 16;
+      var want = {};
+      var worst = alerts || {};
+      function pulse(key, code, cls, size) {
+        var p = points[code];
+        if (!p) { return; }
+        want[key] = {kind: "pulse", at: p, cls: cls, size: Math.round(size * rem), code: code};
+      }
+      Object.keys(marks.overdue || {}).forEach(function (code) {
+        pulse("o:" + code, code, "pm-od-" + marks.overdue[code], 2.6 + 0.5 * marks.overdue[code]);
+      });
+      Object.keys(worst).forEach(function (code) {
+        pulse("a:" + code, code, "pm-alert-" + worst[code], 5);
+      });
+      (marks.arcs || []).forEach(function (a) {
+        want["e:" + a.eid + ":" + a.ts] = {kind: "arc", from: a.from, to: a.to};
+      });
+      Object.keys(entry.items).forEach(function (key) {
+        var it = entry.items[key], w = want[key];
+        if (!w || w.kind !== it.kind || (w.kind === "pulse" && (w.cls !== it.cls || w.size !== it.size ||
+            w.at[0] !== it.at[0] || w.at[1] !== it.at[1]))) {
+          it.layers.forEach(function (l) { entry.group.removeLayer(l); });
+          delete entry.items[key];
+        }
+      });
+      Object.keys(want).forEach(function (key) {
+        if (entry.items[key]) { return; }
+        var w = want[key];
+        if (w.kind === "pulse") {
+          var icon = L.divIcon({className: "pm-pulse-icon", iconSize: L.point(w.size, w.size),
+                                html: '<div class="pm-pulse ' + w.cls + '" data-mark="' + esc(key) + '"></div>'});
+          var m = L.marker(w.at, {icon: icon, interactive: false, keyboard: false, pane: "pinganMarks"});
+          w.layers = [m.addTo(entry.group)];
+        } else {
+          w.layers = arc(entry, w.from, w.to);
+        }
+        entry.items[key] = w;
       });
     },
     cases: {

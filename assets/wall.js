@@ -20,7 +20,7 @@
   "use strict";
   if (window.pinganWall) { return; }
   var state = { vm: {}, source: null, url: null, lastMsg: 0, i18n: {}, mapSent: {}, cases: {}, casesHideout: {},
-                chartsAt: 0, chartsTimer: null, retryAt: 0, retries: 0, leaving: false };
+                chartsAt: 0, chartsTimer: null, retryAt: 0, retries: 0, leaving: false, marks: {} };
 
   /* assets/format.js, looked up when used (Dash loads the assets in name order). */
   function format(v, kind) { return window.pinganFormat.fmt(v, kind); }
@@ -95,6 +95,7 @@
         el.classList.toggle("in-call", !!calling[el.getAttribute("data-rank-row")]);
       });
     }
+    renderAlerts(root);
     renderCharts(root);
   }
 
@@ -268,6 +269,7 @@
     if (!document.querySelector(".pm-box")) { return; }  // layers have no DOM element of their own
     Object.keys(props).forEach(function (id) {
       if (/-cases$/.test(id)) { mergeCases(id, props[id]); drawCases(id); return; }
+      if (/-marks$/.test(id)) { state.marks[id] = props[id]; drawMarks(); return; }
       // only layers whose props changed: restyling thousands of camera markers for nothing
       // would keep the main thread busy
       var json = JSON.stringify(props[id]);
@@ -317,6 +319,8 @@
     if (patch.map) { applyMap(patch.map); }
     var root = document.querySelector(".live-screen");
     if (root) { render(root); judge(root); }
+    if (patch.alerts) { drawMarks(); }
+    if (Object.prototype.hasOwnProperty.call(patch, "directive")) { command.directive(patch.directive); }
   }
 
   /* Is the viewer still signed in? At most one question every 5 s (unless `force`). A 401
@@ -360,7 +364,7 @@
   function connect() {
     if (state.leaving) { return; }
     var root = document.querySelector(".live-screen");
-    var url = root ? root.getAttribute("data-stream") : null;
+    var url = withScreen(root ? root.getAttribute("data-stream") : null);
     var canvas = root ? root.querySelector("[data-i18n]") : null;
     if (canvas) {
       try { state.i18n = JSON.parse(canvas.getAttribute("data-i18n")); } catch (e) { state.i18n = {}; }
@@ -370,6 +374,7 @@
     if (url !== state.url) {
       state.retries = 0; state.retryAt = 0;
       state.vm = {}; state.lastMsg = 0; state.mapSent = {}; state.cases = {}; state.casesHideout = {};
+      state.marks = {};
       queued = null;  // a patch of the previous centre (assets/drill.js re-points the stream)
     }
     if (state.source) { state.source.close(); state.source = null; }
@@ -404,6 +409,7 @@
     if (root) {
       judge(root);
       tickCases();
+      drawMarks();
       // no message for a while (the polling fallback has no stream to end): still signed in?
       if (root.getAttribute("data-stale") === "1") { checkSession(false, false); }
     }
@@ -416,8 +422,434 @@
     }
   }
 
+  /* -- the wall as a command post (issue 10) -------------------------------------------------
+   * The alert strip (the push's `alerts`: layouts/viewmodel.alert_rows): one element per
+   * unacknowledged alert with data-alert=<id>, newest first, what fits on one line and a
+   * "+N more" count; the panel of each alert's rule and its region's ranking row are marked,
+   * its region pulses on the map (pinganMap.setMarks), a new one chimes with ?sound=1 (a tone
+   * made with WebAudio; a kiosk browser needs --autoplay-policy=no-user-gesture-required).
+   * The counts with cases behind them ([data-cases]) open the list of those cases for the
+   * centre in view (GET /api/cases), and a wall of a console's group (?screen=GROUP) follows
+   * the group's directive (the push's `directive`): it drills in place to its centre and
+   * spotlights its case (GET /api/case/<eid>) or alert; each seq acts once. Overlays close by
+   * themselves (nobody touches the wall). Text from the server is only ever textContent. */
+  var OVERLAY_S = 60;
+  var LIST_LIMIT = 20;
+  var SEV_RANK = { critical: 3, major: 2, minor: 1 };
+  var command = { seq: null, chimes: 0, seen: null, seenCode: null, spotAlert: "", overlay: null,
+                  overlayTimer: null, closeAt: 0, fetches: 0 };
+
+  function params() { return new URLSearchParams(window.location.search); }
+
+  /* The stream of a wall that follows a console's group carries the group (?screen=). */
+  function withScreen(url) {
+    if (!url) { return url; }
+    var g = params().get("screen");
+    return g && /^[A-Za-z0-9_-]{1,32}$/.test(g) ? url + "&screen=" + encodeURIComponent(g) : url;
+  }
+
+  function tr(key, vals) {
+    var s = state.i18n[key] || key;
+    Object.keys(vals || {}).forEach(function (k) { s = s.split("{" + k + "}").join(String(vals[k])); });
+    return s;
+  }
+
+  function node(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = String(text); }
+    return e;
+  }
+
+  function rootEl() { return document.querySelector(".live-screen"); }
+  function currentCentre() {
+    var c = document.querySelector(".live-screen .wall-canvas");
+    return c ? c.getAttribute("data-centre") : null;
+  }
+
+  function centreName(code) {
+    var vm = state.vm, found = null;
+    (vm.children || []).concat(vm.breadcrumb || []).forEach(function (c) { if (c.code === code) { found = c.name; } });
+    ((vm.alerts && vm.alerts.rows) || []).forEach(function (a) { if (!found && a.centre === code) { found = a.name; } });
+    if (!found && vm.code === code) { found = vm.name; }
+    return found || code;
+  }
+
+  function when(ms) {
+    if (!ms) { return "—"; }
+    var root = rootEl(), tz = root ? tzOf(root) : "";
+    var p = window.pinganFormat.parts(ms, tz), today = window.pinganFormat.parts(Date.now(), tz);
+    var t = window.pinganFormat.hhmm(ms, tz);
+    return (p.year === today.year && p.month === today.month && p.day === today.day) ? t
+      : p.month + "/" + p.day + " " + t;
+  }
+
+  function span(ms) {
+    var m = Math.round((ms || 0) / 60000);
+    if (m < 60) { return tr("wc_m", { n: Math.max(1, m) }); }
+    if (m < 48 * 60) { return tr("wc_h", { n: Math.round(m / 6) / 10 }); }
+    return tr("wc_d", { n: Math.round(m / 144) / 10 });
+  }
+
+  function alertText(a) {
+    var parts = [tr("wc_rule_" + a.rule), a.name];
+    var d = a.detail || {};
+    if (d.hours !== undefined) { parts.push(tr("wc_h", { n: d.hours })); }
+    if (d.down !== undefined) { parts.push(tr("wc_cams", { n: d.down })); }
+    if (d.seconds !== undefined) { parts.push(span(d.seconds * 1000)); }
+    if (d.count !== undefined) { parts.push(tr("wc_this_hour", { n: d.count })); }
+    return parts.join(" · ");
+  }
+
+  /* Hide what does not fit on the strip's line and count it in "+N more" (the first alert
+     always shows, shortened with an ellipsis if it must). */
+  function fitAlerts(strip) {
+    var data = state.vm.alerts;
+    var list = strip.querySelector(".alert-list"), more = strip.querySelector(".alert-more");
+    if (!list || !more || !data) { return; }
+    var items = list.querySelectorAll(".alert-item");
+    items.forEach(function (i) { i.hidden = false; i.classList.remove("squeeze"); });
+    var extra = Math.max(0, (data.total || 0) - items.length);
+    more.hidden = false;
+    more.textContent = tr("wc_alerts_more", { n: data.total || 0 });  // the widest it can be
+    var right = list.getBoundingClientRect().right + 0.5, cut = 0;
+    items.forEach(function (i, k) {
+      if (k > 0 && (cut || i.getBoundingClientRect().right > right)) { i.hidden = true; cut++; }
+    });
+    if (items.length && items[0].getBoundingClientRect().right > right) { items[0].classList.add("squeeze"); }
+    if (cut + extra > 0) {
+      more.textContent = tr("wc_alerts_more", { n: cut + extra });
+    } else {
+      more.hidden = true;
+    }
+    strip.setAttribute("data-alert-shown", String(items.length - cut));
+  }
+
+  /* The panels and ranking rows of every unacknowledged alert (`panels` / `regions`: the
+     worst severity over all of them, also those the strip has no room for). */
+  function markPanels(root, data) {
+    var panels = data.panels || {}, regions = data.regions || {};
+    root.querySelectorAll(".panel[data-panel]").forEach(function (p) {
+      var sev = panels[p.getAttribute("data-panel")];
+      if (p.classList.contains("alerted") === !sev && !sev) { return; }
+      p.classList.toggle("alerted", !!sev);
+      ["critical", "major", "minor"].forEach(function (s) { p.classList.toggle("alert-" + s, sev === s); });
+    });
+    root.querySelectorAll("[data-rank-row]").forEach(function (r) {
+      r.classList.toggle("alerted", !!regions[r.getAttribute("data-rank-row")]);
+    });
+  }
+
+  function renderAlerts(root) {
+    var data = state.vm.alerts;
+    var strip = root.querySelector(".alert-strip");
+    if (!strip || !data || !Array.isArray(data.rows)) { return; }
+    var list = strip.querySelector(".alert-list");
+    var key = data.code + "|" + data.total + "|" + command.spotAlert + "|" +
+      data.rows.map(function (a) { return a.id; }).join(",");
+    if (!list || list.__wcKey === key) { return; }
+    list.__wcKey = key;
+    var first = command.seen === null || command.seenCode !== data.code;
+    var fresh = [];
+    var items = data.rows.map(function (a) {
+      var sev = SEV_RANK[a.severity] ? a.severity : "minor";
+      var text = alertText(a);
+      var item = node("div", "alert-item sev-" + sev);
+      item.setAttribute("data-alert", String(a.id));
+      item.setAttribute("data-region", String(a.region));
+      item.setAttribute("data-eid", String(a.eid || ""));
+      item.setAttribute("data-severity", sev);
+      item.title = text;
+      item.appendChild(node("span", "alert-sev", tr("wc_sev_" + sev)));
+      item.appendChild(node("span", "alert-text", text));
+      item.appendChild(node("span", "alert-time", a.raised_at ? when(a.raised_at) : ""));
+      if (!first && !command.seen[a.id]) { item.classList.add("is-new"); fresh.push(a); }
+      if (command.spotAlert && command.spotAlert === a.id) { item.classList.add("is-spot"); }
+      return item;
+    });
+    if (!items.length) { items = [node("span", "alert-none", tr("wc_alerts_none"))]; }
+    list.replaceChildren.apply(list, items);
+    command.seen = {};
+    data.rows.forEach(function (a) { command.seen[a.id] = true; });
+    command.seenCode = data.code;
+    strip.setAttribute("data-alert-count", String(data.total || 0));
+    fitAlerts(strip);
+    markPanels(root, data);
+    if (fresh.length) { chime(fresh); }
+  }
+
+  var audio = null;
+  function chime(fresh) {
+    if (params().get("sound") !== "1") { return; }
+    var AC = window.AudioContext || window.webkitAudioContext;
+    if (!AC) { return; }
+    try {
+      audio = audio || new AC();
+      if (audio.state === "suspended") { audio.resume(); }
+      var crit = fresh.some(function (a) { return a.severity === "critical"; });
+      var t0 = audio.currentTime + 0.02;
+      [880, crit ? 1318 : 660].forEach(function (f, i) {
+        var o = audio.createOscillator(), g = audio.createGain(), at = t0 + i * 0.2;
+        o.type = "sine";
+        o.frequency.value = f;
+        g.gain.setValueAtTime(0.0001, at);
+        g.gain.exponentialRampToValueAtTime(0.3, at + 0.02);
+        g.gain.exponentialRampToValueAtTime(0.0001, at + 0.18);
+        o.connect(g);
+        g.connect(audio.destination);
+        o.start(at);
+        o.stop(at + 0.2);
+      });
+      command.chimes++;
+    } catch (e) { /* no audio device: the strip still flashes */ }
+  }
+
+  function drawMarks() {
+    if (!window.pinganMap || !window.pinganMap.setMarks || !document.querySelector(".pm-box")) { return; }
+    if (document.querySelector(".live-screen [data-replay='1']")) { return; }
+    var al = state.vm.alerts;
+    Object.keys(state.marks).forEach(function (id) {
+      var m = state.marks[id];
+      var regions = al && m && al.code === m.code ? al.regions : null;
+      window.pinganMap.setMarks(id.replace(/-marks$/, ""), m, regions || {});
+    });
+  }
+
+  // -- overlays: the cases behind a count, the spotlight card ---------------------------------
+  function closeOverlay() {
+    if (command.overlayTimer) { window.clearInterval(command.overlayTimer); command.overlayTimer = null; }
+    if (command.overlay) { command.overlay.remove(); command.overlay = null; }
+  }
+
+  function tickOverlay() {
+    var o = command.overlay;
+    if (!o) { return; }
+    var left = Math.ceil((command.closeAt - Date.now()) / 1000);
+    if (left <= 0) { closeOverlay(); return; }
+    var c = o.querySelector(".wc-closein");
+    if (c) { c.textContent = tr("wc_close_in", { s: left }); }
+  }
+
+  function openOverlay(kind, title, note, body, attrs) {
+    closeOverlay();
+    var box = node("div", "wc-overlay wc-" + kind);
+    box.setAttribute("role", "dialog");
+    box.setAttribute("data-overlay", kind);
+    box.setAttribute("data-centre", currentCentre() || "");
+    Object.keys(attrs || {}).forEach(function (k) { box.setAttribute(k, String(attrs[k])); });
+    var head = node("div", "wc-head");
+    head.appendChild(node("div", "wc-title", title));
+    if (note) { head.appendChild(node("div", "wc-note", note)); }
+    head.appendChild(node("div", "wc-closein"));
+    var x = node("button", "wc-x", "×");
+    x.type = "button";
+    x.title = tr("wc_close");
+    x.addEventListener("click", closeOverlay);
+    head.appendChild(x);
+    var b = node("div", "wc-body");
+    b.appendChild(body);
+    box.appendChild(head);
+    box.appendChild(b);
+    document.body.appendChild(box);
+    command.overlay = box;
+    command.closeAt = Date.now() + OVERLAY_S * 1000;
+    tickOverlay();
+    command.overlayTimer = window.setInterval(tickOverlay, 1000);
+    return box;
+  }
+
+  function getJSON(url) {
+    command.fetches++;
+    return window.fetch(url, { credentials: "same-origin", cache: "no-store",
+                               headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (!r.ok) { throw { status: r.status }; }
+        return r.json();
+      });
+  }
+
+  var CASE_COLUMNS = ["eid", "category", "channel", "centre", "tier", "status", "reported", "due",
+                      "over", "supervised", "summary"];
+
+  function caseCell(row, col) {
+    switch (col) {
+      case "eid": return row.eid;
+      case "category": return tr("cat_" + row.category);
+      case "channel": return tr("ch_" + row.channel);
+      case "centre": return row.centre_name || centreName(row.centre);
+      case "tier": return row.tier ? tr("level_" + row.tier) : "—";
+      case "status": return tr("wc_st_" + row.status);
+      case "reported": return when(row.reported_at);
+      case "due": return when(row.due);
+      case "over": return row.overdue_ms > 0 ? span(row.overdue_ms) : "";
+      case "supervised": return row.supervised ? String(row.supervised) : "";
+      case "summary": return row.summary || "";
+    }
+    return "";
+  }
+
+  function casesTable(data) {
+    var rows = (data && data.cases) || [];
+    if (!rows.length) { return node("div", "wc-empty", tr("wc_cases_empty")); }
+    var table = node("table", "wc-table");
+    var head = node("tr");
+    CASE_COLUMNS.forEach(function (c) { head.appendChild(node("th", "wc-c-" + c, tr("wc_col_" + c))); });
+    var thead = node("thead");
+    thead.appendChild(head);
+    var tbody = node("tbody");
+    rows.slice(0, LIST_LIMIT).forEach(function (row) {
+      var tr_ = node("tr", (row.overdue_ms > 0 ? "is-overdue " : "") + (row.urgency === "urgent" ? "is-urgent" : ""));
+      tr_.setAttribute("data-eid", String(row.eid));
+      CASE_COLUMNS.forEach(function (c) { tr_.appendChild(node("td", "wc-c-" + c, caseCell(row, c))); });
+      tbody.appendChild(tr_);
+    });
+    table.appendChild(thead);
+    table.appendChild(tbody);
+    return table;
+  }
+
+  /* The cases behind a count of the centre in view. */
+  function openCases(status, label) {
+    var code = currentCentre();
+    if (!code || !window.fetch) { return Promise.resolve(null); }
+    var title = tr("wc_cases_title", { label: label, name: centreName(code) });
+    var url = "/api/cases?centre=" + encodeURIComponent(code) + "&status=" + encodeURIComponent(status) +
+      "&limit=" + LIST_LIMIT;
+    return getJSON(url).then(function (data) {
+      if (currentCentre() !== code) { return null; }  // drilled away meanwhile
+      var total = data && typeof data.total === "number" ? data.total : ((data && data.cases) || []).length;
+      var n = Math.min(LIST_LIMIT, ((data && data.cases) || []).length);
+      var note = total > n ? tr("wc_cases_shown", { total: total, n: n }) : tr("wc_cases_count", { total: total });
+      return openOverlay("cases", title, note, casesTable(data), { "data-cases": status, "data-total": total });
+    }, function () {
+      return openOverlay("cases", title, "", node("div", "wc-empty", tr("wc_cases_error")), { "data-cases": status });
+    });
+  }
+
+  function caseBody(card, alertRow) {
+    var body = node("div", "wc-card");
+    if (alertRow) {
+      var sev = SEV_RANK[alertRow.severity] ? alertRow.severity : "minor";
+      var line = node("div", "alert-item sev-" + sev);
+      line.appendChild(node("span", "alert-sev", tr("wc_sev_" + sev)));
+      line.appendChild(node("span", "alert-text", alertText(alertRow)));
+      line.appendChild(node("span", "alert-time", when(alertRow.raised_at)));
+      body.appendChild(line);
+    }
+    if (!card) { return body; }
+    var row = card.row || {};
+    var facts = node("div", "wc-facts");
+    ["eid", "category", "channel", "centre", "tier", "status", "reported", "due", "over", "supervised"].forEach(function (c) {
+      var v = caseCell(row, c);
+      if (v === "" || v === null || v === undefined) { return; }
+      var f = node("span");
+      f.appendChild(document.createTextNode(tr("wc_col_" + c) + " "));
+      f.appendChild(node("b", "", v));
+      facts.appendChild(f);
+    });
+    body.appendChild(facts);
+    if (row.summary) { body.appendChild(node("div", "wc-summary", row.summary)); }
+    var steps = card.steps || [];
+    if (steps.length) {
+      body.appendChild(node("div", "wc-note", tr("wc_spot_steps")));
+      var ol = node("ol", "wc-steps");
+      steps.forEach(function (s) {
+        var bits = [when(s.ts), tr("wc_st_" + s.status), centreName(s.centre)];
+        if (s.to) { bits.push("→ " + centreName(s.to)); }
+        if (s.by) { bits.push(centreName(s.by)); }
+        if (s.note) { bits.push(s.note); }
+        if (s.spent_ms) { bits.push(span(s.spent_ms)); }
+        ol.appendChild(node("li", s.over_ms > 0 ? "late" : "", bits.join(" · ")));
+      });
+      body.appendChild(ol);
+    }
+    return body;
+  }
+
+  function findAlert(id) {
+    var rows = (state.vm.alerts && state.vm.alerts.rows) || [];
+    for (var i = 0; i < rows.length; i++) { if (rows[i].id === id) { return rows[i]; } }
+    return null;
+  }
+
+  function spotlight(d) {
+    command.spotAlert = d.alert || "";
+    var root = rootEl();
+    var list = root && root.querySelector(".alert-list");
+    if (list) { list.__wcKey = null; }
+    if (root) { renderAlerts(root); }
+    if (!d.case && !d.alert) {
+      if (command.overlay && command.overlay.getAttribute("data-overlay") === "spot") { closeOverlay(); }
+      return Promise.resolve(null);
+    }
+    // after a drill the new centre's alerts come with its stream's first message: wait for it
+    var alertRow = d.alert ? findAlert(d.alert) : null;
+    var waited = d.alert && !alertRow ? new Promise(function (res) { window.setTimeout(res, 1200); }) : Promise.resolve();
+    return waited.then(function () {
+      alertRow = d.alert ? (alertRow || findAlert(d.alert)) : null;
+      var eid = d.case || (alertRow && alertRow.eid) || "";
+      var card = eid ? getJSON("/api/case/" + encodeURIComponent(eid)).then(function (c) {
+        return c && (c.card || c.case || c);
+      }, function () { return null; }) : Promise.resolve(null);
+      return card.then(function (c) {
+        if (command.seq !== d.seq) { return null; }  // a newer directive took over
+        var title = tr(d.case ? "wc_spot_case" : "wc_spot_alert") + " · " + centreName(d.centre);
+        var body = caseBody(c, alertRow);
+        if (!c && !alertRow) { body.appendChild(node("div", "wc-empty", tr("wc_spot_gone"))); }
+        return openOverlay("spot", title, eid, body, { "data-spot-case": eid, "data-spot-alert": d.alert || "",
+                                                       "data-seq": d.seq });
+      });
+    });
+  }
+
+  /* A directive of the wall's group (already checked against the viewer's scope by the
+     server). Each seq acts once; the first one seen on a page drills to its centre (the
+     group's current view) and spotlights only when it is recent. */
+  command.directive = function (d) {
+    if (!d || typeof d.seq !== "number" || typeof d.centre !== "string") { return; }
+    if (command.seq !== null && d.seq <= command.seq) { return; }
+    var first = command.seq === null;
+    command.seq = d.seq;
+    command.directiveAt = Date.now();
+    var f = state.vm.freshness;
+    var recent = !first || (d.at && (f ? f.now : Date.now()) - d.at < OVERLAY_S * 1000);
+    var move = d.centre !== currentCentre() && window.pinganDrill
+      ? window.pinganDrill.go(d.centre) : Promise.resolve(true);
+    Promise.resolve(move).then(function () {
+      command.drilledAt = Date.now();
+      if (recent && command.seq === d.seq) { return spotlight(d); }
+      return null;
+    });
+  };
+
+  document.addEventListener("click", function (e) {
+    var t = e.target;
+    var fig = t && t.closest && t.closest(".live-screen .wall-canvas [data-cases]");
+    if (!fig) { return; }
+    var label = fig.querySelector(".kpi-label");
+    openCases(fig.getAttribute("data-cases"), label ? label.textContent : "");
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") { closeOverlay(); return; }
+    if (e.key !== "Enter") { return; }
+    var fig = e.target && e.target.closest && e.target.closest(".live-screen .wall-canvas [data-cases]");
+    if (fig) { fig.click(); }
+  });
+  window.addEventListener("resize", function () {
+    var strip = document.querySelector(".live-screen .alert-strip");
+    if (strip) { fitAlerts(strip); }
+  });
+  // a drill replaces the canvas: the list of the old centre goes with it
+  new MutationObserver(function () {
+    var o = command.overlay;
+    if (o && o.getAttribute("data-overlay") === "cases" && o.getAttribute("data-centre") !== currentCentre()) {
+      closeOverlay();
+    }
+  }).observe(document.documentElement, { attributes: true, subtree: true, attributeFilter: ["data-centre"] });
+
   window.pinganWall = { apply: apply, format: format, series: series, state: state, call: requestCall,
-                        updateChart: updateChart, connect: connect };
+                        updateChart: updateChart, connect: connect, command: command,
+                        openCases: openCases, closeOverlay: closeOverlay };
 
   /* The polling fallback (?push=poll): a Dash callback delivers the same patches. */
   window.dash_clientside = Object.assign({}, window.dash_clientside, {

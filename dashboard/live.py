@@ -35,36 +35,57 @@ from dashboard.settings import Settings
 from dashboard.versions import VersionWatcher
 from datasources.keys import Keys
 from datasources.topology import shards_in_scope
+from datasources.wallcontrol import BadGroup, check_group
 from layouts import viewmodel
 
 STREAM_PATH = "/live/stream"
 VERSION_PATH = "/live/version"
 POLL_PATH = "/live/poll"
 RECHECK_S = 2.0        # an open stream re-checks its viewer this often
+FOLLOW_S = 0.25        # a wall following a console's group looks at its directive this often
 log = logging.getLogger(__name__)
 
 
 def stream(watcher: VersionWatcher, screens: ScreenData, code: str, lang: str = "zh",
            min_gap_s: float = 0.25, keepalive_s: float = 2.0, max_s: float | None = None,
            still_valid: Callable[[], str | None] | None = None,
-           recheck_s: float = RECHECK_S) -> Iterator[str]:
-    """Server-sent events for one screen: the changed view-model keys, freshness.
+           recheck_s: float = RECHECK_S,
+           follow: Callable[[], dict | None] | None = None) -> Iterator[str]:
+    """Server-sent events for one screen: the changed view-model keys, the alert strip
+    (`alerts`, when it changed), freshness.
 
     `still_valid()` is called every `recheck_s` (outside the request context): None while
     the viewer may go on watching, else the reason, sent as a last `end` event before
     the stream closes. A failure to build the view is logged and costs the figures of
-    that message, never the stream: freshness keeps flowing."""
+    that message, never the stream: freshness keeps flowing. `follow()` (a wall of a
+    console's group, `?screen=`): the group's directive as this viewer may follow it, or
+    None; looked at every FOLLOW_S (a directive moves no shard version) and sent as
+    `directive` when it changed."""
     yield "retry: 2000\n\n"
     last: dict | None = None
     last_calls: list[str] | None = None
     last_map: dict | None = None
+    last_alerts: dict | None = None
+    last_directive: dict | None = None
+    sent_directive = False
     sent_cases: dict[str, set[str]] = {}  # per cases layer: the case ids this screen has
     tick = -1
     sent_at = 0.0
     started = checked = time.monotonic()
     failures = 0
     while max_s is None or time.monotonic() - started < max_s:
-        tick = watcher.wait(tick, keepalive_s)
+        seen = tick
+        tick = watcher.wait(tick, FOLLOW_S if follow is not None else keepalive_s)
+        directive_moved = False
+        if follow is not None:
+            try:
+                directive = follow()
+            except (redis.RedisError, OSError):
+                directive = last_directive
+            directive_moved = not sent_directive or directive != last_directive
+            if (tick == seen and not directive_moved
+                    and time.monotonic() - sent_at < keepalive_s):
+                continue  # nothing new: the next look at the directive
         gap = time.monotonic() - sent_at
         if gap < min_gap_s:
             time.sleep(min_gap_s - gap)
@@ -86,6 +107,9 @@ def stream(watcher: VersionWatcher, screens: ScreenData, code: str, lang: str = 
                 if live_map is not last_map and live_map != last_map:
                     payload["map"] = cases_delta(live_map, sent_cases)
                     last_map = live_map
+                alerts = screens.alerts(code, metas)
+                if alerts is not last_alerts and alerts != last_alerts:
+                    payload["alerts"] = last_alerts = alerts
             except (redis.RedisError, OSError):
                 pass
             except Exception:
@@ -93,6 +117,9 @@ def stream(watcher: VersionWatcher, screens: ScreenData, code: str, lang: str = 
                 if failures <= 3 or failures % 100 == 0:
                     log.exception("live: the view of %s failed (%d times in this stream)",
                                   code, failures)
+        if directive_moved:
+            payload["directive"] = last_directive = directive
+            sent_directive = True
         payload["freshness"] = screens.freshness(code, metas, down)
         calls = screens.in_call(code)
         if calls != last_calls:
@@ -221,6 +248,12 @@ def register_routes(server: Flask, watcher: VersionWatcher, screens: ScreenData,
         lang = request.args.get("lang", "zh")
         if lang not in ("zh", "en"):
             abort(400)
+        group = request.args.get("screen", "")
+        if group:
+            try:
+                check_group(group)
+            except BadGroup:
+                abort(400)
         viewer = access.require_viewer()
         recheck = access.revalidator()  # captured now: the stream runs outside the request
 
@@ -233,6 +266,10 @@ def register_routes(server: Flask, watcher: VersionWatcher, screens: ScreenData,
             if now is None:
                 return "signed_out"
             return None if now.sees(topo, code) else "scope"
+
+        def follow() -> dict | None:
+            """The group's directive, when this viewer may see its centre (else ignored)."""
+            return viewmodel.directive_view(screens.directive(group), topo, viewer.scope)
 
         slot = "" if viewer.demo or viewer.open else slots.open(viewer.name)
         if slot is None:
@@ -250,7 +287,8 @@ def register_routes(server: Flask, watcher: VersionWatcher, screens: ScreenData,
                 return still_valid()
 
             try:
-                yield from stream(watcher, screens, code, lang, still_valid=valid)
+                yield from stream(watcher, screens, code, lang, still_valid=valid,
+                                  follow=follow if group else None)
             finally:
                 slots.close(viewer.name, slot)
 

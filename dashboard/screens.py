@@ -27,7 +27,10 @@ import redis
 
 from dashboard.settings import Settings
 from dashboard.versions import VersionWatcher
+from datasources import alerts as alertdata
+from datasources import cases as casedata
 from datasources import geo as geodata
+from datasources import wallcontrol
 from datasources.geo import Geo
 from datasources.keys import Keys
 from datasources.readmodel import ReadModel
@@ -42,6 +45,9 @@ REPLAY_MAX_AGE_S = 60.0  # a replay payload younger than this is served again (p
 WALL_JSON = "walljson"     # the in-place drill's answers (dashboard/screen_api.py), ~50-250 KB
 WALL_JSON_CACHE_SIZE = 64
 REPLAY_CACHE_SIZE = 64   # replays are large (up to 5,000 case markers): fewer of them
+DIRECTIVE_TICK_S = 0.2   # a wall group's directive is read at most this often per worker
+ESCALATIONS_MAX_AGE_S = 5.0  # the map's escalation arcs are looked up at most this often
+ESCALATED_CASES = 12     # the newest open escalated cases whose cards give the arcs
 
 
 def version_tag(code: str, vm: dict) -> str:
@@ -205,10 +211,14 @@ class ScreenData:
         def compute() -> dict:
             vm = self.view(code, metas)
             data = self.map_data(code, metas)
+            try:
+                escalations = self.escalations(code)
+            except (redis.RedisError, casedata.CaseError):
+                escalations = []  # the arcs are decoration: the figures go on without them
             props = mapview.live_props(
                 self.geo, code, vm, data["coverage"], data["states"], data["recent"],
                 int(time.time() * 1000), lang=lang,
-                patrols_per_day=self.settings.patrols_per_day)
+                patrols_per_day=self.settings.patrols_per_day, escalations=escalations)
             props.pop(mapview.map_ids()["legend"], None)  # components: sent with the page
             return props
 
@@ -222,6 +232,57 @@ class ScreenData:
             self.geo, code, vm, coverage=data["coverage"], states=data["states"],
             recent=[], now_ms=int(time.time() * 1000), indicator=indicator,
             lang=lang, patrols_per_day=self.settings.patrols_per_day)
+
+    # -- the wall as a command post (issue 10) ---------------------------------------------
+    def alerts(self, code: str, metas: dict[str, dict] | None = None) -> dict:
+        """The alert strip of `code`'s wall (viewmodel.alert_rows), once per version of the
+        shards per worker. Every shard's version is the key, not only those in scope: an
+        alert may live on another shard than its centre's (datasources.alerts.list_alerts)."""
+        metas = metas if metas is not None else self.watcher.metas_now()
+        versions = tuple(metas.get(s, {}).get("version", 0) for s in self.topology.shards)
+
+        def compute() -> dict:
+            found = alertdata.list_alerts(self.r, self.topology, self.keys, code,
+                                          states=("raised",),
+                                          limit=4 * viewmodel.MAX_STRIP_ALERTS)
+            return viewmodel.alert_rows([a.to_dict() for a in found], self.topology, code)
+
+        return self.cache.get(("alerts", code), versions, compute)
+
+    def escalations(self, code: str) -> list[dict]:
+        """Recent escalations in `code`'s subtree ({eid, from, to, ts}) for the map's arcs:
+        the escalation steps of the cards of its newest open escalated cases (the read model
+        keeps no list of escalations). Bounded: one list and ESCALATED_CASES cards, at most
+        every ESCALATIONS_MAX_AGE_S per centre per worker, not once per version."""
+
+        def compute() -> list[dict]:
+            now = int(time.time() * 1000)
+            found = casedata.list_cases(self.r, self.topology, self.keys, code, "escalated",
+                                        limit=ESCALATED_CASES, now_ms=now)
+            out = []
+            for row in found.cases:
+                card = casedata.case_card(self.r, self.topology, self.keys, row.eid, now)
+                for step in card.steps if card is not None else ():
+                    if (step.status == "escalated" and step.to
+                            and now - step.ts <= mapview.ARC_MAX_AGE_S * 1000):
+                        out.append({"eid": row.eid, "from": step.centre, "to": step.to,
+                                    "ts": step.ts})
+            return out
+
+        return self.cache.get(("escalations", code), (), compute,
+                              max_age_s=ESCALATIONS_MAX_AGE_S)
+
+    def directive(self, group: str) -> dict | None:
+        """The current directive of the wall group `group` (datasources.wallcontrol): one
+        Redis read per worker per DIRECTIVE_TICK_S, whatever the number of walls following
+        it. Not scope-checked here: viewmodel.directive_view does that per viewer."""
+        tick = int(time.monotonic() / DIRECTIVE_TICK_S)
+
+        def compute() -> dict | None:
+            d = wallcontrol.get_directive(self.r, self.keys, group)
+            return d.to_dict() if d is not None else None
+
+        return self.cache.get(("directive", group), (tick,), compute)
 
     # -- freshness, calls, polling ----------------------------------------------------------
     def freshness(self, code: str, metas: dict[str, dict] | None, down_since: int | None) -> dict:
@@ -258,6 +319,7 @@ class ScreenData:
             current = version_tag(code, vm)
             if current != have:
                 payload = {k: v for k, v in vm.items() if k != "freshness"}
+                payload["alerts"] = self.alerts(code, metas)
                 version = current
         payload["freshness"] = self.freshness(code, metas, down)
         payload["in_call"] = self.in_call(code)

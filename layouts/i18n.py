@@ -274,9 +274,9 @@ STRINGS: dict[str, dict[str, str]] = {
     "wc_alerts": {"zh": "预警", "en": "Alerts"},
     "wc_alerts_none": {"zh": "当前无未确认预警", "en": "No unacknowledged alerts"},
     "wc_alerts_more": {"zh": "另有 {n} 条", "en": "+{n} more"},
-    "wc_sev_critical": {"zh": "紧急", "en": "Critical"},
-    "wc_sev_major": {"zh": "重要", "en": "Major"},
-    "wc_sev_minor": {"zh": "一般", "en": "Minor"},
+    "wc_sev_critical": {"zh": "一级", "en": "Critical"},
+    "wc_sev_major": {"zh": "二级", "en": "Major"},
+    "wc_sev_minor": {"zh": "三级", "en": "Minor"},
     "wc_rule_urgent_case": {"zh": "紧急事件", "en": "Urgent case"},
     "wc_rule_overdue_case": {"zh": "事件超期", "en": "Case overdue"},
     "wc_rule_petition_group": {"zh": "集体访", "en": "Group petition"},
@@ -317,6 +317,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "wc_h": {"zh": "{n}小时", "en": "{n} h"},
     "wc_m": {"zh": "{n}分钟", "en": "{n} min"},
     "wc_d": {"zh": "{n}天", "en": "{n} d"},
+    "wc_cams": {"zh": "{n}路", "en": "{n} cameras"},
+    "wc_this_hour": {"zh": "本小时{n}起", "en": "{n} this hour"},
     # -- end of helper WALL's block
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from datasources.contract import SEVERITIES
 from datasources.topology import Topology
 from layouts.i18n import t
 
@@ -163,7 +164,8 @@ def alert_rows(alerts: list[dict], topo: Topology, code: str,
     datasources.alerts.Alert.to_dict), newest first, each with the region that holds its
     centre on this map and the panel it marks. Language-neutral (the browser formats the
     message from the catalogue strings in data-i18n): one entry per shard version serves
-    every screen. `total` counts all of them, `rows` holds at most `limit`."""
+    every screen. `total` counts all of them, `rows` holds at most `limit`; `panels` and
+    `regions` give the worst severity per marked panel and per map region over all of them."""
     rows = []
     for a in alerts:
         if a.get("state") != "raised":
@@ -182,7 +184,21 @@ def alert_rows(alerts: list[dict], topo: Topology, code: str,
                        if isinstance(v, (int, float, str)) and not isinstance(v, bool)},
         })
     rows.sort(key=lambda x: (-x["raised_at"], x["id"]))
-    return {"code": code, "total": len(rows), "rows": rows[:limit]}
+    return {"code": code, "total": len(rows), "rows": rows[:limit],
+            "panels": _worst(rows, "panel"), "regions": _worst(rows, "region")}
+
+
+def _worst(rows: list[dict], field: str) -> dict[str, str]:
+    """`field` value → the most severe severity among `rows` (all of them, not only the
+    rows the strip has room for): what the panels and the map's pulses show."""
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    out: dict[str, str] = {}
+    for row in rows:
+        sev = row["severity"] if row["severity"] in rank else SEVERITIES[-1]
+        key = row[field]
+        if key not in out or rank[sev] < rank[out[key]]:
+            out[key] = sev
+    return out
 
 
 def directive_view(directive: dict | None, topo: Topology, scope: str) -> dict | None:

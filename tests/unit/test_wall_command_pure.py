@@ -66,9 +66,13 @@ def test_alert_rows_newest_first_raised_only_in_scope_with_panel_and_region():
     mine = viewmodel.alert_rows(alerts, t, "101")
     assert [r["id"] for r in mine["rows"]] == ["a:5", "a:1"]
     assert {r["region"] for r in mine["rows"]} == {"101001"}
-    capped = viewmodel.alert_rows([alert(i, "102") for i in range(10)], t, "100", limit=4)
-    assert capped["total"] == 10 and len(capped["rows"]) == 4
+    assert got["panels"] == {"petitions": "minor", "cameras": "major", "events": "critical"}
+    assert got["regions"] == {"101": "critical", "102": "major"}
+    capped = viewmodel.alert_rows([alert(i, "102") for i in range(10)]
+                                  + [alert(-5, "101", severity="major")], t, "100", limit=4)
+    assert capped["total"] == 11 and len(capped["rows"]) == 4
     assert capped["rows"][0]["id"] == "a:9"
+    assert capped["regions"] == {"102": "critical", "101": "major"}  # beyond the cap too
 
 
 def test_directive_view_ignores_centres_outside_the_viewers_scope():
