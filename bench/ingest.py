@@ -1,11 +1,14 @@
 """Ingest benchmark: raw pipelined XADD vs the aggregator with 1 and 2 processes, one Redis.
 
     .venv/bin/python bench/ingest.py [--entries 200000] [--batch 1000]
+    .venv/bin/python bench/ingest.py --alerts --entries 50000   # the 预警 engine's cost
 
 Starts its own redis-server (the embedded binary) and a demo registry in a temp dir, writes
 the same simulated entries for each run under a fresh key prefix, and prints throughputs and
 the ratios measured side by side in this run. Targets (issue #2): one process ≥ 50,000
-entries/s and ≥ 25% of raw XADD; two processes ≥ 1.6× one.
+entries/s and ≥ 25% of raw XADD; two processes ≥ 1.6× one. `--alerts` measures instead one
+process with the default alert rules against one with none (a rules file without rules),
+alternating runs of the same entries; target (issue 10): ≤ 10% slower.
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ def xadd_all(r: redis.Redis, entries, old: str, new: str) -> float:
     return time.perf_counter() - t0
 
 
-def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out) -> None:
+def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out,
+            rules: str | None = None) -> None:
     settings = Settings.from_env(redis_url=url, database_url=db, key_prefix=prefix,
-                                 batch_size=batch, lease_ms=LEASE_MS)
+                                 batch_size=batch, lease_ms=LEASE_MS, alert_rules=rules)
     r = redis.Redis.from_url(url)
     topo = load_topology(make_engine(db))
     agg = Aggregator(r, topo, settings.pipeline)
@@ -78,10 +82,10 @@ def _worker(url: str, db: str, prefix: str, batch: int, start, ready, out) -> No
 
 
 def run_aggregators(url: str, db: str, prefix: str, procs: int, batch: int,
-                    topo) -> tuple[int, float, list]:
+                    topo, rules: str | None = None) -> tuple[int, float, list]:
     ctx = mp.get_context("spawn")
     start, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
-    ps = [ctx.Process(target=_worker, args=(url, db, prefix, batch, start, ready, out))
+    ps = [ctx.Process(target=_worker, args=(url, db, prefix, batch, start, ready, out, rules))
           for _ in range(procs)]
     for p in ps:
         p.start()
@@ -106,12 +110,49 @@ def redis_cpu(r: redis.Redis) -> float:
     return info["used_cpu_user"] + info["used_cpu_sys"]
 
 
+def alerts_cost(r: redis.Redis, url: str, db: str, topo, entries, batch: int, tmp: Path,
+                rounds: int = 3) -> None:
+    """One process with the default alert rules vs none, alternating on the same entries."""
+    import statistics
+
+    off = tmp / "no-rules.toml"
+    off.write_text("# no [rules.*] table: the alert engine is off\n", encoding="utf-8")
+    n = len(entries)
+    got: dict[str, list[tuple[float, float, float]]] = {"on": [], "off": []}
+    for i in range(rounds):
+        for mode in (("on", "off") if i % 2 == 0 else ("off", "on")):
+            prefix = f"al{mode}{i}"
+            xadd_all(r, entries, "bench", prefix)
+            cpu0 = redis_cpu(r)
+            read, secs, split = run_aggregators(url, db, prefix, 1, batch, topo,
+                                                None if mode == "on" else str(off))
+            alerts = sum(r.hlen(Keys(prefix).alerts(s)) for s in topo.shards)
+            got[mode].append((read / secs, split[0][2] * 1e6 / n,
+                              (redis_cpu(r) - cpu0) * 1e6 / n))
+            print(f"  run {i + 1} engine {mode:<3}: {read / secs:9,.0f} entries/s, "
+                  f"{split[0][2] * 1e6 / n:5.1f} µs CPU/entry aggregator, "
+                  f"{(redis_cpu(r) - cpu0) * 1e6 / n:5.1f} µs redis-server, {alerts} alerts")
+            r.flushall()
+    med = {m: [statistics.median(x[k] for x in v) for k in range(3)] for m, v in got.items()}
+    print(f"entries per run:                {n:,} (1 process, {rounds} runs each, medians)")
+    for m in ("off", "on"):
+        rate, agg, red = med[m]
+        print(f"engine {m:<3}:                    {rate:10,.0f} entries/s, {agg:.1f} µs "
+              f"aggregator + {red:.1f} µs redis-server CPU per entry")
+    slower = med["off"][0] / med["on"][0] - 1
+    cpu = (med["on"][1] + med["on"][2]) / (med["off"][1] + med["off"][2]) - 1
+    print(f"engine on vs off:               {slower:+10.1%} time, {cpu:+.1%} CPU per entry "
+          f"(target ≤ +10%)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=200_000)
     ap.add_argument("--batch", type=int, default=4000)
     ap.add_argument("--redis", choices=["system", "embedded"], default="system",
                     help="system: a private instance of the machine's redis-server (7.x)")
+    ap.add_argument("--alerts", action="store_true",
+                    help="the alert engine's cost: 1 process with the default rules vs none")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pingan-bench-"))
     url, proc = start_private_redis(tmp / "redis", args.redis)
@@ -124,6 +165,9 @@ def main() -> None:
     print(f"redis-server {r.info('server')['redis_version']} (private instance, unix socket)")
     try:
         entries = make_entries(topo, args.entries, "bench")
+        if args.alerts:
+            alerts_cost(r, url, db, topo, entries, args.batch, tmp)
+            return
         n = len(entries)
         raw_s = xadd_all(r, entries, "bench", "raw")
         raw_rate = n / raw_s

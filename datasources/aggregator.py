@@ -622,7 +622,7 @@ class Aggregator:
             st.count_from_day)
         # the event-driven alerts: what they depend on is read before the write, and their
         # commands go into the batch's own write (raised exactly when the batch is applied)
-        needs, candidates = self.alerts.needs(records)
+        needs, candidates = self.alerts.needs(records, state.cams)
         alert_state = self.alerts.read_batch_state(self.r, shard, needs)
         out = compute(records, state, self.topo, self.keys, shard, limits)
         alert_cmds = self.alerts.batch_commands(shard, candidates, alert_state, clock.now_ms)

@@ -392,12 +392,22 @@ class AlertEngine:
         self._group = rules.on("petition_group")
         self._skip = rules.on("petition_skip")
         self._cams = rules.on("camera_outage")
+        if self._cams:
+            self._cams_k = int(self._cams["cameras"])
+            self._cams_window = int(self._cams["window_min"] * 60_000)
+        self._cam_condition = {t: condition("camera_outage", t) for t in set(towns.values())}
         self.event_driven = rules.any_event_rule
 
     # -- the batch ------------------------------------------------------------------------
-    def _candidates(self, records: Iterable[tuple]) -> list[tuple[str, tuple]]:
+    def _candidates(self, records: Iterable[tuple],
+                    cam_states: Mapping[str, str | None]) -> list[tuple[str, tuple]]:
+        """The records an event-driven rule looks at. Of the camera records (most of them
+        heartbeats) only the changes count: a state other than online, or online after a
+        state that was not; a record older than the camera's last is ignored, as the
+        rollup ignores it (`cam_states`: the cameras' states before the batch)."""
         out = []
         urgent, group, skip, cams = self._urgent, self._group, self._skip, self._cams
+        last: dict[str, tuple[str, int]] = {}
         for rec in records:
             k = rec[K]
             if k == "e":
@@ -409,14 +419,29 @@ class AlertEngine:
                 if skip and rec[SKIP] == 1:
                     out.append(("petition_skip", rec))
             elif k == "c" and cams:
-                out.append(("camera_outage", rec))
+                cam, state, ts = rec[ID], rec[STATE], rec[TS]
+                before = last.get(cam)
+                if before is None:
+                    held = cam_states.get(cam)
+                    if held:
+                        st, _, t = held.partition("|")
+                        before = (st, int(t) if t.isdigit() else -1)
+                    else:
+                        before = ("", -1)
+                if ts < before[1]:
+                    continue
+                last[cam] = (state, ts)
+                if state != "online" or before[0] not in ("", "online"):
+                    out.append(("camera_outage", rec))
         return out
 
-    def needs(self, records: list[tuple]) -> tuple[Needs, list[tuple[str, tuple]]]:
-        """What to read for the batch, and its candidate records (kinds e, t, c only)."""
+    def needs(self, records: list[tuple], cam_states: Mapping[str, str | None] | None = None
+              ) -> tuple[Needs, list[tuple[str, tuple]]]:
+        """What to read for the batch, and its candidate records (kinds e, t, c only).
+        `cam_states`: the cameras' states before the batch (`rollup.State.cams`)."""
         if not self.event_driven:
             return Needs(), []
-        cands = self._candidates(records)
+        cands = self._candidates(records, cam_states or {})
         if not cands:
             return Needs(), cands
         ids: dict[str, None] = {}
@@ -425,8 +450,9 @@ class AlertEngine:
         for rule, rec in cands:
             if rule == "camera_outage":
                 town = self._town_of_ci[rec[CI]]
-                towns[town] = None
-                conds[condition(rule, town)] = None
+                if town not in towns:
+                    towns[town] = None
+                    conds[self._cam_condition[town]] = None
             else:
                 ids[alert_id(rule, rec[CENTRE], rec[ID])] = None
         return Needs(tuple(ids), tuple(conds), tuple(towns)), cands
@@ -472,9 +498,10 @@ class AlertEngine:
         keys, hmax = self.keys, self.rules.history_max
         cmds: list[list] = []
         towns_dirty: set[str] = set()
+        back: set[str] = set()  # conditions found again: their clearing stops
         for rule, rec in cands:
             if rule == "camera_outage":
-                self._camera(shard, rec, st, now_ms, cmds, towns_dirty)
+                self._camera(shard, rec, st, now_ms, cmds, towns_dirty, back)
                 continue
             centre, what = rec[CENTRE], rec[ID]
             aid = alert_id(rule, centre, what)
@@ -493,14 +520,18 @@ class AlertEngine:
                              json.dumps(down, separators=(",", ":"))])
             else:
                 cmds.append(["HDEL", keys.alerts_cams(shard), town])
+        if back:
+            cmds.append(["HDEL", keys.alerts_clearing(shard), *sorted(back)])
         return cmds
 
     def _camera(self, shard: str, rec: tuple, st: BatchState, now_ms: int, cmds: list,
-                towns_dirty: set[str]) -> None:
+                towns_dirty: set[str], back: set[str]) -> None:
         rule = self._cams
         assert rule is not None
         town = self._town_of_ci[rec[CI]]
-        down = st.down.setdefault(town, {})
+        down = st.down.get(town)
+        if down is None:
+            down = st.down[town] = {}
         cam, ts = rec[ID], rec[TS]
         if rec[STATE] == "online":
             if cam in down:
@@ -510,14 +541,16 @@ class AlertEngine:
         if cam not in down:
             down[cam] = ts
             towns_dirty.add(town)
-        window = int(rule["window_min"] * 60_000)
-        recent = sum(1 for t in down.values() if ts - window <= t <= ts)
-        if recent < rule["cameras"]:
+        if len(down) < self._cams_k:
             return
-        ckey = condition("camera_outage", town)
+        ckey = self._cam_condition[town]
         if ckey in st.active:
             # the condition is back (or still there): its alert stays, its clearing stops
-            cmds.append(["HDEL", self.keys.alerts_clearing(shard), ckey])
+            back.add(ckey)
+            return
+        window = self._cams_window
+        recent = sum(1 for t in down.values() if ts - window <= t <= ts)
+        if recent < self._cams_k:
             return
         aid = alert_id("camera_outage", town, ts // 1000)
         st.active[ckey] = aid

@@ -265,3 +265,16 @@ def test_rules013_stored_alerts_that_are_not_ours_are_skipped():
 def test_rules014_ack_requests_are_checked(fields, reason):
     got = check_ack(fields)
     assert (reason in got and got) if reason else got == ""
+
+
+def test_rules015_camera_heartbeats_cost_nothing_and_late_records_are_ignored(topo):
+    engine = _engine(topo, _two_cameras(topo))
+    before = {"K1": f"online|{NOW - 5000}", "K3": f"offline|{NOW - 5000}"}
+    recs = [_cam(topo, "K1", "online", NOW),  # a heartbeat: nothing changes
+            _cam(topo, "K3", "online", NOW),  # back online: its town is looked at
+            _cam(topo, "K1", "offline", NOW - 9000)]  # older than K1's last: ignored
+    needs, cands = engine.needs(recs, before)
+    assert [c[1] for c in cands] == [recs[1]] and needs.towns == ("T1",)
+    st = BatchState(down={"T1": {"K3": NOW - 5000}})
+    assert engine.batch_commands("D1", cands, st, NOW) == [["HDEL", KEYS.alerts_cams("D1"), "T1"]]
+    assert engine.needs([_cam(topo, "K1", "online", NOW)], before) == (engine.needs([])[0], [])
