@@ -12,7 +12,6 @@ entry like any producer's, so the aggregator counts it exactly once.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,7 +19,7 @@ import redis
 
 from datasources.contract import MAX_ID, MAX_TEXT, STATUS_FILTERS, STATUSES
 from datasources.keys import Keys
-from datasources.rollup import URGENT_RANK, info_of
+from datasources.rollup import URGENT_RANK, info_of, step_of
 from datasources.topology import Topology
 
 MAX_LIMIT = 1000
@@ -258,11 +257,8 @@ def case_card(r: redis.Redis, topo: Topology, keys: Keys, eid: str, now_ms: int
     for _s, other, _h in found:
         for name, value in other.items():
             if name.startswith("s|"):
-                try:
-                    step = json.loads(value)
-                except ValueError:
-                    continue
-                if isinstance(step, dict):
+                step = step_of(value)
+                if step:
                     steps[name] = step
         at = _int(other.get("reported_at"))
         if at and (not reported_at or at < reported_at):

@@ -37,6 +37,10 @@ DAY_S = 86_400
 # ---- cases behind the figures (issue 10, helper CASES) ----
 URGENT_RANK = 10**13  # added to an urgent case's report time: urgent first, then newest
 INDEX_KINDS = ("open", "esc", "sup")  # keys.case_index: open, escalated, supervised
+# the parts of an open case's info and of a timeline step are joined by the ASCII unit
+# separator, which no valid entry's value holds (contract §4.1: printable text only)
+SEP = "\x1f"
+STEP_PARTS = ("status", "ts", "centre", "to", "by", "note", "summary", "user")
 _NO_INFO = ("normal", 0, "", "", 0, 0, "")
 
 
@@ -57,14 +61,28 @@ def info_of(value: str | bytes | None) -> list:
     from keys.case_info; defaults for a case opened before the record existed, or a value
     someone else wrote."""
     if value:
-        try:
-            v = json.loads(value)
-        except ValueError:
-            v = None
-        if isinstance(v, list) and len(v) == len(_NO_INFO):
-            return [str(v[0]), _int(v[1]), str(v[2]), str(v[3]), _int(v[4]), _int(v[5]),
-                    str(v[6])]
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        v = value.split(SEP)
+        if len(v) == len(_NO_INFO):
+            return [v[0], _int(v[1]), v[2], v[3], _int(v[4]), _int(v[5]), v[6]]
     return list(_NO_INFO)
+
+
+def info_text(v: list | tuple) -> str:
+    """The keys.case_info value of `info_of`'s list."""
+    return SEP.join(map(str, v))
+
+
+def step_text(*parts: object) -> str:
+    """A timeline step (STEP_PARTS, in order) as its keys.case field value."""
+    return SEP.join(map(str, parts))
+
+
+def step_of(value: str) -> dict[str, str]:
+    """A timeline step's parts by name ({} for a value someone else wrote)."""
+    v = value.split(SEP)
+    return dict(zip(STEP_PARTS, v, strict=True)) if len(v) == len(STEP_PARTS) else {}
 
 
 def case_members(held: str | None, info: str | None) -> dict[tuple[str, str], int]:
@@ -78,9 +96,6 @@ def case_members(held: str | None, info: str | None) -> dict[tuple[str, str], in
     kinds = ("open",) + (("esc",) if v[5] else ()) + (("sup",) if v[4] else ())
     return {(kind, c): rank for c in chain for kind in kinds}
 
-
-def _dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 # ---- end cases ----
 
 
@@ -261,8 +276,8 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         if rec[K] == "h":
             at, sup, esc, urgency, channel = carry_of(rec[CARRY])
             if held and not was_open:
-                info[eid] = _dumps([urgency or "normal", at or ts, channel, "escalated", sup,
-                                    esc, summary])
+                info[eid] = info_text((urgency or "normal", at or ts, channel, "escalated",
+                                       sup, esc, summary))
                 info_dirty.add(eid)
             fields.update(category=rec[CATEGORY], due=rec[DUE], supervised=sup, escalated=esc)
             rec_inc.pop(eid, None)
@@ -274,7 +289,8 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                 fields.update(channel=rec[CHANNEL], urgency=rec[URGENCY], reported_at=ts,
                               due=rec[DUE])
                 if held and not was_open:
-                    info[eid] = _dumps([rec[URGENCY], ts, rec[CHANNEL], status, 0, 0, summary])
+                    info[eid] = info_text((rec[URGENCY], ts, rec[CHANNEL], status, 0, 0,
+                                           summary))
                     info_dirty.add(eid)
             elif status == "supervised" or status == "escalated":
                 inc = rec_inc[eid]
@@ -288,7 +304,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                     v[5] += 1
                 if summary:
                     v[6] = summary
-                info[eid] = _dumps(v) if held else None
+                info[eid] = info_text(v) if held else None
                 info_dirty.add(eid)
                 if not held:
                     fields["closed_at"] = ts
@@ -298,12 +314,8 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                       centre=held.split("|", 2)[2].split(",", 1)[0] if held else rec[CENTRE])
         if summary:
             fields["summary"] = summary
-        step = {"status": status, "ts": ts, "centre": step_centre}
-        for name, value in (("to", rec[TO]), ("by", rec[BY]), ("note", rec[NOTE]),
-                            ("summary", summary), ("user", rec[USER])):
-            if value:
-                step[name] = value
-        fields[f"s|{ts}|{status}|{step_centre}|{rec[BY]}"] = _dumps(step)
+        fields[f"s|{ts}|{status}|{step_centre}|{rec[BY]}"] = step_text(
+            status, ts, step_centre, rec[TO], rec[BY], rec[NOTE], summary, rec[USER])
 
     def open_case(eid: str, due: int, cat: str, chain: tuple[str, ...], ts: int,
                   report: str | None = None) -> None:
