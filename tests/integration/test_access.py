@@ -165,6 +165,8 @@ def test_acc002_sign_in_out_in_chromium(astack):
         d.find_element(By.NAME, "username").send_keys("alice")
         d.find_element(By.NAME, "password").send_keys("wrong password")
         d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        # the click returns before the answer (a password hash) is loaded on a busy machine
+        _wait(lambda: d.find_elements(By.CSS_SELECTOR, ".login-error"), 20)
         assert "用户名或密码错误" in d.find_element(By.CSS_SELECTOR, ".login-error").text
         d.find_element(By.NAME, "username").send_keys("alice")
         d.find_element(By.NAME, "password").send_keys(PASSWORDS["alice"])
