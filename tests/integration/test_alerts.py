@@ -411,3 +411,36 @@ def test_alert011_cli_lists_and_acknowledges(r, topo, settings):
                 invoke(alerts_cmd, ["ack", "urgent_case:x:y", "--user", "a"], obj=settings),
                 invoke(alerts_cmd, ["ack", row["id"]], obj=settings)):
         assert bad.exit_code != 0
+
+
+def test_alert012_a_rebuild_keeps_the_alerts_and_raises_nothing_again(r, topo, settings):
+    from datasources.aggregator import rebuild
+
+    keys = Keys(settings.key_prefix)
+    v = _village(topo)
+    shard = topo.centres[v].shard
+    r.xadd(keys.stream(shard, "events"), _event(v, "urg-rb", urgency="urgent"))
+    r.xadd(keys.stream(shard, "petitions"), _petition(v, "pet-rb", group=1))
+    run(r, topo, settings)
+    a = next(x for x in list_alerts(r, topo, keys) if x.rule == "urgent_case")
+    request_ack(r, topo, keys, a.id, "carol", now_ms())
+    run(r, topo, settings)
+    before = history(r, topo, keys)
+    rebuild(r, topo, settings.pipeline, lease_ms=1500)
+    assert get_alert(r, topo, keys, a.id).acked_by == "carol"
+    assert len(list_alerts(r, topo, keys)) == 2
+    assert history(r, topo, keys) == before
+
+
+def test_alert013_an_overwritten_alert_key_is_set_aside_and_the_batch_goes_on(r, topo, settings):
+    keys = Keys(settings.key_prefix)
+    v = _village(topo)
+    shard = topo.centres[v].shard
+    r.set(keys.alerts(shard), "not a hash")  # anyone who reaches Redis can write it
+    r.xadd(keys.stream(shard, "events"), _event(v, "urg-q", urgency="urgent"))
+    run(r, topo, settings)
+    day = datetime.now(ZoneInfo(settings.tz)).strftime("%Y%m%d")
+    assert int(r.hget(keys.day(shard, day, v), "reported")) == 1  # not a dead letter
+    assert [x.eid for x in list_alerts(r, topo, keys)] == ["urg-q"]
+    kinds = [f[b"kind"] for _i, f in r.xrange(keys.incidents(shard))]
+    assert b"quarantined" in kinds
