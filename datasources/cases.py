@@ -113,31 +113,32 @@ def _heads(topo: Topology, code: str) -> list[tuple[str, str]]:
     return [(topo.centres[h].shard, h) for h in topo.shard_heads(code)]
 
 
-def _order(row: CaseRow, rank: int) -> tuple:
-    """Overdue first (most overdue first), then urgent, then newest."""
-    return (0, row.due, row.eid) if row.overdue_ms > 0 else (1, -rank, row.eid)
-
-
 def list_cases(r: redis.Redis, topo: Topology, keys: Keys, code: str, status: str = "open",
                limit: int = 100, now_ms: int = 0) -> CaseList:
     """The open cases of `code` and its subtree matching `status` (STATUS_FILTERS), overdue
-    first, then urgent, then newest; `total` counts them all. Two pipelined rounds: the
-    index tops of each shard head, then the rows of the members kept."""
+    first (most overdue first), then urgent, then newest; `total` counts them all.
+
+    Three pipelined rounds over the shard heads of `code`: the tops of the indexes (at most
+    `limit` overdue and 2 x `limit` by rank per head for open and overdue; at most FILTER_CAP
+    members per head for the other filters), their deadlines, then the rows of the `limit`
+    cases kept. The overdue part of a head's top `limit` is enough: the merged list holds at
+    most `limit` overdue cases."""
     if code not in topo.centres:
         raise CaseError(f"unknown centre: {code}")
     if status not in STATUS_FILTERS:
         raise CaseError(f"unknown status filter: {status} (one of {', '.join(STATUS_FILTERS)})")
     limit = max(1, min(int(limit), MAX_LIMIT))
     heads = _heads(topo, code)
+    idx = keys.case_index
     pipe = r.pipeline(transaction=False)
     for shard, head in heads:
-        due, idx = keys.due(shard, head), keys.case_index
+        due = keys.due(shard, head)
         if status in ("open", "overdue"):
             pipe.zrangebyscore(due, "-inf", now_ms - 1, start=0, num=limit, withscores=True)
             pipe.zcount(due, "-inf", now_ms - 1)
-            if status == "open":
+            if status == "open":  # the total: every open case (also any not yet indexed)
                 pipe.zrevrange(idx(shard, "open", head), 0, 2 * limit - 1, withscores=True)
-                pipe.zcard(idx(shard, "open", head))
+                pipe.zcard(due)
         elif status == "urgent":
             pipe.zrevrangebyscore(idx(shard, "open", head), "+inf", URGENT_RANK, start=0,
                                   num=FILTER_CAP, withscores=True)
@@ -148,41 +149,52 @@ def list_cases(r: redis.Redis, topo: Topology, keys: Keys, code: str, status: st
             pipe.zcard(idx(shard, kind, head))
     replies = iter(pipe.execute())
     total = 0
-    wanted: dict[str, dict[str, int]] = {}  # shard → eid → rank (0: unknown)
-    for shard, _head in heads:
-        got = wanted.setdefault(shard, {})
+    picked: list[tuple] = []  # (order key, shard, eid)
+    ranked: list[tuple[str, str, list]] = []  # (shard, head, [(eid, rank)]): deadlines needed
+    for shard, head in heads:
         if status in ("open", "overdue"):
             late, n_late = next(replies), next(replies)
-            for m, _due in late:
-                got.setdefault(_text(m), 0)
+            picked += [((0, int(d), e), shard, e) for e, d in
+                       ((_text(m), score) for m, score in late)]
             if status == "overdue":
                 total += n_late
                 continue
-            top, n = next(replies), next(replies)
-            total += n
-        else:
-            top, n = next(replies), next(replies)
-            total += n
-        for m, score in top:
-            got[_text(m)] = int(score)
-    rows: list[tuple[tuple, CaseRow]] = []
+        top, n = next(replies), next(replies)
+        total += n
+        if top:
+            ranked.append((shard, head, [(_text(m), int(score)) for m, score in top]))
+    if ranked:
+        pipe = r.pipeline(transaction=False)
+        for shard, head, members in ranked:
+            pipe.execute_command("ZMSCORE", keys.due(shard, head), *(e for e, _ in members))
+        for (shard, _head, members), dues in zip(ranked, pipe.execute(), strict=True):
+            for (eid, rank), d in zip(members, dues, strict=True):
+                if d is None:
+                    continue  # closed since the index was read
+                due = int(float(d))
+                if due >= now_ms:
+                    picked.append(((1, -rank, eid), shard, eid))
+                elif status != "open":  # open: its overdue cases came from `due` above
+                    picked.append(((0, due, eid), shard, eid))
+    picked.sort(key=lambda x: x[0])
+    picked = picked[:limit]
+    wanted: dict[str, list[str]] = {}
+    for _key, shard, eid in picked:
+        wanted.setdefault(shard, []).append(eid)
     pipe = r.pipeline(transaction=False)
-    plan = [(shard, list(eids)) for shard, eids in wanted.items() if eids]
-    for shard, eids in plan:
+    for shard, eids in wanted.items():
         pipe.hmget(keys.cases(shard), eids)
         pipe.hmget(keys.case_info(shard), eids)
     replies = iter(pipe.execute())
-    for shard, eids in plan:
+    rows: dict[tuple[str, str], CaseRow] = {}
+    for shard, eids in wanted.items():
         held, infos = next(replies), next(replies)
         for eid, h, i in zip(eids, held, infos, strict=True):
             row = _open_row(topo, shard, eid, _text(h), i, now_ms)
-            if row is None or (status == "overdue" and not row.overdue_ms):
-                continue
-            rank = wanted[shard][eid] or (row.reported_at + (
-                URGENT_RANK if row.urgency == "urgent" else 0))
-            rows.append((_order(row, rank), row))
-    rows.sort(key=lambda x: x[0])
-    return CaseList(code, status, total, tuple(row for _k, row in rows[:limit]))
+            if row is not None:
+                rows[(shard, eid)] = row
+    out = tuple(rows[(shard, eid)] for _key, shard, eid in picked if (shard, eid) in rows)
+    return CaseList(code, status, total, out)
 
 
 def _open_row(topo: Topology, shard: str, eid: str, held: str, info, now_ms: int
