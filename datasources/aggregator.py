@@ -70,6 +70,7 @@ EXPIRE_BATCH = 500  # cases expired per housekeeping step
 INCIDENTS_MAX = 10_000
 QUARANTINE_TTL_S = 7 * 86400
 MAX_QUARANTINES = 8  # keys set aside for one batch before it is split instead
+CONSOLE_S = 0.2  # the console stream (alert acks) is read this often per shard at most
 # errors of a Redis that is busy, loading, out of memory or failing over: wait, do not split
 TRANSIENT = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
              "NOREPLICAS", "NOSCRIPT", "UNBLOCKED")
@@ -208,6 +209,7 @@ class Aggregator:
         # 预警 (datasources/alerts.py): a rules file that is not valid stops the start here
         self.alerts = AlertEngine(load_rules(s.alert_rules), self.topo, self.keys, self.tz)
         self._last_alert_tick: dict[str, float] = {}
+        self._last_console: dict[str, float] = {}  # when each shard's console was last read
 
     # ---- time ---------------------------------------------------------------------------
     def batch_clock(self) -> Clock:
@@ -740,6 +742,10 @@ class Aggregator:
         the write's guards. A request that is malformed or names an unknown alert is a dead
         letter with its reason."""
         stream = self.keys.console(st.shard)
+        now = time.monotonic()
+        if not st.draining_console and now - self._last_console.get(st.shard, 0) < CONSOLE_S:
+            return 0  # acks are rare: a fenced read per shard every CONSOLE_S, not every round
+        self._last_console[st.shard] = now
         items = self.read(st, [stream], 500, st.draining_console)
         if items is None:  # perhaps read, reply lost: re-read our pending entries first
             st.draining_console = True

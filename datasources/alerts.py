@@ -214,8 +214,6 @@ def parse_rules(text: str, path: str, defaults: Rules | None = None) -> Rules:
         for key in known:
             if key in values or key == "enabled":
                 continue
-            if base is None and defaults is not None:
-                base = _default_rule(defaults, name)
             if base is None:
                 raise fail(where, None, f"rule {name} is missing {key!r}")
             values[key] = base.severity if key == "severity" else (
@@ -231,10 +229,6 @@ def parse_rules(text: str, path: str, defaults: Rules | None = None) -> Rules:
                            MappingProxyType(params))
     return Rules(float(top["tick_s"]), float(top["keep_cleared_days"]),
                  int(top["history_max"]), MappingProxyType(rules))
-
-
-def _default_rule(defaults: Rules, name: str) -> Rule | None:
-    return defaults.rules.get(name)
 
 
 def default_rules() -> Rules:
