@@ -503,9 +503,9 @@ class AlertEngine:
                 continue
             st.existing.add(aid)
             r = self.rules.rules[rule]
-            detail = {"kind": "case"} if rule == "urgent_case" else {"kind": "petition"}
-            a = Alert(aid, rule, r.severity, centre, str(what), "raised", now_ms,
-                      detail=detail, key=condition(rule, str(what)))
+            case = rule == "urgent_case"  # a petition is no case: its id goes in the detail
+            a = Alert(aid, rule, r.severity, centre, what if case else "", "raised", now_ms,
+                      detail={} if case else {"pid": what}, key=condition(rule, what))
             cmds.extend(raise_commands(keys, shard, a, hmax))
         for town in towns_dirty:
             down = st.down.get(town) or {}

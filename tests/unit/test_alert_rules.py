@@ -180,7 +180,7 @@ def test_rules008_group_and_skip_level_petitions(topo):
     engine = _engine(topo)
     got = _apply(engine, [_petition(topo, "T1", 1, 1), _petition(topo, "T2", 0, 1),
                           _petition(topo, "T3", 0, 0)], BatchState())
-    assert sorted((a.rule, a.eid, a.centre) for a in got) == [
+    assert sorted((a.rule, a.detail["pid"], a.centre) for a in got) == [
         ("petition_group", "T1", "V2"), ("petition_skip", "T1", "V2"),
         ("petition_skip", "T2", "V2")]
 
