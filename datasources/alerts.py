@@ -68,7 +68,7 @@ OPEN_STATES = ("raised", "acknowledged")
 TICKS_KEEP_MS = 3_600_000
 
 # every rule's parameters beyond severity, enabled and hold_s: name → (type, minimum)
-_COMMON = {"severity": (str, None), "enabled": (bool, None), "hold_s": (float, 0)}
+_COMMON = MappingProxyType({"severity": (str, None), "enabled": (bool, None), "hold_s": (float, 0)})
 PARAMS: Mapping[str, Mapping[str, tuple[type, float | None]]] = MappingProxyType({
     "urgent_case": {},
     "overdue_case": {"hours": (float, 0), "max_per_tick": (int, 1)},
@@ -79,7 +79,8 @@ PARAMS: Mapping[str, Mapping[str, tuple[type, float | None]]] = MappingProxyType
     "surge": {"sigma": (float, 0), "clear_sigma": (float, 0), "min_count": (int, 1),
               "days": (int, 1), "min_days": (int, 1)},
 })
-_TOP = {"tick_s": (float, 0.1), "keep_cleared_days": (float, 0), "history_max": (int, 10)}
+_TOP = MappingProxyType({"tick_s": (float, 0.1), "keep_cleared_days": (float, 0),
+                         "history_max": (int, 10)})
 
 
 class RulesError(ValueError):
