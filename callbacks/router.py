@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlencode
 
 from dash import Dash, Input, Output, State, no_update
 
-from dashboard import access
+from dashboard import access, command
 from dashboard.screens import ScreenData, version_tag
 from dashboard.settings import Settings
 from datasources.topology import Topology, drill_target, in_subtree
@@ -15,10 +15,12 @@ from datasources.wallcontrol import BadGroup, check_group
 from layouts import ids, shell
 from layouts import map as mapview
 from layouts.brief import brief_screen
+from layouts.console import centre_options, console_screen
 from layouts.wall import wall_screen
 
 WALL_PATHS = ("/", "/wall", "/wall/")
 BRIEF_PATHS = ("/brief", "/brief/")  # the leaders' tablet briefing view (callbacks/brief.py)
+CONSOLE_PATHS = ("/console", "/console/")  # the duty desk 值班席 (callbacks/console.py)
 SCREENS = {**dict.fromkeys(WALL_PATHS, wall_screen), **dict.fromkeys(BRIEF_PATHS, brief_screen)}
 LANGS = ("zh", "en")
 PUSH_MODES = ("sse", "poll")
@@ -150,6 +152,13 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData)
         q = current_query(search, topo)
         if isinstance(q, BadQuery):
             return shell.message_screen(q.key, q.lang, **q.fmt), 60_000, True, True, None, {}
+        if pathname in CONSOLE_PATHS:  # not a live screen: its lists follow the versions
+            viewer = access.require_viewer()
+            screen = console_screen(screens.view(q.centre), q.lang,
+                                    options=centre_options(topo, viewer.scope, q.lang),
+                                    can_act=command.may_act(viewer),
+                                    chip=viewer_chip(viewer, q.lang), tz=settings.tz)
+            return screen, 60_000, True, True, None, {}
         make = SCREENS.get(pathname) if isinstance(pathname, str) else None
         if make is None:
             return shell.message_screen("not_found", q.lang), 60_000, True, True, None, {}

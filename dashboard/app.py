@@ -13,6 +13,7 @@ from pathlib import Path
 from dash import Dash, html
 
 from dashboard.auth import install_auth
+from dashboard.command_api import install_console
 from dashboard.embed import register_embed_routes
 from dashboard.headers import install_headers
 from dashboard.live import register_routes
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     poll.register(app, svc.topology, svc.screens)
     vc.register(app, svc.topology, settings, svc.conferences, svc.watcher.refresh_calls)
     brief.register(app, svc.topology, svc.screens)
+    install_console(app, svc.screens, settings)  # the duty console: JSON routes and callbacks
     register_routes(app.server, svc.watcher, svc.screens, runtime.redis, settings)
     register_embed_routes(app.server, settings, svc.screens)
     register_screen_routes(app.server, svc.screens, settings)

@@ -22,6 +22,7 @@ from dash import dcc, html
 
 from layouts import brief_ids as bid
 from layouts import charts, panels, vc
+from layouts.console import command_panel
 from layouts.formats import date_strings, date_text, fmt, raw
 from layouts.i18n import STRINGS, client_strings, norm_lang, t
 from layouts.viewmodel import CHILD_FIGURES, HEADLINES, demo_note
@@ -237,6 +238,7 @@ def brief_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True,
     return html.Div(
         [
             header(vm, lang, calls, chip),
+            command_panel(vm, lang),  # alerts to acknowledge, cases and 督办 (callbacks/console.py)
             html.Main([
                 replay_panel(vm, lang),
                 panels.map_area(vm, lang, the_map),
