@@ -61,6 +61,21 @@ WEEKLY = {
 CATEGORY_WEIGHTS = [28, 18, 8, 16, 6, 20, 4]
 CHANNEL_WEIGHTS = {"grid_worker": 45, "hotline_12345": 20, "video": 10, "public": 15, "police_110": 10}
 PETITION_CHANNELS = {"letter": 30, "visit": 35, "online": 35}
+# ---- cases behind the figures (issue 10, helper CASES) ----
+# what a hotline operator or grid worker writes (`summary`, producer data, not UI text), and
+# 督办 from a centre above: share of reports with a summary, of cases in handling supervised
+SUMMARIES = {
+    "dispute": ("邻里噪音纠纷，双方诉求已记录", "宅基地边界争议，待现场调解"),
+    "security": ("小区后门监控盲区，存在安全隐患", "夜间有人员聚集，需加强巡查"),
+    "fire": ("楼道堆放杂物堵塞消防通道", "电动车楼内充电"),
+    "sanitation": ("垃圾清运不及时，异味明显", "道路积水影响通行"),
+    "special_population": ("社区矫正对象走访记录", "独居老人需定期探访"),
+    "citizen_request": ("路灯损坏，夜间照明不足", "供暖温度不达标，居民反映"),
+    "other": ("群众来电反映情况，待核实",),
+}
+SUMMARY_SHARE = 0.6
+SUPERVISE_SHARE = 0.05
+SUPERVISE_NOTES = ("请加快办理进度", "请今日内反馈处置结果", "超时风险，请重点跟进")
 
 
 @dataclass
@@ -93,6 +108,9 @@ class Simulator:
         self._seq = itertools.count()
         self._case_seq = itertools.count(1)
         self._run = f"S{self.seed}T{self.start_ms // 1000}"
+        # summaries and 督办 draw from their own generator, so the rest of the sequence (and a
+        # demo continued by a newer version) is drawn as before
+        self.case_rng = random.Random(f"{self.seed}-cases")
         def loud(code: str) -> bool:
             return not self.quiet or not set(self.topo.ancestors(code)) & self.quiet
 
@@ -177,6 +195,9 @@ class Simulator:
                       "urgency": "urgent" if urgent else "normal", "due": str(due)}
             if owner in self.grids_of:
                 fields["grid"] = rng.choice(self.grids_of[owner])[0]
+            texts = SUMMARIES.get(case.category)
+            if texts and self.case_rng.random() < SUMMARY_SHARE:
+                fields["summary"] = self.case_rng.choice(texts)
             self._schedule(t + self._delay(0.3), "dispatched", case)
             return [self._entry(t, owner, "events", fields)]
         if kind == "patrol":
@@ -217,7 +238,14 @@ class Simulator:
                 "escalated" if rng.random() < 0.15 and self.topo.centres[case.owner].parent else "resolved")
             self._schedule(t + self._delay(0.5 if what == "dispatched" else (2 if case.urgent else 6)),
                            nxt, case)
-            return [self._entry(t, case.owner, "events", {**base, "status": what})]
+            out = [self._entry(t, case.owner, "events", {**base, "status": what})]
+            above = self.topo.ancestors(case.owner)[:-1]  # root … parent
+            if what == "handling" and above and self.case_rng.random() < SUPERVISE_SHARE:
+                by = self.case_rng.choice(above)  # 督办 from a centre above the owner
+                out.append(self._entry(t, case.owner, "events", {
+                    **base, "status": "supervised", "by": by, "user": f"duty-{by}",
+                    "note": self.case_rng.choice(SUPERVISE_NOTES)}))
+            return out
         if what == "escalated":
             to = self.topo.centres[case.owner].parent
             out = [self._entry(t, case.owner, "events", {**base, "status": "escalated", "to": to})]

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import time
-
 import json
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -217,6 +216,12 @@ def test_cases003_indexes_follow_a_simulated_day(r, topo, settings):
     assert _index_matches_cases(r, topo, keys) > 0
     root = topo.roots[0]
     now = _now()
+    # the simulator's summaries and 督办 are valid entries, and 督办 is counted
+    assert sum(r.xlen(keys.dead(s)) for s in topo.shards) == 0
+    today = ReadModel(r, topo, settings.read_model).snapshot(root)["day"].replace("-", "")
+    assert sum(int(r.hget(keys.day(s, today, s), "supervised") or 0) for s in topo.shards) > 0
+    assert any(r.hget(keys.case_info(s), e) for s in topo.shards
+               for e in r.hkeys(keys.case_info(s))[:50])
     city = list_cases(r, topo, keys, root, "open", 50, now)
     gauge = ReadModel(r, topo, settings.read_model).snapshot(root)["events"]["open"]
     assert city.total == gauge and len(city.cases) == min(50, gauge)
