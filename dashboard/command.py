@@ -159,7 +159,7 @@ def case_counts(viewer: Viewer | None, topo: Topology, r: redis.Redis, keys: Key
     heads = [(topo.centres[h].shard, h) for h in topo.shard_heads(code)]
     idx = keys.case_index
     count = {  # what list_cases counts for each filter, per shard head
-        "open": lambda p, s, h: p.zcard(idx(s, "open", h)),
+        "open": lambda p, s, h: p.zcard(keys.due(s, h)),  # every open case
         "overdue": lambda p, s, h: p.zcount(keys.due(s, h), "-inf", now_ms - 1),
         "urgent": lambda p, s, h: p.zcount(idx(s, "open", h), URGENT_RANK, "+inf"),
         "escalated": lambda p, s, h: p.zcard(idx(s, "esc", h)),

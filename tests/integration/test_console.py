@@ -21,9 +21,13 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys as Key
 
+from dashboard import command
+from dashboard.access import Viewer
 from dashboard.devkit.browser import chromium
 from dashboard.devkit.stack import Stack, copy_registry
 from datasources import alerts
+from datasources.cases import list_cases
+from datasources.contract import STATUS_FILTERS
 from datasources.keys import Keys
 from datasources.wallcontrol import get_directive
 from layouts import console_ids as cid
@@ -224,6 +228,13 @@ def test_con001_json_routes_answer_within_the_scope_only(cstack, planted, topo):
     assert duty.post(f"/api/case/{eid}/supervise", {"note": "x"},
                      {"Origin": "https://evil.example"}) == (403, {"error": "forbidden"})
     assert supervised_today(cstack, topo, planted["village"]) == 0
+    # the tabs' counts are the lists' totals
+    r, keys, now = cstack.redis(), Keys(PREFIX), int(time.time() * 1000)
+    for code in (CITY, DISTRICT, planted["village"]):
+        counts = command.case_counts(Viewer("duty1", "duty", CITY), topo, r, keys, code, now)
+        assert counts == {s: list_cases(r, topo, keys, code, s, 1, now).total
+                          for s in STATUS_FILTERS}, code
+    assert counts["open"] >= 1 and counts["overdue"] >= 1 and counts["urgent"] >= 1
 
 
 def test_con002_console_lists_the_case_its_card_and_supervise_counts_once(cstack, planted, topo):
