@@ -54,11 +54,16 @@ SHARD_KEYS = [
     ("alert_log", ("S",), "pingan:{S}:alerts:log"),
     ("alerts_ticks", ("S",), "pingan:{S}:alerts:ticks"),
     ("console", ("S",), "pingan:{S}:console"),
+    # cases (datasources/cases.py)
+    ("case", ("S", "EID"), "pingan:{S}:case:EID"),
+    ("case_info", ("S",), "pingan:{S}:caseinfo"),
+    ("case_index", ("S", "KIND", "CODE"), "pingan:{S}:ci:KIND:CODE"),
 ]
 AUTH_KEYS = [
     ("session_ended", ("SID",), "pingan:{auth}:ended:SID"),
     ("login_attempts", ("alice", "10.0.0.1"), "pingan:{auth}:login:alice:10.0.0.1"),
     ("stream_slots", ("USER",), "pingan:{auth}:streams:USER"),
+    ("wall_directive", ("GROUP",), "pingan:{auth}:wall:GROUP"),
 ]
 OTHER = [
     ("processes", (), "pingan:aggregators"),
