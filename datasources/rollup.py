@@ -37,6 +37,7 @@ DAY_S = 86_400
 # ---- cases behind the figures (issue 10, helper CASES) ----
 URGENT_RANK = 10**13  # added to an urgent case's report time: urgent first, then newest
 INDEX_KINDS = ("open", "esc", "sup")  # keys.case_index: open, escalated, supervised
+_MOVES = frozenset({"reported", "escalated", "supervised", "resolved"})
 # the parts of an open case's info and of a timeline step are joined by the ASCII unit
 # separator, which no valid entry's value holds (contract §4.1: printable text only)
 SEP = "\x1f"
@@ -406,7 +407,8 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                 add(("d", day, ci, "workers_on_duty"))
         elif k == "e":
             status, eid = rec[STATUS], rec[ID]
-            if eid not in case_before:
+            # the case indexes can move only on these (dispatched, handling, evaluated: never)
+            if status in _MOVES and eid not in case_before:
                 case_before[eid] = (cases.get(eid), info.get(eid))
             was_open = bool(cases.get(eid))
             add(("d", day, ci, status))
