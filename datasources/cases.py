@@ -127,7 +127,10 @@ def list_cases(r: redis.Redis, topo: Topology, keys: Keys, code: str, status: st
         raise CaseError(f"unknown centre: {code}")
     if status not in STATUS_FILTERS:
         raise CaseError(f"unknown status filter: {status} (one of {', '.join(STATUS_FILTERS)})")
-    limit = max(1, min(int(limit), MAX_LIMIT))
+    try:
+        limit = max(1, min(int(limit), MAX_LIMIT))
+    except (TypeError, ValueError):
+        raise CaseError(f"bad limit: {str(limit)[:20]!r}") from None
     heads = _heads(topo, code)
     idx = keys.case_index
     pipe = r.pipeline(transaction=False)

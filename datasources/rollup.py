@@ -286,10 +286,10 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                                              ("reported_at", at)) if v})
         else:
             fields["category"] = rec[CATEGORY]
-            if status == "reported":
+            if status == "reported" and not was_open:  # a second report changes nothing
                 fields.update(channel=rec[CHANNEL], urgency=rec[URGENCY], reported_at=ts,
                               due=rec[DUE])
-                if held and not was_open:
+                if held:
                     info[eid] = info_text((rec[URGENCY], ts, rec[CHANNEL], status, 0, 0,
                                            summary))
                     info_dirty.add(eid)
