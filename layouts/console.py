@@ -38,7 +38,7 @@ STAGES = (("reported", "console_stage_reported"), ("dispatched", "console_stage_
           ("evaluated", "console_stage_evaluated"))
 NOTE_MAX = MAX_TEXT  # a 督办 note, characters
 CASE_RULES = ("urgent_case", "overdue_case")  # alerts about a case: 查看 opens its card
-DETAIL_HIDDEN = frozenset({"kind"})  # said by the rule's name already
+DETAIL_HIDDEN = frozenset({"kind", "pid"})  # said by the rule's name, or shown as the alert's ref
 DASH = "—"
 
 
@@ -127,10 +127,12 @@ def alert_row(alert: dict, topo: Topology, lang: str, now_ms: int, tz: str,
     state = alert.get("state") if alert.get("state") in ALERT_STATES else "raised"
     severity = alert.get("severity") if alert.get("severity") in SEVERITIES else "minor"
     eid = str(alert.get("eid") or "")
+    detail = alert.get("detail") if isinstance(alert.get("detail"), dict) else {}
+    ref = eid or str(detail.get("pid") or "")  # the case, or the petition, it is about
     where = centre_name(topo, str(alert.get("centre", "")))
     body = [html.Span(label("wc_sev_", severity, lang), className=f"sev sev-{severity}"),
             html.Span([html.Span(alert_text(alert, lang), className="alert-text"),
-                       html.Span(where + (f" · {eid}" if eid else ""), className="alert-where")],
+                       html.Span(where + (f" · {ref}" if ref else ""), className="alert-where")],
                       className="alert-main"),
             html.Span(clock_text(alert.get("raised_at"), tz, now_ms), className="alert-time")]
     if state == "acknowledged":

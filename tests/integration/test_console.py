@@ -23,7 +23,7 @@ from selenium.webdriver.common.keys import Keys as Key
 
 from dashboard import command
 from dashboard.access import Viewer
-from dashboard.devkit.browser import chromium
+from dashboard.devkit.browser import chromium, resize
 from dashboard.devkit.stack import Stack, copy_registry
 from datasources import alerts
 from datasources.cases import list_cases
@@ -177,11 +177,30 @@ def js(d, script: str, *args):
     return d.execute_script(script, *args)
 
 
+def text_of(d, css: str) -> str:
+    """The text of the element `css` names now (read in one step: live updates redraw)."""
+    return js(d, "var e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css)
+
+
 def click(d, css: str) -> None:
     """A click on the element `css` names now (live updates redraw the lists: never a stale
     reference)."""
     wait_for(lambda: js(d, "var e = document.querySelector(arguments[0]); if (!e) return false;"
                            "e.scrollIntoView({block: 'nearest'}); e.click(); return true;", css), 15)
+
+
+OVERFLOW_JS = """
+var de = document.documentElement, out = [];
+if (de.scrollHeight > innerHeight + 1 || de.scrollWidth > innerWidth + 1)
+  out.push('document ' + de.scrollWidth + 'x' + de.scrollHeight);
+document.querySelectorAll('.console-screen .con-section, .con-header > *').forEach(function (p) {
+  var r = p.getBoundingClientRect();
+  if (r.left < -1 || r.top < -1 || r.right > innerWidth + 1 || r.bottom > innerHeight + 1)
+    out.push('outside ' + (p.getAttribute('data-section') || p.className));
+  if (p.scrollWidth > p.clientWidth + 1) out.push('overflow ' + (p.getAttribute('data-section') || p.className));
+});
+return out;
+"""
 
 
 def supervised_today(stack, topo, centre: str) -> int:
@@ -263,7 +282,7 @@ def test_con002_console_lists_the_case_its_card_and_supervise_counts_once(cstack
         done = js(d, "return Array.from(document.querySelectorAll('.stage-bar .is-done'))"
                      ".map(function (e) { return e.getAttribute('data-stage'); });")
         assert done == ["reported", "dispatched", "handling"]
-        card_text = d.find_element(By.CSS_SELECTOR, ".case-card").text
+        card_text = text_of(d, ".case-card")
         assert PAYLOAD in card_text  # as text, and it never ran
         assert js(d, "return window.__pwned === undefined")
         # 督办 with a note that is a script and has a newline
@@ -271,10 +290,10 @@ def test_con002_console_lists_the_case_its_card_and_supervise_counts_once(cstack
         box = wait_for(lambda: js(d, "return document.getElementById(arguments[0]);", note), 15)
         box.send_keys(NOTE)
         click(d, ".con-supervise")
-        wait_for(lambda: eid in d.find_element(By.ID, cid.MESSAGE).text, 10)
+        wait_for(lambda: eid in text_of(d, f"#{cid.MESSAGE}"), 10)
         wait_for(lambda: supervised_today(cstack, topo, village) >= before + 1, 15)
         wait_for(lambda: js(d, "return document.querySelectorAll('.timeline [data-step=\"supervised\"]').length") == 1, 15)
-        step = d.find_element(By.CSS_SELECTOR, '.timeline [data-step="supervised"]').text
+        step = text_of(d, '.timeline [data-step="supervised"]')
         assert "please <script>window.__pwned=3</script> now" in step and "duty1" in step
         assert js(d, "return window.__pwned === undefined")
         # 上墙: the walls of group `main` follow the console's centre and spotlight the case
@@ -282,8 +301,19 @@ def test_con002_console_lists_the_case_its_card_and_supervise_counts_once(cstack
         wait_for(lambda: get_directive(cstack.redis(), Keys(PREFIX), "main") is not None, 10)
         directive = get_directive(cstack.redis(), Keys(PREFIX), "main")
         assert (directive.centre, directive.case, directive.by) == (DISTRICT, eid, "duty1")
-        time.sleep(2)  # counted once, and only once
+        # 视频连线 to the case's centre, through the screens' call path
+        click(d, ".card-buttons .vc-btn")
+        wait_for(lambda: js(d, "return !document.getElementById('vc-overlay').hidden"), 10)
+        assert village in d.find_element(By.ID, "vc-overlay").get_attribute("innerHTML")
+        click(d, "#vc-end")
+        wait_for(lambda: js(d, "return document.getElementById('vc-overlay').hidden"), 10)
+        time.sleep(1)  # counted once, and only once
         assert supervised_today(cstack, topo, village) == before + 1
+        # a desk of 1920 x 1080 or 1366 x 768: the page does not scroll, all is on the screen
+        assert js(d, OVERFLOW_JS) == []
+        resize(d, 1366, 768)
+        time.sleep(0.5)
+        assert js(d, OVERFLOW_JS) == []
         violations = [e for e in d.get_log("browser") if "Content Security Policy" in e["message"]
                       or "Uncaught" in e["message"]]
         assert not violations, violations

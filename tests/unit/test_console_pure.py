@@ -138,6 +138,12 @@ def test_alert_detail_in_words_and_hostile_detail_as_text(small_topo):
                                                "weird": HOSTILE[:60]})
     text = layout.alert_text(a, "zh")
     assert "5 路离线或故障" in text and "10 分钟内" in text and "kind" not in text
+    petition = alert(4, rule="petition_group", eid="", detail={"pid": "T-9"})
+    assert layout.alert_text(petition, "en") == t("wc_rule_petition_group", "en")
+    row = layout.alert_row(petition, small_topo, "en", NOW, TZ, True)
+    assert "Village 1 · T-9" in texts(row)
+    assert not any(isinstance(p.get("id"), dict) and p["id"]["type"] == cid.ALERT_ROW
+                   for p in attrs(row))  # a petition is no case: nothing to open
     tree = layout.alert_row({**a, "centre": "nope", "severity": "bogus", "state": "bogus"},
                             small_topo, "en", NOW, TZ, True)
     no_markup(tree)
