@@ -241,7 +241,12 @@ def _current(found: list[tuple[str, dict[str, str], str]]) -> tuple[str, dict[st
     for item in found:
         if item[2]:
             return item
-    return max(found, key=lambda x: (_int(x[1].get("at")), _int(x[1].get("closed_at"))))
+    return max(found, key=lambda x: (_int(x[1].get("closed_at")), _last_ts(x[1])))
+
+
+def _last_ts(rec: dict[str, str]) -> int:
+    """When the record's latest transition happened (its step fields are `s|<ts>|…`)."""
+    return max((_int(k.split("|", 2)[1]) for k in rec if k.startswith("s|")), default=0)
 
 
 def case_centre(r: redis.Redis, topo: Topology, keys: Keys, eid: str) -> str | None:
@@ -286,6 +291,7 @@ def case_card(r: redis.Redis, topo: Topology, keys: Keys, eid: str, now_ms: int
         due, category, owner = _int(rec.get("due")), rec.get("category", ""), rec.get("centre", "")
     due = due or max((_int(o.get("due")) for _s, o, _h in found), default=0)
     info = info_of(r.hget(keys.case_info(shard), eid)) if is_open else None
+    last = max(steps.values(), key=_step_ts, default={})
     c = topo.centres.get(owner)
     summary = rec.get("summary", "") or next(
         (s.get("summary", "") for s in sorted(steps.values(), key=_step_ts, reverse=True)
@@ -294,7 +300,7 @@ def case_card(r: redis.Redis, topo: Topology, keys: Keys, eid: str, now_ms: int
         eid=eid, category=category or rec.get("category", ""),
         channel=rec.get("channel", "") or (info[2] if info else ""),
         urgency=rec.get("urgency", "") or (info[0] if info else "normal"), centre=owner,
-        tier=c.level if c else 0, status=rec.get("status", "") or (info[3] if info else ""),
+        tier=c.level if c else 0, status=last.get("status", "") or (info[3] if info else ""),
         reported_at=reported_at or (info[1] if info else 0), due=due,
         overdue_ms=max(0, now_ms - due) if is_open and due and due < now_ms else 0,
         supervised=_int(rec.get("supervised")), escalated=_int(rec.get("escalated")),

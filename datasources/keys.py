@@ -167,8 +167,9 @@ class Keys:
     # ---- cases behind the figures (issue 10, helper CASES) ----
     def case(self, shard: str, eid: str) -> str:
         """HASH of one case as this shard saw it: its record (category, channel, urgency,
-        centre, reported_at, due, status, at, supervised, escalated, summary, open, closed_at)
-        and its timeline, one field `s|<ts>|<status>|<centre>|<by>` (JSON) per transition.
+        centre, reported_at, due, supervised, escalated, summary, open, closed_at, moved_to)
+        and its timeline, one field `s|<ts>|<status>|<centre>|<by>` per transition (value:
+        `rollup.step_text`).
         Kept while open, and the day figures' life after it closed here."""
         return f"{self.prefix}:{{{shard}}}:case:{eid}"
 

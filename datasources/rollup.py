@@ -267,9 +267,12 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
     case_before: dict[str, tuple[str | None, str | None]] = {}
     rec_set: dict[str, dict[str, str | int]] = defaultdict(dict)
     rec_inc: dict[str, dict[str, int]] = defaultdict(dict)
+    rec_ttl: set[str] = set()  # records whose life changes (opened, closed, not open here)
 
     def case_step(rec: tuple, was_open: bool) -> None:
-        """The record, timeline and open-case info of one applied case transition."""
+        """The record, timeline and open-case info of one applied case transition. A
+        transition that leaves an open case open where it is (dispatched, handling) writes
+        its step alone: the record's other fields and its life stay as they are."""
         eid, status, ts, summary = rec[ID], rec[STATUS], rec[TS], rec[SUMMARY]
         held = cases.get(eid)
         fields = rec_set[eid]
@@ -285,7 +288,6 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
             fields.update({n: v for n, v in (("urgency", urgency), ("channel", channel),
                                              ("reported_at", at)) if v})
         else:
-            fields["category"] = rec[CATEGORY]
             if status == "reported" and not was_open:  # a second report changes nothing
                 fields.update(channel=rec[CHANNEL], urgency=rec[URGENCY], reported_at=ts,
                               due=rec[DUE])
@@ -311,8 +313,10 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                     fields["closed_at"] = ts
                     if status == "escalated":
                         fields["moved_to"] = rec[TO]
-        fields.update(status=status, at=ts, open=1 if held else 0,
-                      centre=held.split("|", 2)[2].split(",", 1)[0] if held else rec[CENTRE])
+        if not (held and was_open) or status in _MOVES:
+            fields.update(category=rec[CATEGORY], open=1 if held else 0,
+                          centre=held.split("|", 2)[2].split(",", 1)[0] if held else rec[CENTRE])
+            rec_ttl.add(eid)
         if summary:
             fields["summary"] = summary
         fields[f"s|{ts}|{status}|{step_centre}|{rec[BY]}"] = step_text(
@@ -546,7 +550,7 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
         _bulk(cmds, ["SADD", wk], pairs)
         ttl[wk] = limits.ttl_seen
     _case_commands(cmds, keys, shard, limits, case_before, cases, info, info_dirty, rec_set,
-                   rec_inc, zsets, ttl)
+                   rec_inc, rec_ttl, zsets, ttl)
     for zk, members in zsets.items():
         adds: list = []
         rems = []
@@ -575,7 +579,8 @@ def _case_commands(cmds: list, keys: Keys, shard: str, limits: Limits,
                    case_before: dict[str, tuple[str | None, str | None]],
                    cases: dict[str, str | None], info: dict[str, str | None],
                    info_dirty: set[str], rec_set: dict[str, dict], rec_inc: dict[str, dict],
-                   zsets: dict[str, dict[str, int | None]], ttl: dict[str, int]) -> None:
+                   rec_ttl: set[str], zsets: dict[str, dict[str, int | None]],
+                   ttl: dict[str, int]) -> None:
     """The writes of the cases behind the figures: each touched case's record and timeline,
     the open cases' info, and the case indexes moved from the state before the batch to the
     state after it (so a case touched many times in a batch moves once)."""
@@ -587,7 +592,8 @@ def _case_commands(cmds: list, keys: Keys, shard: str, limits: Limits,
         inc = rec_inc.get(eid)
         if inc:
             cmds.append(["HINCRBYMANY", ck, *(x for item in inc.items() for x in item)])
-        ttl[ck] = open_ttl if cases.get(eid) else limits.ttl_day
+        if eid in rec_ttl:
+            ttl[ck] = open_ttl if cases.get(eid) else limits.ttl_day
     index = keys.case_index
     for eid, (held0, info0) in case_before.items():
         old = case_members(held0, info0)
