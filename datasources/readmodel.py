@@ -149,6 +149,7 @@ class ReadModel:
                 "reported_resolved": d[RESOLVED_OF_REPORTED],
                 "evaluated": d["evaluated"],
                 "escalated": d["escalated"],
+                "supervised": d["supervised"],  # 督办数 today (issue 10: the wall shows it)
                 "urgent": d["urgent"],
                 "open": g["open"],
                 "overdue": overdue,

@@ -249,3 +249,21 @@ def test_wcmd005_an_escalation_draws_an_arc_and_overdue_centres_pulse(stack, wal
     # the town holding the overdue case pulses by how overdue its cases are
     assert wall.execute_script(
         "return !!document.querySelector('.pm-pulse[class*=\"pm-od-\"]')")
+
+
+def test_wcmd006_supervised_today_shows_on_the_wall_once(stack, wall, topo, places, overdue):
+    from datasources.cases import supervise
+
+    open_wall(wall, f"{stack.url}/wall?centre={places['town']}", places["town"])
+
+    def supervised() -> int:
+        return int(wall.execute_script(
+            "return document.querySelector('[data-figure=\"events.supervised\"]')"
+            ".getAttribute('data-value')") or 0)
+
+    before = supervised()
+    supervise(stack.redis(), topo, Keys(PREFIX), overdue, SCOPE, "请加快办理", USER,
+              int(time.time() * 1000))
+    wait_until(lambda: supervised() == before + 1, 20)
+    time.sleep(1.5)
+    assert supervised() == before + 1  # counted once
