@@ -208,7 +208,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "console_ack": {"zh": "确认", "en": "Acknowledge"},
     "console_open": {"zh": "查看", "en": "Open"},
     "console_open_case": {"zh": "查看事件 {eid}", "en": "Open case {eid}"},
-    "console_detail_hours": {"zh": "超期 {v} 小时", "en": "{v} h overdue"},
+    "console_detail_hours": {"zh": "{v} 小时", "en": "{v} h"},
     "console_detail_down": {"zh": "{v} 路离线或故障", "en": "{v} down"},
     "console_detail_window_min": {"zh": "{v} 分钟内", "en": "within {v} min"},
     "console_detail_count": {"zh": "本小时 {v} 件", "en": "{v} this hour"},
