@@ -293,7 +293,7 @@ def case_card(r: redis.Redis, topo: Topology, keys: Keys, eid: str, now_ms: int
     info = info_of(r.hget(keys.case_info(shard), eid)) if is_open else None
     last = max(steps.values(), key=_step_ts, default={})
     c = topo.centres.get(owner)
-    summary = rec.get("summary", "") or next(
+    summary = (info[6] if info else "") or next(
         (s.get("summary", "") for s in sorted(steps.values(), key=_step_ts, reverse=True)
          if s.get("summary")), "")
     row = CaseRow(

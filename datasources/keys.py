@@ -167,7 +167,7 @@ class Keys:
     # ---- cases behind the figures (issue 10, helper CASES) ----
     def case(self, shard: str, eid: str) -> str:
         """HASH of one case as this shard saw it: its record (category, channel, urgency,
-        centre, reported_at, due, supervised, escalated, summary, open, closed_at, moved_to)
+        centre, reported_at, due, supervised, escalated, open, closed_at, moved_to)
         and its timeline, one field `s|<ts>|<status>|<centre>|<by>` per transition (value:
         `rollup.step_text`).
         Kept while open, and the day figures' life after it closed here."""

@@ -271,8 +271,9 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
 
     def case_step(rec: tuple, was_open: bool) -> None:
         """The record, timeline and open-case info of one applied case transition. A
-        transition that leaves an open case open where it is (dispatched, handling) writes
-        its step alone: the record's other fields and its life stay as they are."""
+        transition that leaves an open case open where it is (dispatched, handling, 督办)
+        writes its step alone (and 督办 its count): the record's other fields and its life stay
+        as they are. The summary is in the step (the card shows the latest)."""
         eid, status, ts, summary = rec[ID], rec[STATUS], rec[TS], rec[SUMMARY]
         held = cases.get(eid)
         fields = rec_set[eid]
@@ -299,26 +300,30 @@ def compute(records: list[tuple], st: State, topo: Topology, keys: Keys, shard: 
                 inc = rec_inc[eid]
                 inc[status] = inc.get(status, 0) + 1
             if was_open:
-                v = info_of(info.get(eid))
+                raw = info.get(eid)
+                v = raw.split(SEP) if raw else []
+                if len(v) != len(_NO_INFO):
+                    v = [str(x) for x in info_of(raw)]
                 v[3] = status
                 if status == "supervised":
-                    v[4] += 1
+                    v[4] = str(_int(v[4]) + 1)
                 elif status == "escalated":
-                    v[5] += 1
+                    v[5] = str(_int(v[5]) + 1)
                 if summary:
                     v[6] = summary
-                info[eid] = info_text(v) if held else None
+                info[eid] = SEP.join(v) if held else None
                 info_dirty.add(eid)
                 if not held:
                     fields["closed_at"] = ts
                     if status == "escalated":
                         fields["moved_to"] = rec[TO]
-        if not (held and was_open) or status in _MOVES:
-            fields.update(category=rec[CATEGORY], open=1 if held else 0,
+        if not (held and was_open) or status == "escalated":  # opened, closed, not open, moved
+            fields.update(open=1 if held else 0,
                           centre=held.split("|", 2)[2].split(",", 1)[0] if held else rec[CENTRE])
-            rec_ttl.add(eid)
-        if summary:
-            fields["summary"] = summary
+            if not was_open:  # the record may not exist yet
+                fields["category"] = rec[CATEGORY]
+            if not (held and was_open):
+                rec_ttl.add(eid)
         fields[f"s|{ts}|{status}|{step_centre}|{rec[BY]}"] = step_text(
             status, ts, step_centre, rec[TO], rec[BY], rec[NOTE], summary, rec[USER])
 
