@@ -203,6 +203,16 @@ return out;
 """
 
 
+VISIBLE_JS = """
+var b = document.querySelector(arguments[0]);
+if (!b) return false;
+b.scrollIntoView({block: 'center'});
+var r = b.getBoundingClientRect();
+var e = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+return !!e && (e === b || b.contains(e));
+"""
+
+
 def supervised_today(stack, topo, centre: str) -> int:
     today = datetime.now(ZoneInfo(TZ)).strftime("%Y%m%d")
     key = Keys(PREFIX).day(topo.centres[centre].shard, today, centre)
@@ -333,6 +343,8 @@ def test_con003_ack_on_the_tablet_stops_the_alert_being_raised(cstack, planted, 
         size = js(d, "var b = document.querySelector(arguments[0] + ' .con-ack').getBoundingClientRect();"
                      "return [b.width, b.height];", row)
         assert min(size) >= 44, size  # a touch target
+        # and one a finger reaches: on screen, nothing over it
+        assert wait_for(lambda: js(d, VISIBLE_JS, f"{row} .con-ack"), 10)
         click(d, f"{row} .con-ack")
         wait_for(lambda: alerts.get_alert(r, topo, keys, aid).state == "acknowledged", 15)
         a = alerts.get_alert(r, topo, keys, aid)
