@@ -531,7 +531,7 @@
     var panels = data.panels || {}, regions = data.regions || {};
     root.querySelectorAll(".panel[data-panel]").forEach(function (p) {
       var sev = panels[p.getAttribute("data-panel")];
-      if (p.classList.contains("alerted") === !sev && !sev) { return; }
+      if (!sev && !p.classList.contains("alerted")) { return; }
       p.classList.toggle("alerted", !!sev);
       ["critical", "major", "minor"].forEach(function (s) { p.classList.toggle("alert-" + s, sev === s); });
     });

@@ -275,8 +275,8 @@ def alert_strip(lang: str) -> html.Div:
     data-alert=<id>, newest first, what fits on one line and a "+N more" count."""
     return html.Div([
         html.Span(t("wc_alerts", lang), className="alert-strip-label"),
-        html.Div([html.Span(t("wc_alerts_none", lang), className="alert-none")],
-                 className="alert-list", **{"aria-live": "polite"}),
+        # empty until the first message says what there is (never "none" before it is known)
+        html.Div([], className="alert-list", **{"aria-live": "polite"}),
         html.Span(className="alert-more", hidden=True),
     ], className="alert-strip", **{"data-alert-count": "0"})
 
