@@ -57,6 +57,7 @@ def clicked() -> dict | str | None:
 
 def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData) -> None:
     r, keys, tz = screens.r, screens.keys, settings.tz
+    top = topo.centres[topo.roots[0]].shard if topo.roots else ""  # the top centre's shard
 
     def query(search: object) -> Query:
         q = current_query(search if isinstance(search, str) else None, topo)
@@ -72,9 +73,11 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData)
         prevent_initial_call=True,
     )
     def tick(_n, search, have):
-        """A new value only when a shard in scope moved (versions from the worker's memory)."""
+        """A new value only when a shard in scope moved (versions from the worker's memory),
+        or the top centre's shard (where the alert of a stale shard is raised)."""
         q = query(search)
-        now = list(screens.versions(q.centre))
+        metas = screens.watcher.metas_now()
+        now = [*screens.versions(q.centre, metas), metas.get(top, {}).get("version", 0)]
         return no_update if now == have else now
 
     @app.callback(
