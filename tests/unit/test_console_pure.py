@@ -259,3 +259,61 @@ def test_console_strings_are_in_both_languages_with_the_same_placeholders():
             assert k in STRINGS, k
     for s in (*STATUS_FILTERS,):
         assert f"console_tab_{s}" in STRINGS
+
+
+# -- dashboard/command.py: what is refused before Redis is asked ------------------------------
+def no_redis():
+    import redis
+
+    from tests.unit.conftest import NO_REDIS_URL
+    return redis.Redis.from_url(NO_REDIS_URL)
+
+
+def test_notes_are_folded_to_plain_text_or_refused():
+    from dashboard import command
+
+    assert command.clean_note(" a\n\tb\u3000c\u00a0d ") == "a b c d"
+    assert command.clean_note(None) == "" and command.clean_note("") == ""
+    assert command.clean_note("界" * 200) == "界" * 200
+    for bad in ("界" * 201, "zero\u200bwidth", "bell\x07", "\ud800", 42, ["x"]):
+        with pytest.raises(command.BadInput) as e:
+            command.clean_note(bad)
+        assert e.value.status == 400 and e.value.key == "note"
+
+
+def test_scope_and_roles_are_checked_before_any_read(small_topo):
+    from dashboard import command
+    from dashboard.access import Viewer
+    from datasources.keys import Keys
+
+    r, keys = no_redis(), Keys("t")
+    town = Viewer("t1", "duty", "T1")
+    assert command.may_supervise(town, small_topo, "V1")
+    assert not command.may_supervise(town, small_topo, "T1")  # its own centre: not above
+    assert not command.may_supervise(town, small_topo, "V3")  # another subtree
+    assert not command.may_supervise(Viewer("x", "guest", "C"), small_topo, "V1")
+    assert not command.may_supervise(None, small_topo, "V1")
+    for code in ("D2", "C", "nope", None, ["T1"]):
+        with pytest.raises(command.Refused) as e:
+            command.cases_for(town, small_topo, r, keys, code, "open", NOW)
+        assert e.value.status == 403
+    with pytest.raises(command.BadInput):
+        command.cases_for(town, small_topo, r, keys, "T1", "bogus", NOW)
+    with pytest.raises(command.BadInput):
+        command.cases_for(town, small_topo, r, keys, "T1", "open", NOW, limit=10_000)
+    for eid in ("", "x" * 65, "tab\there", 7, None):
+        with pytest.raises(command.Refused) as e:
+            command.card_for(town, small_topo, r, keys, eid, NOW)
+        assert e.value.status == 404 and e.value.key == "not_found"
+    with pytest.raises(command.Forbidden):
+        command.ack(Viewer("x", "guest", "C"), small_topo, r, keys, "a:b:c", NOW)
+    with pytest.raises(command.Refused):
+        command.ack(None, small_topo, r, keys, "a:b:c", NOW)
+    with pytest.raises(command.BadInput) as e:
+        command.show_on_wall(town, small_topo, r, keys, "bad group!", "T1", now_ms=NOW)
+    assert e.value.key == "group"
+    with pytest.raises(command.Refused) as e:
+        command.show_on_wall(town, small_topo, r, keys, "main", "D2", now_ms=NOW)
+    assert e.value.status == 403
+    with pytest.raises(command.BadInput):
+        command.supervise(town, small_topo, r, keys, "E1", "x" * 201, NOW)
