@@ -10,6 +10,7 @@ from __future__ import annotations
 from dash import ClientsideFunction, Dash, Input, Output, Patch, State, no_update
 
 from callbacks.router import BadQuery, current_query
+from dashboard import access
 from dashboard.screens import ScreenData
 from datasources.topology import Topology
 from layouts import ids
@@ -28,7 +29,9 @@ def register(app: Dash, topo: Topology, screens: ScreenData) -> None:
         q = current_query(search, topo)
         if isinstance(q, BadQuery):
             return no_update, no_update
-        payload, version = screens.poll(q.centre, version if isinstance(version, str) else None)
+        payload, version = screens.poll(
+            q.centre, version if isinstance(version, str) else None,
+            group=q.screen, scope=access.require_viewer().scope if q.screen else None)
         patch = Patch()
         for key, value in payload.items():
             patch[key] = value

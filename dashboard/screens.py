@@ -14,6 +14,7 @@ the embeds all use this one service; it is built in the app factory and handed i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -45,6 +46,7 @@ REPLAY_MAX_AGE_S = 60.0  # a replay payload younger than this is served again (p
 WALL_JSON = "walljson"     # the in-place drill's answers (dashboard/screen_api.py), ~50-250 KB
 WALL_JSON_CACHE_SIZE = 64
 REPLAY_CACHE_SIZE = 64   # replays are large (up to 5,000 case markers): fewer of them
+ALERTS_SENT = "+a"        # ends a polling screen's version tag once it has the alert strip
 DIRECTIVE_TICK_S = 0.2   # a wall group's directive is read at most this often per worker
 ESCALATIONS_MAX_AGE_S = 5.0  # the map's escalation arcs are looked up at most this often
 ESCALATED_CASES = 12     # the newest open escalated cases whose cards give the arcs
@@ -308,21 +310,32 @@ class ScreenData:
         """The centres in view (the centre and its children) that are in a call."""
         return self.watcher.in_call({code, *self.topology.children.get(code, ())})
 
-    def poll(self, code: str, have: str | None) -> tuple[dict, str | None]:
+    def poll(self, code: str, have: str | None, group: str = "",
+             scope: str | None = None) -> tuple[dict, str | None]:
         """One poll of a screen that holds `have` (a `version_tag`): the view model's keys
-        (all of them when the tag moved), always the freshness and the calls in view."""
+        and the alert strip (all of them when the tag moved), always the freshness and the
+        calls in view, and for a wall of the group `group` (`?screen=`) seen by a viewer of
+        `scope` the group's directive as that viewer may follow it."""
         metas, down = self.watcher.state()
         payload: dict = {}
         version = have
         if metas is not None:
             vm = self.view(code, metas)
             current = version_tag(code, vm)
-            if current != have:
+            # the page is rendered with the view model but not the alert strip: a tag the
+            # strip went with ends in ALERTS_SENT (the router's first tag does not)
+            base = (have or "").removesuffix(ALERTS_SENT)
+            if current != base:
                 payload = {k: v for k, v in vm.items() if k != "freshness"}
+            if current != base or not (have or "").endswith(ALERTS_SENT):
                 payload["alerts"] = self.alerts(code, metas)
-                version = current
+            version = current + ALERTS_SENT
         payload["freshness"] = self.freshness(code, metas, down)
         payload["in_call"] = self.in_call(code)
+        if group and scope is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                payload["directive"] = viewmodel.directive_view(self.directive(group),
+                                                                self.topology, scope)
         return payload, version
 
     # -- the tablet's replay and the portal widgets -----------------------------------------

@@ -267,3 +267,16 @@ def test_wcmd006_supervised_today_shows_on_the_wall_once(stack, wall, topo, plac
     wait_until(lambda: supervised() == before + 1, 20)
     time.sleep(1.5)
     assert supervised() == before + 1  # counted once
+
+
+def test_wcmd007_a_polling_wall_follows_the_console_too(stack, wall, topo, places):
+    r, keys = stack.redis(), Keys(PREFIX)
+    open_wall(wall, f"{stack.url}/wall?centre={SCOPE}&push=poll&screen=main", SCOPE)
+    wait_until(lambda: wall.execute_script("return window.pinganWall.command.seq !== null"), 15)
+    if centre(wall) != SCOPE:  # the group's current centre from the test before
+        wall.execute_script("window.pinganDrill.go(arguments[0]);", SCOPE)
+        wait_until(lambda: centre(wall) == SCOPE, 15)
+    d = set_directive(r, keys, "main", places["town"], now_ms=int(time.time() * 1000))
+    wait_until(lambda: centre(wall) == places["town"]
+               and wall.execute_script("return window.pinganWall.command.seq") == d.seq, 20)
+    assert "push=poll" in wall.current_url and "screen=main" in wall.current_url
