@@ -264,6 +264,17 @@ def test_con001_json_routes_answer_within_the_scope_only(cstack, planted, topo):
         assert counts == {s: list_cases(r, topo, keys, code, s, 1, now).total
                           for s in STATUS_FILTERS}, code
     assert counts["open"] >= 1 and counts["overdue"] >= 1 and counts["urgent"] >= 1
+    # the controls: 督办 and 上墙 by those who may
+    status, body = alice.post(f"/api/case/{eid}/supervise", {"note": "JSON 督办\n请回复"})
+    assert status == 200 and (body["by"], body["user"], body["eid"]) == (DISTRICT, "alice", eid)
+    wait_for(lambda: supervised_today(cstack, topo, planted["village"]) == 1, 15)
+    step = wait_for(lambda: next((s for s in alice.get(f"/api/case/{eid}")[1]["steps"]
+                                  if s["status"] == "supervised"), None), 15)
+    assert (step["by"], step["user"], step["note"]) == (DISTRICT, "alice", "JSON 督办 请回复")
+    status, body = duty.post("/api/wall/ops", {"centre": DISTRICT, "case": eid})
+    assert status == 200 and (body["group"], body["centre"], body["case"]) == ("ops", DISTRICT, eid)
+    d = get_directive(r, keys, "ops")
+    assert (d.centre, d.case, d.by, d.seq) == (DISTRICT, eid, "duty1", body["seq"])
 
 
 def test_con002_console_lists_the_case_its_card_and_supervise_counts_once(cstack, planted, topo):
@@ -288,7 +299,8 @@ def test_con002_console_lists_the_case_its_card_and_supervise_counts_once(cstack
                                "return c && c.getAttribute('data-card');") == eid, 15)
         steps = js(d, "return Array.from(document.querySelectorAll('.timeline [data-step]'))"
                       ".map(function (e) { return e.getAttribute('data-step'); });")
-        assert steps == ["reported", "dispatched", "handling"]
+        assert [s for s in steps if s != "supervised"] == ["reported", "dispatched", "handling"]
+        supervisions = steps.count("supervised")  # test_con001's, when it ran
         done = js(d, "return Array.from(document.querySelectorAll('.stage-bar .is-done'))"
                      ".map(function (e) { return e.getAttribute('data-stage'); });")
         assert done == ["reported", "dispatched", "handling"]
@@ -302,8 +314,10 @@ def test_con002_console_lists_the_case_its_card_and_supervise_counts_once(cstack
         click(d, ".con-supervise")
         wait_for(lambda: eid in text_of(d, f"#{cid.MESSAGE}"), 10)
         wait_for(lambda: supervised_today(cstack, topo, village) >= before + 1, 15)
-        wait_for(lambda: js(d, "return document.querySelectorAll('.timeline [data-step=\"supervised\"]').length") == 1, 15)
-        step = text_of(d, '.timeline [data-step="supervised"]')
+        wait_for(lambda: js(d, "return document.querySelectorAll('.timeline [data-step=\"supervised\"]')"
+                               ".length") == supervisions + 1, 15)
+        step = js(d, "var s = document.querySelectorAll('.timeline [data-step=\"supervised\"]');"
+                     "return s[s.length - 1].innerText;")
         assert "please <script>window.__pwned=3</script> now" in step and "duty1" in step
         assert js(d, "return window.__pwned === undefined")
         # 上墙: the walls of group `main` follow the console's centre and spotlight the case
