@@ -19,7 +19,6 @@ assets/console.js adds the keyboard (j/k or arrows move, Enter opens, a acknowle
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -425,10 +424,6 @@ def pieces(code: str, lang: str) -> list:
     ]
 
 
-def console_strings(lang: str) -> dict[str, str]:
-    return {k: t(k, lang) for k in ("console_keys", "console_sending")}
-
-
 def console_screen(vm: dict, lang: str, *, options: list[dict], can_act: bool,
                    chip=None, tz: str = "") -> html.Div:
     """The whole console of the centre described by `vm` (its name, tier and breadcrumb):
@@ -458,8 +453,7 @@ def console_screen(vm: dict, lang: str, *, options: list[dict], can_act: bool,
         id=cid.ROOT,
         className="console-screen",
         lang="zh-CN" if lang == "zh" else "en",
-        **{"data-centre": code, "data-lang": lang, "data-tz": tz,
-           "data-i18n": json.dumps(console_strings(lang), ensure_ascii=False)},
+        **{"data-centre": code, "data-lang": lang, "data-tz": tz},
     )
 
 

@@ -199,7 +199,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "console_centre": {"zh": "中心", "en": "Centre"},
     "console_keys": {"zh": "j/k ↑↓ 移动 · Enter 打开 · a 确认",
                      "en": "j/k ↑↓ move · Enter open · a acknowledge"},
-    "console_sending": {"zh": "正在提交…", "en": "Sending…"},
     "console_alerts": {"zh": "预警队列", "en": "Alert queue"},
     "console_alerts_none": {"zh": "暂无预警", "en": "No alerts"},
     "console_alerts_count": {"zh": "待确认 {n} / 共 {total}", "en": "{n} to acknowledge / {total}"},
