@@ -70,7 +70,7 @@ TICKS_KEEP_MS = 3_600_000
 # every rule's parameters beyond severity, enabled and hold_s: name → (type, minimum)
 _COMMON = MappingProxyType({"severity": (str, None), "enabled": (bool, None), "hold_s": (float, 0)})
 PARAMS: Mapping[str, Mapping[str, tuple[type, float | None]]] = MappingProxyType({
-    "urgent_case": {},
+    "urgent_case": {"max_age_h": (float, 0)},
     "overdue_case": {"hours": (float, 0), "max_per_tick": (int, 1)},
     "petition_group": {"clear_after_h": (float, 0)},
     "petition_skip": {"clear_after_h": (float, 0)},
@@ -499,13 +499,19 @@ class AlertEngine:
                 self._camera(shard, rec, st, now_ms, cmds, towns_dirty, back)
                 continue
             centre, what = rec[CENTRE], rec[ID]
+            r = self.rules.rules[rule]
+            case = rule == "urgent_case"  # a petition is no case: its id goes in the detail
+            # raised at the entry's time; an entry older than the rule's life (a replayed
+            # history, a backlog caught up after an outage) raises nothing: its alert would
+            # be over already, and a wall must not flash last week's petitions as new
+            at = min(rec[TS], now_ms)
+            if now_ms - at >= r[("max_age_h" if case else "clear_after_h")] * 3_600_000:
+                continue
             aid = alert_id(rule, centre, what)
             if aid in st.existing:
                 continue
             st.existing.add(aid)
-            r = self.rules.rules[rule]
-            case = rule == "urgent_case"  # a petition is no case: its id goes in the detail
-            a = Alert(aid, rule, r.severity, centre, what if case else "", "raised", now_ms,
+            a = Alert(aid, rule, r.severity, centre, what if case else "", "raised", at,
                       detail={} if case else {"pid": what}, key=condition(rule, what))
             cmds.extend(raise_commands(keys, shard, a, hmax))
         for town in towns_dirty:
@@ -544,12 +550,14 @@ class AlertEngine:
             back.add(ckey)
             return
         window = self._cams_window
+        if now_ms - ts > window:
+            return  # a burst older than the window (a replay, a backlog): not happening now
         recent = sum(1 for t in down.values() if ts - window <= t <= ts)
         if recent < self._cams_k:
             return
         aid = alert_id("camera_outage", town, ts // 1000)
         st.active[ckey] = aid
-        a = Alert(aid, "camera_outage", rule.severity, town, "", "raised", now_ms,
+        a = Alert(aid, "camera_outage", rule.severity, town, "", "raised", min(ts, now_ms),
                   detail={"down": recent, "window_min": rule["window_min"]}, key=ckey)
         cmds.extend(raise_commands(self.keys, shard, a, self.rules.history_max))
 

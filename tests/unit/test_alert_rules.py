@@ -278,3 +278,24 @@ def test_rules015_camera_heartbeats_cost_nothing_and_late_records_are_ignored(to
     st = BatchState(down={"T1": {"K3": NOW - 5000}})
     assert engine.batch_commands("D1", cands, st, NOW) == [["HDEL", KEYS.alerts_cams("D1"), "T1"]]
     assert engine.needs([_cam(topo, "K1", "online", NOW)], before) == (engine.needs([])[0], [])
+
+
+def test_rules016_a_replayed_history_raises_nothing_that_is_over(topo):
+    """`pingan demo` replays 30 days and an aggregator back from an outage applies a backlog:
+    last week's urgent reports, petitions and camera bursts must not reach the wall as new
+    alerts. A recent entry raises its alert at the entry's own time."""
+    hour = 3_600_000
+    for engine, records, rules in (
+            (_engine(topo), [_report(topo, "E9"), _petition(topo, "T9", 1, 1)],
+             ["petition_group", "petition_skip", "urgent_case"]),
+            (_engine(topo, _two_cameras(topo)),
+             [_cam(topo, "K1", "offline", NOW - 1000), _cam(topo, "K3", "offline", NOW)],
+             ["camera_outage"])):
+        _needs, cands = engine.needs(records)
+        assert sorted({rule for rule, _rec in cands}) == rules  # each is looked at ...
+        assert _raised(engine.batch_commands("D1", cands, BatchState(), NOW + 25 * hour)) == []
+        # ... and five minutes later all of them are still news: raised at the entry's time
+        got = _raised(engine.batch_commands("D1", cands, BatchState(), NOW + 5 * 60_000))
+        assert sorted((a.rule, a.raised_at) for a in got) == [(r, NOW) for r in rules]
+    # a camera burst is only news within its window (10 minutes)
+    assert _raised(engine.batch_commands("D1", cands, BatchState(), NOW + 11 * 60_000)) == []
