@@ -338,6 +338,13 @@ def test_con002_console_lists_the_case_its_card_and_supervise_counts_once(cstack
         resize(d, 1366, 768)
         time.sleep(0.5)
         assert js(d, OVERFLOW_JS) == []
+        # the centre picker moves the desk (the URL follows)
+        js(d, "window.dash_clientside.set_props(arguments[0], {value: arguments[1]});",
+           cid.PICKER, village)
+        wait_for(lambda: f"centre={village}" in d.current_url
+                 and js(d, "var r = document.querySelector('.console-screen');"
+                           "return r && r.getAttribute('data-centre');") == village, 15)
+        wait_for(lambda: js(d, "return !!document.querySelector(arguments[0])", row), 15)
         violations = [e for e in d.get_log("browser") if "Content Security Policy" in e["message"]
                       or "Uncaught" in e["message"]]
         assert not violations, violations
