@@ -19,6 +19,7 @@ checks are dashboard/command.py's, the same the console's callbacks use.
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import redis
@@ -144,5 +145,12 @@ def install_console(app: Dash, screens: ScreenData, settings: Settings) -> None:
 
     register_command_routes(app.server, screens)
     console.register(app, screens.topology, settings, screens)
+    audit = logging.getLogger(command.__name__)
+    if not audit.handlers and not logging.getLogger().handlers:
+        # the actions' log lines (who, when) go to stderr: gunicorn's log, the demo's terminal
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        audit.addHandler(handler)
+        audit.setLevel(logging.INFO)
     app.validation_layout = html.Div([app.validation_layout,
                                       *console_layout.validation_components()])

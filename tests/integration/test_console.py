@@ -271,6 +271,8 @@ def test_con001_json_routes_answer_within_the_scope_only(cstack, planted, topo):
     step = wait_for(lambda: next((s for s in alice.get(f"/api/case/{eid}")[1]["steps"]
                                   if s["status"] == "supervised"), None), 15)
     assert (step["by"], step["user"], step["note"]) == (DISTRICT, "alice", "JSON 督办 请回复")
+    wait_for(lambda: f"console supervise by alice (leader, scope {DISTRICT})"
+             in (cstack.dir / "web.log").read_text(errors="replace"), 10)  # who; the line: when
     status, body = duty.post("/api/wall/ops", {"centre": DISTRICT, "case": eid})
     assert status == 200 and (body["group"], body["centre"], body["case"]) == ("ops", DISTRICT, eid)
     d = get_directive(r, keys, "ops")
