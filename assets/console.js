@@ -81,16 +81,27 @@
     return [attr, row.getAttribute(attr)];
   }
 
+  var observer = null;  // made when the keyboard first lands on a console row: the wall never pays
+
   document.addEventListener("focusin", function (e) {
     var row = e.target && e.target.closest ? e.target.closest(ROWS) : null;
     place = row && root() ? placeOf(row) : null;
+    if (place && !observer && window.MutationObserver) {
+      observer = new MutationObserver(restore);
+      observer.observe(document.body, { childList: true, subtree: true });
+    }
   });
   document.addEventListener("mousedown", function (e) {
     if (!(e.target && e.target.closest && e.target.closest(ROWS))) { place = null; }
   }, true);
 
   function restore() {
-    if (!place || !root()) { return; }
+    if (!root()) {  // the console was left: nothing to keep
+      if (observer) { observer.disconnect(); observer = null; }
+      place = null;
+      return;
+    }
+    if (!place) { return; }
     var a = document.activeElement;
     if (a && a !== document.body && a.isConnected) { return; }
     var rows = document.querySelectorAll(".console-screen [" + place[0] + "]");
@@ -102,8 +113,6 @@
     }
   }
 
-  function observe() { new MutationObserver(restore).observe(document.body, { childList: true, subtree: true }); }
-  if (document.body) { observe(); } else { document.addEventListener("DOMContentLoaded", observe); }
 
   function mark(eid) {
     document.querySelectorAll(".case-row.is-selected").forEach(function (el) {
