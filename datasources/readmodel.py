@@ -289,6 +289,7 @@ class ReadModel:
                 "resolved": f["events"]["resolved"],
                 "open": f["events"]["open"],
                 "overdue": f["events"]["overdue"],
+                "supervised": f["events"]["supervised"],  # 督办数 today, in the ranking
                 "resolution_rate": f["events"]["resolution_rate"],
                 "satisfaction_rate": f["events"]["satisfaction_rate"],
                 "grids": f["grids"]["total"],

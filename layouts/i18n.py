@@ -148,6 +148,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "col_coverage": {"zh": "巡查", "en": "Patrol"},
     "col_online_rate": {"zh": "在线率", "en": "Cams"},
     "col_petitions": {"zh": "信访", "en": "Pet."},
+    "col_supervised": {"zh": "督办", "en": "Sup."},
     # -- map ------------------------------------------------------------------------------
     "map_legend_low": {"zh": "较低", "en": "Lower"},
     "map_legend_high": {"zh": "较高", "en": "Higher"},

@@ -222,8 +222,8 @@ def petitions_panel(vm: dict, lang: str) -> html.Section:
     ])
 
 
-RANK_COLUMNS = ("index", "reported", "open", "overdue", "resolution_rate", "coverage",
-                "online_rate", "petitions")
+RANK_COLUMNS = ("index", "reported", "open", "overdue", "supervised", "resolution_rate",
+                "coverage", "online_rate", "petitions")
 
 
 def base_data(vm: dict, lang: str, className: str = "base") -> html.Div:

@@ -49,6 +49,7 @@ CHILD_FIGURES: dict[str, str] = {
     "reported": "int",
     "open": "int",
     "overdue": "int",
+    "supervised": "int",
     "resolution_rate": "pct",
     "coverage": "pct",
     "online_rate": "pct",
@@ -58,6 +59,7 @@ CHILD_FIGURES: dict[str, str] = {
 
 # Figures a read model written before they existed does not hold yet: shown as 0.
 OPTIONAL_HEADLINES = frozenset({"events.supervised"})
+OPTIONAL_CHILD_FIGURES = frozenset({"supervised"})
 
 
 def _path(snap: dict, path: str) -> Any:
@@ -80,7 +82,7 @@ def build(snap: dict, topo: Topology, now_ms: int) -> dict:
     children = [
         {"code": c, "name": f["name"], "level": f["level"],
          "shard": topo.centres[c].shard,
-         **{k: f[k] for k in CHILD_FIGURES}}
+         **{k: f.get(k, 0) if k in OPTIONAL_CHILD_FIGURES else f[k] for k in CHILD_FIGURES}}
         for c, f in snap["children"].items()
     ]
     children.sort(key=lambda x: (-(x["index"] or 0), x["code"]))

@@ -14,7 +14,7 @@ from layouts import viewmodel
 from layouts.i18n import STRINGS
 from layouts.panels import CASE_FILTERS
 from layouts.wall import command_strings, wall_screen
-from tests.unit.test_wall_pure import props, vm_for, walk
+from tests.unit.test_wall_pure import props, snapshot, topology, vm_for, walk
 
 ROWS = [("100", "测试市", 1, None, 109.0, 35.0),
         ("101", "北区", 2, "100", 109.1, 35.1),
@@ -102,6 +102,18 @@ def test_counts_open_their_cases_and_the_wall_shows_supervised_today():
     assert seen == CASE_FILTERS
     assert set(CASE_FILTERS.values()) == {"open", "overdue", "urgent", "escalated", "supervised"}
     assert len(strips) == 1
+
+
+def test_the_ranking_shows_each_childs_supervised_today():
+    """督办数 today per centre, in the ranking (issue 10 item 5), live like its other figures."""
+    topo = topology(("北区", "南区", "东区"))
+    snap = snapshot(topo, "100")
+    for i, f in enumerate(snap["children"].values()):
+        f["supervised"] = i + 3
+    vm = viewmodel.build(snap, topo, 4_000)
+    cells = {props(c)["data-child"]: props(c)["data-value"]
+             for c in walk(wall_screen(vm, "zh")) if props(c).get("data-field") == "supervised"}
+    assert cells == {c: str(i + 3) for i, c in enumerate(snap["children"])}
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
