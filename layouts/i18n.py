@@ -357,7 +357,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "brief_open": {"zh": "进入 {name}", "en": "Open {name}"},
     # -- the wall as a command post (helper WALL, issue 10): alert strip, case lists, spotlight.
     # Keys "wc_*" travel to the browser in the wall's data-i18n (layouts/wall.py).
-    "events.supervised": {"zh": "今日督办", "en": "Supervised today"},
+    "events.supervised": {"zh": "今日督办", "en": "Supervised"},
     "bad_screen": {"zh": "大屏分组名称无效: {name}", "en": "Bad wall group: {name}"},
     "wc_alerts": {"zh": "预警", "en": "Alerts"},
     "wc_alerts_none": {"zh": "当前无未确认预警", "en": "No unacknowledged alerts"},
