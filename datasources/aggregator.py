@@ -700,17 +700,22 @@ class Aggregator:
         with contextlib.suppress(redis.ResponseError):
             pipe.execute()
 
+    # ---- the internal streams read on their own (hand-over outbox, console requests) ----
+    def _drain(self, st: ShardState, stream: str, draining: bool) -> tuple[list[Item], bool]:
+        """Up to 500 entries of an internal stream, our pending ones first while `draining`;
+        returns them and whether to go on draining. A read whose reply was lost (None) may
+        have delivered entries to us: drain our pending entries before reading new ones."""
+        items = self.read(st, [stream], 500, draining)
+        if items is None:
+            return [], True
+        return items, draining and bool(items)
+
     # ---- hand-over to other shards ------------------------------------------------------
     def _forward_handoffs(self, st: ShardState) -> int:
         """Hand escalated cases on to the shard of their new owner (idempotent at arrival).
         The outbox is untrusted like any stream: a malformed entry is a dead letter."""
         stream = self.keys.handoff(st.shard)
-        items = self.read(st, [stream], 500, st.draining_handoff)
-        if items is None:  # perhaps read, reply lost: re-read our pending entries first
-            st.draining_handoff = True
-            return 0
-        if not items and st.draining_handoff:
-            st.draining_handoff = False
+        items, st.draining_handoff = self._drain(st, stream, st.draining_handoff)
         if not items:
             return 0
         dead: list[list] = []
@@ -746,12 +751,7 @@ class Aggregator:
         if not st.draining_console and now - self._last_console.get(st.shard, 0) < CONSOLE_S:
             return 0  # acks are rare: a fenced read per shard every CONSOLE_S, not every round
         self._last_console[st.shard] = now
-        items = self.read(st, [stream], 500, st.draining_console)
-        if items is None:  # perhaps read, reply lost: re-read our pending entries first
-            st.draining_console = True
-            return 0
-        if not items and st.draining_console:
-            st.draining_console = False
+        items, st.draining_console = self._drain(st, stream, st.draining_console)
         if not items:
             return 0
         kept: list[Item] = []
