@@ -7,6 +7,7 @@ import shutil
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 CHROMIUM_FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -36,3 +37,12 @@ def resize(d: webdriver.Chrome, width: int, height: int) -> None:
     inner = d.execute_script("return [window.innerWidth, window.innerHeight]")
     if inner != [width, height]:
         d.set_window_size(2 * width - inner[0], 2 * height - inner[1])
+
+
+def sign_in(d: webdriver.Chrome, url: str, user: str, password: str) -> None:
+    """Open `url`, which sends a visitor to the sign-in page, and sign in there; the caller
+    waits for the page it expects (the form's answer arrives after the click returns)."""
+    d.get(url)
+    d.find_element(By.NAME, "username").send_keys(user)
+    d.find_element(By.NAME, "password").send_keys(password)
+    d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()

@@ -88,6 +88,14 @@ class Stack:
     def start_aggregator(self, name: str = "aggregate") -> None:
         self.start(name, self.pingan("aggregate"))
 
+    def add_user(self, name: str, role: str, scope: str, password: str) -> None:
+        """`pingan users add` through the CLI, as an operator would; fails loudly."""
+        res = subprocess.run(self.pingan("users", "add", name, "--role", role, "--scope", scope,
+                                         "--password-stdin"),
+                             input=password + "\n", env=self.env, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"pingan users add {name}: {res.stderr.strip()}")
+
     def start_web(self, workers: int = 1) -> None:
         self.start("web", gunicorn_cmd(self.port, "127.0.0.1", workers))
         deadline = time.monotonic() + 90  # a loaded 2-core CI machine boots a worker slowly

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -54,10 +53,7 @@ def cstack(tmp_path_factory, demo_db):
     s.env["PINGAN_COOKIE_SECURE"] = "0"  # Chromium keeps the cookie over http://127.0.0.1
     s.start_redis()
     for name, (role, scope, pw) in USERS.items():
-        res = subprocess.run(s.pingan("users", "add", name, "--role", role, "--scope", scope,
-                                      "--password-stdin"), input=pw + "\n", env=s.env,
-                             capture_output=True, text=True)
-        assert res.returncode == 0, res.stderr
+        s.add_user(name, role, scope, pw)
     s.run("simulate", "--events", "800")
     s.start_aggregator()
     s.start_web()

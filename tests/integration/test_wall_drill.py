@@ -10,11 +10,10 @@ scope is refused by the server and the wall stays.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from selenium.webdriver.common.by import By
 
+from dashboard.devkit.browser import sign_in
 from dashboard.devkit.stack import Stack, copy_registry
 from tests.helpers import wait_until
 from tests.integration.test_access import Client
@@ -75,10 +74,7 @@ def stack(tmp_path_factory, demo_db):
     s = Stack(d, db_url, prefix="drill")
     s.env["PINGAN_AUTH"] = "on"
     s.start_redis()
-    added = subprocess.run(s.pingan("users", "add", USER, "--role", "leader", "--scope", SCOPE,
-                                    "--password-stdin"),
-                           input=PASSWORD + "\n", env=s.env, capture_output=True, text=True)
-    assert added.returncode == 0, added.stderr
+    s.add_user(USER, "leader", SCOPE, PASSWORD)
     s.run("simulate", "--events", "2000")
     s.start_aggregator()
     s.start_web()
@@ -89,10 +85,7 @@ def stack(tmp_path_factory, demo_db):
 @pytest.fixture(scope="module")
 def wall(stack, browser):
     """The module's browser, signed in as the district's leader."""
-    browser.get(f"{stack.url}/wall?centre={SCOPE}")
-    browser.find_element(By.NAME, "username").send_keys(USER)
-    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    sign_in(browser, f"{stack.url}/wall?centre={SCOPE}", USER, PASSWORD)
     wait_until(lambda: centre(browser) == SCOPE, 30)
     return browser
 
