@@ -189,6 +189,8 @@ class Aggregator:
             ttl_day=ttl(s.day_bucket_ttl_s), ttl_hour=ttl(s.hour_bucket_ttl_s),
             ttl_seen=ttl(s.idempotency_window_s),
             patrols_per_day=s.patrols_per_day, recent_max=RECENT_MAX, dead_max=s.dead_maxlen,
+            # an open case's record outlives the case age limit, after which it expires
+            ttl_case_open=ttl((s.case_max_age_days + 1) * 86_400 + s.day_bucket_ttl_s),
         )
         self._renew = self.r.register_script(_RENEW)
         self._release = self.r.register_script(_RELEASE)
