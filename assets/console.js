@@ -72,6 +72,18 @@
 
   document.addEventListener("keydown", onKey);
 
+  // The tablet (/brief): a tapped count with cases behind it ([data-cases], the wall's figures)
+  // opens that list in the command panel: its tab is pressed and brought into view.
+  document.addEventListener("click", function (e) {
+    var fig = e.target && e.target.closest && e.target.closest(".brief-screen [data-cases]");
+    if (!fig) { return; }
+    var tab = document.querySelector('.brief-screen .con-tab[data-status="' +
+                                      fig.getAttribute("data-cases") + '"]');
+    if (!tab) { return; }
+    tab.click();
+    tab.scrollIntoView({ block: "start" });
+  });
+
   /* A live update redraws a list as new DOM (Dash mounts the children a callback returns
      afresh): the row the keyboard was on is found again by its id and gets the focus back. */
   var place = null;  // [attribute, value] of the row that has the focus

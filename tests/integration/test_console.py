@@ -371,6 +371,14 @@ def test_con003_ack_on_the_tablet_stops_the_alert_being_raised(cstack, planted, 
         wait_for(lambda: js(d, "var r = document.querySelector(arguments[0]);"
                                "return r && r.getAttribute('data-state');", row) == "acknowledged", 15)
         assert not js(d, "return !!document.querySelector(arguments[0] + ' .con-ack')", row)
+        # a tapped count opens its cases: 超期 presses the panel's overdue tab, the case is there
+        click(d, '.brief-screen .kpi [data-cases="overdue"], .brief-screen [data-cases="overdue"]')
+        wait_for(lambda: js(d, "var t = document.querySelector("
+                               "'.brief-screen .con-tab[data-status=\"overdue\"]');"
+                               "return t && t.getAttribute('aria-pressed');") == "true", 15)
+        wait_for(lambda: js(d, "return !!document.querySelector("
+                               "'.brief-screen .case-row[data-case=\"' + arguments[0] + '\"]')",
+                            planted["eid"]), 15)
     finally:
         d.quit()
 
