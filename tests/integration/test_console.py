@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -31,6 +29,7 @@ from datasources.keys import Keys
 from datasources.wallcontrol import get_directive
 from layouts import console_ids as cid
 from tests.helpers import wait_until as wait_for
+from tests.integration.test_access import Client as AccessClient
 
 pytestmark = pytest.mark.slow
 PREFIX = "cons"
@@ -94,35 +93,8 @@ def planted(cstack, topo):
             "alert": alerts.alert_id("urgent_case", village, eid)}
 
 
-# -- a plain HTTP client with the session cookie ------------------------------------------------
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *a, **k):
-        return None
-
-
-OPENER = urllib.request.build_opener(_NoRedirect)
-
-
-class Client:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.cookie: str | None = None
-
-    def request(self, path: str, data: bytes | None = None, headers: dict | None = None):
-        h = dict(headers or {})
-        if self.cookie:
-            h["Cookie"] = f"pingan_session={self.cookie}"
-        req = urllib.request.Request(self.base + path, data=data, headers=h)
-        try:
-            resp = OPENER.open(req, timeout=20)
-        except urllib.error.HTTPError as e:
-            resp = e
-        body = resp.read().decode("utf-8", "replace")
-        for value in resp.headers.get_all("Set-Cookie") or []:
-            if value.startswith("pingan_session="):
-                self.cookie = value.split(";", 1)[0].split("=", 1)[1] or None
-        return resp.status, resp.headers, body
-
+# -- the sign-in client of test_access, with JSON and callback posts ---------------------------
+class Client(AccessClient):
     def get(self, path: str) -> tuple[int, dict]:
         status, headers, body = self.request(path)
         assert headers.get_content_type() == "application/json", (path, status, body[:200])
@@ -152,10 +124,7 @@ class Client:
 
 def signed_in(stack, name: str) -> Client:
     c = Client(stack.url)
-    _, _, page = c.request("/login")
-    token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-    form = urlencode({"csrf": token, "username": name, "password": USERS[name][2]}).encode()
-    status, _, _ = c.request("/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, _ = c.login(name, USERS[name][2])
     assert status == 303, status
     return c
 
