@@ -22,11 +22,10 @@ from pathlib import Path
 
 import redis
 
-from dashboard.devkit.private_redis import start_private_redis
+from dashboard.devkit.private_redis import start_private_redis, stop_private_redis
 from dashboard.settings import Settings
 from datasources.aggregator import Aggregator
 from datasources.cases import case_card, list_cases, supervise
-from datasources.connection import stop_embedded
 from datasources.contract import CATEGORIES, EVENT_CHANNELS, STATUS_FILTERS
 from datasources.demo_region import build_demo
 from datasources.keys import Keys
@@ -140,11 +139,7 @@ def main() -> None:
         for i in range(0, len(doomed), 500):
             r.delete(*doomed[i:i + 500])
         if args.redis_url is None:
-            if proc is None:
-                stop_embedded(tmp / "redis")
-            else:
-                proc.terminate()
-                proc.wait()
+            stop_private_redis(tmp / "redis", proc)
 
 
 if __name__ == "__main__":

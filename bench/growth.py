@@ -32,7 +32,7 @@ from pathlib import Path
 
 import redis
 
-from dashboard.devkit.private_redis import start_private_redis
+from dashboard.devkit.private_redis import start_private_redis, stop_private_redis
 from dashboard.settings import Settings
 from datasources.aggregator import Aggregator
 from datasources.clock import TimeSource
@@ -169,7 +169,7 @@ def main() -> None:
     print("note: `handin` and `handoff` are written by the aggregator with Redis's own (real-time)"
           " ids, which this compressed clock never reaches, so they are not trimmed here; in "
           "production they are trimmed like the producer streams")
-    proc and proc.terminate()
+    stop_private_redis(tmp / "redis", proc)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import redis
 
-from dashboard.devkit.private_redis import start_private_redis
+from dashboard.devkit.private_redis import start_private_redis, stop_private_redis
 from dashboard.settings import Settings
 from datasources.aggregator import Aggregator, shard_backlog
-from datasources.connection import stop_embedded
 from datasources.demo_region import build_demo
 from datasources.keys import Keys
 from datasources.migrations import migrate
@@ -210,11 +209,7 @@ def main() -> None:
         print(f"ratio 2 processes / 1 process:  {two / one:10.2f}   (target ≥ 1.6)")
         print(f"1 process ≥ 50,000 entries/s:   {'yes' if one >= 50_000 else 'no'}")
     finally:
-        if proc is None:
-            stop_embedded(tmp / "redis")
-        else:
-            proc.terminate()
-            proc.wait()
+        stop_private_redis(tmp / "redis", proc)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from datasources.connection import start_embedded
+from datasources.connection import start_embedded, stop_embedded
 
 
 def start_private_redis(directory: Path, which: str) -> tuple[str, subprocess.Popen | None]:
@@ -28,3 +28,12 @@ def start_private_redis(directory: Path, which: str) -> tuple[str, subprocess.Po
             break
         time.sleep(0.05)
     return f"unix://{sock}", proc
+
+
+def stop_private_redis(directory: Path, proc: subprocess.Popen | None) -> None:
+    """Stop what `start_private_redis(directory, …)` started (`proc` is what it returned)."""
+    if proc is None:
+        stop_embedded(directory)
+    else:
+        proc.terminate()
+        proc.wait()
