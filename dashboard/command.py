@@ -33,7 +33,6 @@ from datasources.alerts import Alert, AlertError
 from datasources.cases import CaseCard, CaseError, CaseList
 from datasources.contract import MAX_ID, MAX_TEXT, STATUS_FILTERS
 from datasources.keys import Keys
-from datasources.rollup import URGENT_RANK
 from datasources.topology import Topology, in_subtree
 from datasources.wallcontrol import BadGroup, Directive, check_group, set_directive
 
@@ -152,29 +151,9 @@ def cases_for(viewer: Viewer | None, topo: Topology, r: redis.Redis, keys: Keys,
 
 def case_counts(viewer: Viewer | None, topo: Topology, r: redis.Redis, keys: Keys, code: object,
                 now_ms: int) -> dict[str, int]:
-    """How many cases each filter of `code`'s subtree holds (the tabs' counts): the totals
-    `cases.list_cases` reports, read in one pipelined round of counts (no member is read)."""
-    v = _viewer(viewer)
-    code = _centre(v, topo, code)
-    heads = [(topo.centres[h].shard, h) for h in topo.shard_heads(code)]
-    idx = keys.case_index
-    count = {  # what list_cases counts for each filter, per shard head
-        "open": lambda p, s, h: p.zcard(keys.due(s, h)),  # every open case
-        "overdue": lambda p, s, h: p.zcount(keys.due(s, h), "-inf", now_ms - 1),
-        "urgent": lambda p, s, h: p.zcount(idx(s, "open", h), URGENT_RANK, "+inf"),
-        "escalated": lambda p, s, h: p.zcard(idx(s, "esc", h)),
-        "supervised": lambda p, s, h: p.zcard(idx(s, "sup", h)),
-    }
-    pipe = r.pipeline(transaction=False)
-    for shard, head in heads:
-        for status in STATUS_FILTERS:
-            count[status](pipe, shard, head)
-    replies = iter(pipe.execute())
-    out = dict.fromkeys(STATUS_FILTERS, 0)
-    for _head in heads:
-        for status in STATUS_FILTERS:
-            out[status] += int(next(replies))
-    return out
+    """How many cases each filter of `code`'s subtree holds (the tabs' counts), for a viewer
+    whose scope holds `code`."""
+    return cases.count_cases(r, topo, keys, _centre(_viewer(viewer), topo, code), now_ms)
 
 
 def case_centre_for(viewer: Viewer | None, topo: Topology, r: redis.Redis, keys: Keys,

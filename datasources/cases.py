@@ -113,6 +113,38 @@ def _heads(topo: Topology, code: str) -> list[tuple[str, str]]:
     return [(topo.centres[h].shard, h) for h in topo.shard_heads(code)]
 
 
+def _queue_count(pipe, keys: Keys, shard: str, head: str, status: str, now_ms: int) -> None:
+    """Queue on `pipe` the count of `status`'s cases under `head` in `shard` (one reply): the
+    one definition of each filter's total, for the lists and the tabs' counts."""
+    if status == "open":  # every open case (also any not yet indexed)
+        pipe.zcard(keys.due(shard, head))
+    elif status == "overdue":
+        pipe.zcount(keys.due(shard, head), "-inf", now_ms - 1)
+    elif status == "urgent":
+        pipe.zcount(keys.case_index(shard, "open", head), URGENT_RANK, "+inf")
+    else:
+        pipe.zcard(keys.case_index(shard, "esc" if status == "escalated" else "sup", head))
+
+
+def count_cases(r: redis.Redis, topo: Topology, keys: Keys, code: str,
+                now_ms: int) -> dict[str, int]:
+    """How many cases each of STATUS_FILTERS holds under `code` (the `total` of each list), in
+    one pipelined round of counts (no member is read)."""
+    if code not in topo.centres:
+        raise CaseError(f"unknown centre: {code}")
+    heads = _heads(topo, code)
+    pipe = r.pipeline(transaction=False)
+    for shard, head in heads:
+        for status in STATUS_FILTERS:
+            _queue_count(pipe, keys, shard, head, status, now_ms)
+    replies = iter(pipe.execute())
+    out = dict.fromkeys(STATUS_FILTERS, 0)
+    for _head in heads:
+        for status in STATUS_FILTERS:
+            out[status] += int(next(replies))
+    return out
+
+
 def list_cases(r: redis.Redis, topo: Topology, keys: Keys, code: str, status: str = "open",
                limit: int = 100, now_ms: int = 0) -> CaseList:
     """The open cases of `code` and its subtree matching `status` (STATUS_FILTERS), overdue
@@ -135,35 +167,28 @@ def list_cases(r: redis.Redis, topo: Topology, keys: Keys, code: str, status: st
     idx = keys.case_index
     pipe = r.pipeline(transaction=False)
     for shard, head in heads:
-        due = keys.due(shard, head)
         if status in ("open", "overdue"):
-            pipe.zrangebyscore(due, "-inf", now_ms - 1, start=0, num=limit, withscores=True)
-            pipe.zcount(due, "-inf", now_ms - 1)
-            if status == "open":  # the total: every open case (also any not yet indexed)
-                pipe.zrevrange(idx(shard, "open", head), 0, 2 * limit - 1, withscores=True)
-                pipe.zcard(due)
+            pipe.zrangebyscore(keys.due(shard, head), "-inf", now_ms - 1, start=0, num=limit,
+                               withscores=True)
+        if status == "open":
+            pipe.zrevrange(idx(shard, "open", head), 0, 2 * limit - 1, withscores=True)
         elif status == "urgent":
             pipe.zrevrangebyscore(idx(shard, "open", head), "+inf", URGENT_RANK, start=0,
                                   num=FILTER_CAP, withscores=True)
-            pipe.zcount(idx(shard, "open", head), URGENT_RANK, "+inf")
-        else:
+        elif status != "overdue":
             kind = "esc" if status == "escalated" else "sup"
             pipe.zrevrange(idx(shard, kind, head), 0, FILTER_CAP - 1, withscores=True)
-            pipe.zcard(idx(shard, kind, head))
+        _queue_count(pipe, keys, shard, head, status, now_ms)
     replies = iter(pipe.execute())
     total = 0
     picked: list[tuple] = []  # (order key, shard, eid)
     ranked: list[tuple[str, str, list]] = []  # (shard, head, [(eid, rank)]): deadlines needed
     for shard, head in heads:
         if status in ("open", "overdue"):
-            late, n_late = next(replies), next(replies)
             picked += [((0, int(d), e), shard, e) for e, d in
-                       ((_text(m), score) for m, score in late)]
-            if status == "overdue":
-                total += n_late
-                continue
-        top, n = next(replies), next(replies)
-        total += n
+                       ((_text(m), score) for m, score in next(replies))]
+        top = next(replies) if status != "overdue" else None
+        total += next(replies)
         if top:
             ranked.append((shard, head, [(_text(m), int(score)) for m, score in top]))
     if ranked:
