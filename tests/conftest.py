@@ -33,13 +33,15 @@ def _daytime_zone(now_utc: datetime) -> str:
 
     Many tests produce "today's" entries and compare today's figures; run in the first
     minutes after local midnight they had no today to fill (entries dated yesterday, a shard
-    without a batch) or crossed midnight half way. The default zone (Asia/Shanghai) is kept
-    while its day has at least four hours behind and ahead of it; otherwise the fixed-offset
-    zone where it is about 10:00 now. Tests of a zone's own midnight set their zone explicitly.
+    without a batch) or crossed midnight half way; run before the simulator's working hours
+    (patrols from 06:00, petitions from 07:00: datasources/simulator.py RHYTHM) today had no
+    patrols (a CI run at 04:06 in Shanghai). The default zone (Asia/Shanghai) is kept from
+    10:00 to 20:00 there; otherwise the fixed-offset zone where it is about 13:00 now. Tests
+    of a zone's own midnight set their zone explicitly.
     """
-    if 4 <= now_utc.astimezone(ZoneInfo("Asia/Shanghai")).hour < 20:
+    if 10 <= now_utc.astimezone(ZoneInfo("Asia/Shanghai")).hour < 20:
         return "Asia/Shanghai"
-    offset = (10 - now_utc.hour + 12) % 24 - 12  # UTC+offset is about 10:00 now
+    offset = (13 - now_utc.hour + 12) % 24 - 12  # UTC+offset is about 13:00 now
     # Etc/GMT signs are POSIX-inverted: Etc/GMT-8 is UTC+8
     return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
 
