@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import redis
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, no_update
 from dash.exceptions import PreventUpdate
 
+from callbacks.clicks import clicked
 from callbacks.router import BadQuery, current_query, search_for
 from dashboard.screens import ScreenData
 from datasources.topology import Topology, drill_target
@@ -57,8 +58,8 @@ def register(app: Dash, topo: Topology, screens: ScreenData) -> None:
     )
     def drill(_clicks, search):
         """A tap on a child's card opens that centre (the URL follows, like the map)."""
-        trigger = ctx.triggered_id
-        if not isinstance(trigger, dict) or not (ctx.triggered and ctx.triggered[0]["value"]):
+        trigger = clicked()
+        if not isinstance(trigger, dict):
             return no_update  # cards (re)rendered
         q = current_query(search, topo)
         code = trigger.get("code")

@@ -21,6 +21,7 @@ import redis
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
+from callbacks.clicks import clicked
 from callbacks.router import BadQuery, Query, current_query, search_for
 from dashboard import access, command
 from dashboard.screens import ScreenData
@@ -45,14 +46,6 @@ def now_ms() -> int:
 
 def refusal(e: command.CommandError, lang: str) -> str:
     return t(ERRORS.get(e.key, "console_err_unavailable"), lang)
-
-
-def clicked() -> dict | str | None:
-    """The id of the component whose click fired the callback; None when the callback fired
-    because components were (re)drawn (their n_clicks is 0 or None)."""
-    if not ctx.triggered or not ctx.triggered[0].get("value"):
-        return None
-    return ctx.triggered_id
 
 
 def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, no_update
 
+from callbacks.clicks import clicked
 from callbacks.router import BadQuery, current_query
 from dashboard import access
 from dashboard.settings import Settings
@@ -34,8 +35,8 @@ def register(app: Dash, topo: Topology, settings: Settings, conferences: Confere
         prevent_initial_call=True,
     )
     def start(_calls, _groups, request, tiers, search):
-        trigger = ctx.triggered_id
-        if trigger is None or not (ctx.triggered and ctx.triggered[0]["value"]):
+        trigger = clicked()
+        if trigger is None:
             return no_update, no_update, no_update, no_update  # buttons (re)rendered
         q = current_query(search, topo)
         viewer = access.require_viewer()
