@@ -1119,4 +1119,5 @@ def _reset_shard(agg: Aggregator, st: ShardState) -> None:
     agg._groups_ready.add(shard)
     r.hdel(meta, "duplicates")
     r.hset(meta, mapping={"epoch": uuid.uuid4().hex[:12], "rebuilt_at": agg.clock.now_ms()})
+    r.hincrby(meta, "version", 1)  # also a shard that gets no batch: its read model was reset
     st.draining = False
