@@ -7,16 +7,7 @@ import time
 from datasources.readmodel import ReadModel
 from layouts import viewmodel
 from layouts.wall import wall_screen
-
-
-def walk(component):
-    yield component
-    children = getattr(component, "children", None)
-    if children is None:
-        return
-    for child in children if isinstance(children, list | tuple) else [children]:
-        if hasattr(child, "to_plotly_json"):
-            yield from walk(child)
+from tests.components import walk
 
 
 def attrs(component) -> dict:

@@ -15,22 +15,12 @@ from datasources.contract import STATUS_FILTERS
 from layouts import console as layout
 from layouts import console_ids as cid
 from layouts.i18n import STRINGS, t
+from tests.components import walk
 
 HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 NOW = 1_764_500_000_000  # 2025-11-30 10:53 UTC
 HOUR = 3_600_000
 TZ = "Asia/Shanghai"
-
-
-def walk(component):
-    """Every component of a tree (depth first)."""
-    yield component
-    children = getattr(component, "children", None)
-    if children is None:
-        return
-    for child in children if isinstance(children, list | tuple) else [children]:
-        if hasattr(child, "to_plotly_json"):
-            yield from walk(child)
 
 
 def texts(component) -> list[str]:

@@ -13,6 +13,7 @@ from layouts import wall_ids as wid
 from layouts.formats import fmt, raw
 from layouts.i18n import CLIENT_KEYS, STRINGS, t
 from layouts.wall import wall_screen
+from tests.components import walk
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -82,14 +83,6 @@ def snapshot(topo, code: str) -> dict:
 def vm_for(code: str = "100", names=("北区", "南区", "东区")) -> dict:
     topo = topology(names)
     return viewmodel.build(snapshot(topo, code), topo, 4_000)
-
-
-def walk(c):
-    yield c
-    kids = getattr(c, "children", None)
-    for k in kids if isinstance(kids, list | tuple) else [kids]:
-        if hasattr(k, "to_plotly_json"):
-            yield from walk(k)
 
 
 def props(c) -> dict:
