@@ -24,6 +24,22 @@ def wait_until(fn, timeout: float, every: float = 0.1):
     raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def event(centre: str, eid: str, status: str = "reported", ts: int | None = None, *,
+          src: str = "test", **extra) -> dict[str, str]:
+    """A contract v1 event entry (a reported one due in 24 h); `extra` fields override."""
+    ts = now_ms() if ts is None else ts
+    f = {"v": "1", "ts": str(ts), "src": src, "eid": eid, "status": status,
+         "centre": centre, "category": "dispute"}
+    if status == "reported":
+        f.update(channel="hotline_12345", urgency="normal", due=str(ts + 86_400_000))
+    f.update(extra)
+    return f
+
+
 def run_until_idle(r, topo, settings) -> Aggregator:
     agg = Aggregator(r, topo, settings.pipeline)
     agg.run(until_idle=True)

@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -29,6 +28,8 @@ import redis
 
 from datasources.aggregator import shard_backlog
 from datasources.keys import GROUP, READ_KINDS, Keys
+from tests import helpers
+from tests.helpers import now_ms
 
 REPORT_ENV = "PINGAN_FAULT_REPORT"
 DEAD_HEAD = (b"stream", b"entry", b"reason", b"nfields", b"nbytes", b"sha1", b"truncated")
@@ -64,19 +65,9 @@ def shortfall(expected: Counter, got: Counter, names=FIGURES) -> tuple[int, int]
 
 
 # ---- entries -------------------------------------------------------------------------------
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def event(centre: str, eid: str, status: str = "reported", ts: int | None = None,
           **extra) -> dict[str, str]:
-    ts = now_ms() if ts is None else ts
-    f = {"v": "1", "ts": str(ts), "src": "fault", "eid": eid, "status": status,
-         "centre": centre, "category": "dispute"}
-    if status == "reported":
-        f.update(channel="hotline_12345", urgency="normal", due=str(ts + 86_400_000))
-    f.update(extra)
-    return f
+    return helpers.event(centre, eid, status, ts, **{"src": "fault", **extra})  # a test may set src
 
 
 def xadd_pairs(r: redis.Redis, stream: str, pairs: list[tuple], entry_id: str = "*") -> str:

@@ -18,21 +18,7 @@ from datasources.aggregator import Aggregator
 from datasources.alerts import AlertError, alert_history, get_alert, list_alerts, request_ack
 from datasources.clock import TimeSource
 from datasources.keys import GROUP, Keys
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _event(centre: str, eid: str, status: str = "reported", ts: int | None = None,
-           **extra) -> dict[str, str]:
-    ts = now_ms() if ts is None else ts
-    f = {"v": "1", "ts": str(ts), "src": "test", "eid": eid, "status": status,
-         "centre": centre, "category": "dispute"}
-    if status == "reported":
-        f.update(channel="hotline_12345", urgency="normal", due=str(ts + 86_400_000))
-    f.update(extra)
-    return f
+from tests.helpers import event, now_ms
 
 
 def _petition(centre: str, pid: str, group: int = 0, skip: int = 0) -> dict[str, str]:
@@ -79,8 +65,8 @@ def test_alert001_urgent_report_raises_once_and_replay_raises_nothing(r, topo, s
     keys = Keys(settings.key_prefix)
     v = _village(topo)
     shard = topo.centres[v].shard
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-1", urgency="urgent"))
-    r.xadd(keys.stream(shard, "events"), _event(v, "calm-1"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-1", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "calm-1"))
     run(r, topo, settings)
     alerts = list_alerts(r, topo, keys)
     assert [(a.rule, a.severity, a.centre, a.eid, a.state) for a in alerts] == [
@@ -89,7 +75,7 @@ def test_alert001_urgent_report_raises_once_and_replay_raises_nothing(r, topo, s
     assert get_alert(r, topo, keys, a.id) == a
     assert a.to_dict()["id"] == a.id and "key" not in a.to_dict()
     # the same entries again (a producer's retry, a consumer group reset): nothing new
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-1", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-1", urgency="urgent"))
     replay(r, keys, shard, "events")
     run(r, topo, settings)
     assert [x.id for x in list_alerts(r, topo, keys)] == [a.id]
@@ -131,7 +117,7 @@ def test_alert002_the_alert_is_written_in_the_write_that_counts_the_report(r, re
     t.start()
     started.wait(5)
     time.sleep(0.2)
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-2", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-2", urgency="urgent"))
     run(r, topo, settings)
     r.echo(sentinel)
     t.join(10)
@@ -234,8 +220,8 @@ def test_alert005_ack_by_a_named_user_is_applied_once_and_in_the_history(r, topo
     keys = Keys(settings.key_prefix)
     v = _village(topo)
     shard = topo.centres[v].shard
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-3", urgency="urgent"))
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-4", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-3", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-4", urgency="urgent"))
     run(r, topo, settings)
     a = next(x for x in list_alerts(r, topo, keys) if x.eid == "urg-3")
     version = int(r.hget(keys.meta(shard), "version"))
@@ -263,7 +249,7 @@ def test_alert006_forged_acks_are_dead_letters_with_their_reason(r, topo, settin
     keys = Keys(settings.key_prefix)
     v = _village(topo)
     shard = topo.centres[v].shard
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-5", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-5", urgency="urgent"))
     run(r, topo, settings)
     a = list_alerts(r, topo, keys)[0]
     with pytest.raises(AlertError):
@@ -293,8 +279,8 @@ def test_alert007_overdue_case_raised_by_the_tick_once_and_cleared_when_resolved
     v = _village(topo)
     shard = topo.centres[v].shard
     ts = now_ms()
-    r.xadd(keys.stream(shard, "events"), _event(v, "late-1", ts=ts, due=str(ts - 26 * 3_600_000)))
-    r.xadd(keys.stream(shard, "events"), _event(v, "late-2", ts=ts, due=str(ts - 3_600_000)))
+    r.xadd(keys.stream(shard, "events"), event(v, "late-1", ts=ts, due=str(ts - 26 * 3_600_000)))
+    r.xadd(keys.stream(shard, "events"), event(v, "late-2", ts=ts, due=str(ts - 3_600_000)))
     run(r, topo, settings)
     assert list_alerts(r, topo, keys) == []  # time-driven: the tick raises it
     tick(r, topo, settings, now_ms())
@@ -303,7 +289,7 @@ def test_alert007_overdue_case_raised_by_the_tick_once_and_cleared_when_resolved
     assert (a.rule, a.eid, a.centre, a.severity) == ("overdue_case", "late-1", v, "major")
     assert a.detail["hours"] >= 26
     assert len(history(r, topo, keys)) == 1
-    r.xadd(keys.stream(shard, "events"), _event(v, "late-1", "resolved"))
+    r.xadd(keys.stream(shard, "events"), event(v, "late-1", "resolved"))
     run(r, topo, settings)
     at = now_ms()
     tick(r, topo, settings, at)
@@ -351,7 +337,7 @@ def test_alert009_surge_above_the_same_hour_of_previous_days(r, topo, settings):
         for c in topo.centres[v].chain:
             r.hset(keys.hour(shard, hour, c), "reported", n)
     for i in range(12):
-        r.xadd(keys.stream(shard, "events"), _event(v, f"s-{i}"))
+        r.xadd(keys.stream(shard, "events"), event(v, f"s-{i}"))
     run(r, topo, settings)
     tick(r, topo, settings, now_ms())
     tick(r, topo, settings, now_ms())
@@ -375,7 +361,7 @@ def test_alert010_no_rules_no_alerts(r, topo, settings, tmp_path):
     keys = Keys(settings.key_prefix)
     v = _village(topo)
     shard = topo.centres[v].shard
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-9", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-9", urgency="urgent"))
     r.xadd(keys.stream(shard, "petitions"), _petition(v, "pet-9", group=1))
     run(r, topo, off)
     tick(r, topo, off, now_ms())
@@ -392,7 +378,7 @@ def test_alert011_cli_lists_and_acknowledges(r, topo, settings):
     keys = Keys(settings.key_prefix)
     v = _village(topo)
     shard = topo.centres[v].shard
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-cli", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-cli", urgency="urgent"))
     run(r, topo, settings)
     invoke = CliRunner().invoke
     out = invoke(alerts_cmd, [topo.roots[0], "--json"], obj=settings)
@@ -420,7 +406,7 @@ def test_alert012_a_rebuild_keeps_the_alerts_and_raises_nothing_again(r, topo, s
     keys = Keys(settings.key_prefix)
     v = _village(topo)
     shard = topo.centres[v].shard
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-rb", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-rb", urgency="urgent"))
     r.xadd(keys.stream(shard, "petitions"), _petition(v, "pet-rb", group=1))
     run(r, topo, settings)
     a = next(x for x in list_alerts(r, topo, keys) if x.rule == "urgent_case")
@@ -438,7 +424,7 @@ def test_alert013_an_overwritten_alert_key_is_set_aside_and_the_batch_goes_on(r,
     v = _village(topo)
     shard = topo.centres[v].shard
     r.set(keys.alerts(shard), "not a hash")  # anyone who reaches Redis can write it
-    r.xadd(keys.stream(shard, "events"), _event(v, "urg-q", urgency="urgent"))
+    r.xadd(keys.stream(shard, "events"), event(v, "urg-q", urgency="urgent"))
     run(r, topo, settings)
     day = datetime.now(ZoneInfo(settings.tz)).strftime("%Y%m%d")
     assert int(r.hget(keys.day(shard, day, v), "reported")) == 1  # not a dead letter
