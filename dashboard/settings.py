@@ -202,16 +202,46 @@ class Settings:
         "JSON of the ping'an index weights, e.g. `{\"resolution\": 0.4}` (missing components "
         "keep their default; docs/metrics.md)")
     conference_url_template: str = setting(
-        "PINGAN_CONFERENCE_URL", TEXT, "https://meet.example.invalid/pingan-{code}",
-        "conference endpoint of a centre without one in the registry; `{code}` is replaced "
-        "(整体联动 rooms use `<code>-all[-l<tier>]`); an `http(s)://` URL or a `sip:` URI, else "
-        "the app refuses to start")
+        "PINGAN_CONFERENCE_URL", TEXT, "",
+        "an outside conference endpoint for centres without one in the registry; `{code}` is "
+        "replaced (整体联动 rooms use `<code>-all[-l<tier>]`); an `http(s)://` URL or a `sip:` "
+        "URI, else the app refuses to start. Unset: calls are the app's own (WebRTC point to "
+        "point, 整体联动 on Janus; docs/video-calls.md)", shown="unset")
     vc_open: str = setting(
         "PINGAN_VC_OPEN", choice(*VC_OPEN_MODES), "overlay",
         "`overlay` on the wall, or `window` (a new window)")
     vc_timeout_s: float = setting(
         "PINGAN_VC_TIMEOUT_S", NUMBER, 4 * 3600.0,
         "a call nobody ends is ended (written as `by=timeout`) after this", shown="`14400`")
+    vc_auto_answer: bool = setting(
+        "PINGAN_VC_AUTO_ANSWER", FLAG, True,
+        "a wall answers a call from a higher tier by itself (it is unattended); the duty desk "
+        "rings and may decline")
+    vc_ring_s: float = setting(
+        "PINGAN_VC_RING_S", NUMBER, 30.0,
+        "a centre that has not answered after this is marked 未应答")
+    vc_ice_servers: tuple[str, ...] = setting(
+        "PINGAN_VC_ICE_SERVERS", WORDS, (),
+        "STUN/TURN URLs for networks that need them (`stun:host:3478 turn:host:3478`, space "
+        "separated); unset → none (a LAN needs none)")
+    vc_turn_username: str | None = setting(
+        "PINGAN_VC_TURN_USERNAME", TEXT, None, "the TURN servers' user name")
+    vc_turn_credential: str | None = setting(
+        "PINGAN_VC_TURN_CREDENTIAL", TEXT, None, "the TURN servers' password")
+    vc_simulate: bool = setting(
+        "PINGAN_VC_SIMULATE", FLAG, False,
+        "`1`: a call to a centre with no screen open is answered by a simulated endpoint (a "
+        "test picture labelled 模拟); `pingan demo` sets it")
+    janus_url: str | None = setting(
+        "PINGAN_JANUS_URL", TEXT, None,
+        "Janus HTTP API the server creates 整体联动 rooms through (`http://127.0.0.1:8088/janus`); "
+        "unset → no SFU (`pingan demo` starts one when Janus is installed)")
+    janus_public_url: str | None = setting(
+        "PINGAN_JANUS_PUBLIC_URL", TEXT, None,
+        "the Janus URL the browsers use, when it differs from `PINGAN_JANUS_URL`")
+    janus_admin_key: str | None = setting(
+        "PINGAN_JANUS_ADMIN_KEY", TEXT, None,
+        "the VideoRoom plugin's `admin_key` (only the server may create rooms)")
     tile_url: str | None = setting(
         "PINGAN_TILE_URL", TEXT, None,
         "an intranet basemap tile URL (`…/{z}/{x}/{y}.png`); without it the map draws "

@@ -1,9 +1,14 @@
 """Video conference (综治视联网): endpoints, launches and the calls in progress.
 
 Every start and end is written to the `vc` stream of the top centre's shard (contract v1:
-`cid`, `action` start|end, `by`, `centres`), and the calls in progress are kept in one hash
-next to it, so the wall can show which centres are in a call. A call ends by an end action
-or, if nobody ends it, after `vc_timeout_s`.
+`cid`, `action` start|end|answer|decline|leave, `by`, `centres`), and the calls in progress
+are kept in one hash next to it, so the wall can show which centres are in a call. A call
+ends by an end action or, if nobody ends it, after `vc_timeout_s`.
+
+A call's `mode` says how it connects (docs/video-calls.md): `p2p` (WebRTC between the two
+screens, signalled through the app), `sfu` (整体联动 in a Janus VideoRoom), `sip` (a
+registry `sip:` endpoint bridged by Janus's SIP plugin) or `url` (an outside conference page
+opened in the overlay, as before).
 
 The hash of calls in progress is read as untrusted input (whoever reaches Redis can write
 it): an entry that is not a well-formed call of known centres is logged and deleted, never
@@ -39,6 +44,9 @@ return 1
 """
 
 
+MODES = ("url", "p2p", "sfu", "sip")
+
+
 class BadCall(ValueError):
     """A stored call that is not one we wrote (the message says what is wrong)."""
 
@@ -52,11 +60,21 @@ class Call:
     url: str
     started: int
     group: bool
+    mode: str = "url"
+    room: int | None = None  # sfu: the Janus VideoRoom
+    pin: str = ""            # sfu: the room's pin, given to the screens that join
+    secret: str = ""         # sfu: the room's secret (destroys it), never leaves the server
 
     def to_json(self) -> str:
         return json.dumps({"cid": self.cid, "by": self.by, "convener": self.convener,
                            "centres": list(self.centres), "url": self.url,
-                           "started": self.started, "group": self.group})
+                           "started": self.started, "group": self.group, "mode": self.mode,
+                           "room": self.room, "pin": self.pin, "secret": self.secret})
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The convener and every invited centre."""
+        return (self.convener, *self.centres)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Call:
@@ -76,19 +94,44 @@ class Call:
             raise BadCall("bad cid, by or convener")
         if not (isinstance(centres, list) and centres and all(is_code(c) for c in centres)):
             raise BadCall("bad centres")
-        if not is_conference_url(url):
+        mode, room = d.get("mode", "url"), d.get("room")
+        pin, secret = d.get("pin", ""), d.get("secret", "")
+        if mode not in MODES:
+            raise BadCall("bad mode")
+        if not (is_conference_url(url) if mode in ("url", "sip") else url == ""):
             raise BadCall("bad url")
         if not (type(started) is int and started >= 0 and isinstance(group, bool)):
             raise BadCall("bad started or group")
-        return cls(cid, by, convener, tuple(centres), url, started, group)
+        if not (room is None or (type(room) is int and 0 < room < 2**53)):
+            raise BadCall("bad room")
+        if not (isinstance(pin, str) and len(pin) <= 64 and isinstance(secret, str)
+                and len(secret) <= 64):
+            raise BadCall("bad pin or secret")
+        return cls(cid, by, convener, tuple(centres), url, started, group, mode, room, pin,
+                   secret)
 
 
 def endpoint(topo: Topology, template: str, code: str) -> str:
-    """A centre's conference endpoint: its registry value, else the settings template."""
+    """A centre's conference endpoint: its registry value, else the settings template
+    ("" when neither: the app's own call)."""
     info = topo.centres[code]
     if info.conference and is_conference_url(info.conference):
         return info.conference
-    return template.format(code=code)
+    return template.format(code=code) if template else ""
+
+
+def plan(topo: Topology, template: str, convener: str, centres: list[str], group: bool,
+         tier: int | None, sfu: bool) -> tuple[str, str] | None:
+    """How a call connects: (mode, url), or None when it cannot (a group call with neither
+    an SFU nor an outside conference template)."""
+    if group:
+        if sfu:
+            return "sfu", ""
+        return ("url", group_room(template, convener, tier)) if template else None
+    url = endpoint(topo, template, centres[0])
+    if not url:
+        return "p2p", ""
+    return ("sip" if url.lower().startswith(("sip:", "sips:")) else "url"), url
 
 
 def group_room(template: str, convener: str, tier: int | None) -> str:
@@ -152,16 +195,31 @@ class Conferences:
             return None
         return call
 
-    def _write(self, pipe, action: str, call: Call, by: str, now: int) -> None:
+    def _write(self, pipe, action: str, call: Call, by: str, now: int,
+               centres: tuple[str, ...] | None = None) -> None:
         pipe.xadd(self.stream, {"v": "1", "ts": str(now), "src": SRC, "cid": call.cid,
-                                "action": action, "by": by, "centres": ",".join(call.centres)})
+                                "action": action, "by": by,
+                                "centres": ",".join(call.centres if centres is None else centres)})
+
+    def record(self, call: Call, action: str, by: str, centre: str) -> None:
+        """Audit one centre's part in a call: `answer`, `decline` or `leave` (contract v1)."""
+        pipe = self.r.pipeline(transaction=False)
+        self._write(pipe, action, call, by, int(time.time() * 1000), (centre,))
+        pipe.execute()
 
     def start(self, by: str, convener: str, centres: list[str], group: bool,
-              tier: int | None = None) -> Call:
+              tier: int | None = None, mode: str | None = None, url: str | None = None,
+              room: int | None = None, pin: str = "", secret: str = "",
+              cid: str | None = None) -> Call:
+        """Record a call (`mode`/`url` as `plan` gives them; without them, the outside
+        endpoint as before)."""
         now = int(time.time() * 1000)
-        url = (group_room(self.template, convener, tier) if group
-               else endpoint(self.topo, self.template, centres[0]))
-        call = Call(uuid.uuid4().hex[:16], by, convener, tuple(centres), url, now, group)
+        if mode is None:
+            mode = "url"
+            url = (group_room(self.template, convener, tier) if group
+                   else endpoint(self.topo, self.template, centres[0]))
+        call = Call(cid or uuid.uuid4().hex[:16], by, convener, tuple(centres), url or "", now,
+                    group, mode, room, pin, secret)
         pipe = self.r.pipeline(transaction=True)
         self._write(pipe, "start", call, by, now)
         pipe.hset(self.active_key, call.cid, call.to_json())
