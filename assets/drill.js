@@ -220,6 +220,7 @@
 
     // the stream first: no message of the old centre may land on the new screen
     root.setAttribute("data-stream", data.stream || "");
+    if (data.centre) { root.setAttribute("data-vc-centre", String(data.centre)); }  // assets/vc.js rings for it
     var wall = window.pinganWall;
     if (wall && wall.connect) {
       wall.connect();

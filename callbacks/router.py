@@ -169,7 +169,8 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData)
         screen = shell.live_screen(
             make(vm, q.lang, wall_map(screens, settings, q, vm), calls=viewer.may_call,
                  chip=viewer_chip(viewer, q.lang)),
-            q.centre, q.lang, settings.stale_after_s, q.push, tz=settings.tz)
+            q.centre, q.lang, settings.stale_after_s, q.push, tz=settings.tz,
+            kind="wall" if make is wall_screen else "tablet")
         touring = q.tour is not None and make is wall_screen  # the tablet does not tour
         tour_ms = (q.tour or 60) * 1000
         return screen, tour_ms, not touring, q.push != "poll", version_tag(q.centre, vm), {}

@@ -29,6 +29,7 @@ from datasources.topology import Topology
 from layouts import console_ids as cid
 from layouts import vc
 from layouts.i18n import STRINGS, norm_lang, t
+from layouts.shell import vc_marks
 from layouts.wall import breadcrumb
 
 # the stages of a case's life, in order, and the status that reaches each
@@ -453,7 +454,7 @@ def console_screen(vm: dict, lang: str, *, options: list[dict], can_act: bool,
         id=cid.ROOT,
         className="console-screen",
         lang="zh-CN" if lang == "zh" else "en",
-        **{"data-centre": code, "data-lang": lang, "data-tz": tz},
+        **{"data-centre": code, "data-lang": lang, "data-tz": tz, **vc_marks(code, "desk", lang)},
     )
 
 

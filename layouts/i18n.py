@@ -191,6 +191,44 @@ STRINGS: dict[str, dict[str, str]] = {
     "vc_invited": {"zh": "已邀请 {n} 个中心", "en": "{n} centres invited"},
     "vc_end": {"zh": "结束连线", "en": "End call"},
     "vc_too_many": {"zh": "发起连线过于频繁，请稍后再试", "en": "Too many calls started: try again in a minute"},
+    "vc_no_sfu": {"zh": "整体联动需要媒体服务器（Janus），本系统未配置", "en": "Convening many needs a media server (Janus): none is configured"},
+    "vc_sfu_down": {"zh": "媒体服务器（Janus）无法连接，请稍后再试", "en": "The media server (Janus) cannot be reached: try again later"},
+    "vc_sip_no_sfu": {"zh": "该中心的视联网终端（SIP）需经媒体服务器（Janus）桥接，本系统未配置", "en": "This centre's SIP terminal is reached through the media server (Janus): none is configured"},
+    # the browser side of calls (assets/vc.js, data-vc-i18n)
+    "vcx_ring": {"zh": "{name} 正在呼叫", "en": "{name} is calling"},
+    "vcx_ring_group": {"zh": "{name} 发起整体联动", "en": "{name} convenes all centres"},
+    "vcx_auto_answer": {"zh": "大屏无人值守，即将自动接听", "en": "Unattended wall: answering by itself"},
+    "vcx_answer": {"zh": "接听", "en": "Answer"},
+    "vcx_decline": {"zh": "拒绝", "en": "Decline"},
+    "vcx_title": {"zh": "视频连线 · {name}", "en": "Video call · {name}"},
+    "vcx_title_group": {"zh": "整体联动 · {name}", "en": "Convened by {name}"},
+    "vcx_calling": {"zh": "正在呼叫…", "en": "Calling…"},
+    "vcx_convening": {"zh": "正在邀请各中心…", "en": "Inviting the centres…"},
+    "vcx_connecting": {"zh": "正在接通…", "en": "Connecting…"},
+    "vcx_in_call": {"zh": "通话中", "en": "In call"},
+    "vcx_waiting": {"zh": "等待应答…", "en": "Waiting for an answer…"},
+    "vcx_no_answer": {"zh": "未应答", "en": "No answer"},
+    "vcx_declined": {"zh": "已拒绝", "en": "Declined"},
+    "vcx_left": {"zh": "已离开", "en": "Left"},
+    "vcx_ended": {"zh": "连线已结束", "en": "The call has ended"},
+    "vcx_answered_elsewhere": {"zh": "本中心另一屏幕已接听", "en": "Answered on another screen of this centre"},
+    "vcx_failed": {"zh": "连线失败：{reason}", "en": "The call failed: {reason}"},
+    "vcx_self": {"zh": "本端", "en": "This screen"},
+    "vcx_no_camera": {"zh": "本端无摄像头：仅发送声音、接收画面", "en": "No camera here: sending sound, receiving video"},
+    "vcx_receive_only": {"zh": "本端无摄像头和麦克风：仅接收", "en": "No camera or microphone here: receiving only"},
+    "vcx_mute": {"zh": "静音", "en": "Mute"},
+    "vcx_unmute": {"zh": "取消静音", "en": "Unmute"},
+    "vcx_camera_off": {"zh": "关闭摄像头", "en": "Camera off"},
+    "vcx_camera_on": {"zh": "打开摄像头", "en": "Camera on"},
+    "vcx_end": {"zh": "结束", "en": "End"},
+    "vcx_sound_on": {"zh": "点击开启声音", "en": "Tap for sound"},
+    "vcx_simulated": {"zh": "模拟", "en": "SIMULATED"},
+    "vcx_no_channel": {"zh": "信令通道未连接", "en": "The signalling channel is not connected"},
+    "vcx_no_sfu": {"zh": "未配置媒体服务器（Janus）", "en": "No media server (Janus) is configured"},
+    "vcx_sfu_down": {"zh": "媒体服务器（Janus）无法连接", "en": "The media server (Janus) cannot be reached"},
+    "vcx_sip_failed": {"zh": "视联网终端（SIP）无法接通：{reason}", "en": "The SIP terminal cannot be reached: {reason}"},
+    "vcx_forbidden": {"zh": "无权限", "en": "not allowed"},
+    "vcx_no_call": {"zh": "连线已不存在", "en": "the call no longer exists"},
     "not_found": {"zh": "页面不存在", "en": "Page not found"},
     "back_to_top": {"zh": "返回首页", "en": "Back to the top centre"},
     # -- the duty console /console and the tablet's command panel (helper CONSOLE, issue 10;
@@ -423,6 +461,12 @@ def t(key: str, lang: str = DEFAULT_LANG, **params: object) -> str:
     entry = STRINGS.get(key)
     text = key if entry is None else (entry.get(lang) or entry[DEFAULT_LANG])
     return text.format(**params) if params else text
+
+
+def vc_strings(lang: str) -> dict[str, str]:
+    """The strings of assets/vc.js: every `vcx_*` key (a server error key `k` shows as
+    `vcx_k`)."""
+    return {k: t(k, lang) for k in STRINGS if k.startswith("vcx_")}
 
 
 def client_strings(lang: str) -> dict[str, str]:

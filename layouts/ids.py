@@ -16,5 +16,6 @@ VC_TIER = "vc-tier"  # pattern-matching type: {"type": VC_TIER, "code": code}
 VC_BODY = "vc-body"
 VC_OPEN = "vc-open-url"
 VC_SINK = "vc-sink"
+VC_LIVE_SINK = "vc-live-sink"  # output of the clientside hand-over to assets/vc.js
 VC_CALL_BTN = "vc-call"  # pattern-matching type: {"type": VC_CALL_BTN, "code": code}
 VC_GROUP_BTN = "vc-group"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from dash import dcc, html
 
 from layouts import ids
-from layouts.i18n import t
+from layouts.i18n import t, vc_strings
 
 
 def page() -> html.Div:
@@ -23,6 +25,7 @@ def page() -> html.Div:
             dcc.Store(id=ids.VC_CALL, data=None),
             dcc.Store(id=ids.VC_OPEN, data=None),
             html.Div(id=ids.VC_SINK, hidden=True),
+            html.Div(id=ids.VC_LIVE_SINK, hidden=True),
             html.Div(
                 [html.Div(id=ids.VC_BODY, className="vc-body"),
                  html.Button("×", id=ids.VC_END, n_clicks=0, className="vc-btn vc-btn-end")],
@@ -48,10 +51,17 @@ def viewer_chip(name: str, role: str, demo: bool, lang: str) -> html.Div:
     )
 
 
+def vc_marks(code: str, kind: str, lang: str) -> dict[str, str]:
+    """What assets/vc.js needs on a screen's root to ring and answer calls of centre `code`:
+    `kind` is wall (answers by itself), desk or tablet (ring, may decline)."""
+    return {"data-vc-centre": code, "data-vc-screen": kind,
+            "data-vc-i18n": json.dumps(vc_strings(lang), ensure_ascii=False)}
+
+
 def live_screen(content, code: str, lang: str, stale_after_s: float, push: str,
-                tz: str = "") -> html.Div:
+                tz: str = "", kind: str = "wall") -> html.Div:
     """Wraps a screen with what assets/wall.js needs to keep it live. `tz`: the zone of the
-    clock and the date (Settings.tz); "" is the browser's own."""
+    clock and the date (Settings.tz); "" is the browser's own. `kind`: wall or tablet."""
     return html.Div(
         content,
         className="live-screen",
@@ -61,6 +71,7 @@ def live_screen(content, code: str, lang: str, stale_after_s: float, push: str,
             "data-push": push,
             "data-tz": tz,
             "data-lang": lang,
+            **vc_marks(code, kind, lang),
         },
     )
 

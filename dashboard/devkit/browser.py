@@ -15,6 +15,13 @@ CHROMIUM_FLAGS = (
     "--hide-scrollbars", "--disable-dev-shm-usage",
 )
 
+# camera, microphone and sound without a person: a fake device (a moving test pattern and a
+# beep), permission granted, audio plays without a gesture (what a kiosk wall is started with)
+FAKE_MEDIA = (
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+)
+
 
 def chromium(width: int = 1920, height: int = 1080, extra: tuple[str, ...] = ()) -> webdriver.Chrome:
     """A headless Chromium whose viewport is exactly width x height CSS pixels."""

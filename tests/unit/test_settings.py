@@ -70,6 +70,15 @@ SAMPLES = {
     "login_max_concurrent": ("4", 4),
     "max_streams_per_user": ("5", 5),
     "vc_starts_per_min": ("0", 0),
+    "vc_auto_answer": ("0", False),
+    "vc_ring_s": ("45", 45.0),
+    "vc_ice_servers": ("stun:stun.lan:3478 turn:turn.lan:3478", ("stun:stun.lan:3478", "turn:turn.lan:3478")),
+    "vc_turn_username": ("wall", "wall"),
+    "vc_turn_credential": ("s3cret", "s3cret"),
+    "vc_simulate": ("1", True),
+    "janus_url": ("http://127.0.0.1:8088/janus", "http://127.0.0.1:8088/janus"),
+    "janus_public_url": ("https://sfu.lan/janus", "https://sfu.lan/janus"),
+    "janus_admin_key": ("k3y", "k3y"),
     "access_log": ("1", True),
 }
 
