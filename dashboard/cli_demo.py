@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import click
 
 from dashboard.datadir import private_dir
+from dashboard.janus_server import JanusServer, JanusServerError, janus_binary
 from dashboard.runtime import Runtime
 from dashboard.secret import SecretKeyError, load_secret
 from dashboard.stopflag import StopFlag
@@ -34,6 +36,32 @@ def gunicorn_cmd(port: int, host: str, workers: int, connections: int = 1000,
         "--graceful-timeout", "10",
         "--access-logfile", "-" if access_log else "/dev/null",
     ]
+
+
+def _start_janus(rt: Runtime, host: str, env: dict[str, str]) -> JanusServer | None:
+    """整体联动 (many-party calls) needs Janus: a private one when it is installed and no
+    PINGAN_JANUS_URL is configured; its URL and admin key go into the web server's `env`."""
+    if rt.settings.janus_url:
+        click.echo(f"整体联动: Janus at {rt.settings.janus_url} (PINGAN_JANUS_URL)", err=True)
+        return None
+    if janus_binary() is None:
+        click.echo("整体联动 needs Janus: `apt-get install janus` (point-to-point calls work "
+                   "without it)", err=True)
+        return None
+    wildcard = host in ("0.0.0.0", "::", "")
+    ip = "127.0.0.1" if host in ("localhost", "127.0.0.1", "::1") else host
+    try:
+        janus = JanusServer().start(rt.settings.data_dir.resolve() / "janus",
+                                    ip="0.0.0.0" if wildcard else ip)
+    except JanusServerError as e:
+        click.echo(f"整体联动 is off: Janus did not start ({e})", err=True)
+        return None
+    env.update(PINGAN_JANUS_URL=janus.url, PINGAN_JANUS_ADMIN_KEY=janus.admin_key)
+    click.echo(f"整体联动: a private Janus at {janus.url} (log: {janus.log})", err=True)
+    if wildcard and not rt.settings.janus_public_url:
+        click.echo("  browsers on other machines reach it with PINGAN_JANUS_PUBLIC_URL="
+                   f"http://<this machine>:{urlsplit(janus.url).port}/janus", err=True)
+    return janus
 
 
 def _child_env(rt: Runtime) -> dict[str, str]:
@@ -96,6 +124,8 @@ def demo(ctx, port, host, seed, speed, history_days) -> None:
     rt.redis.ping()
     env = _child_env(rt)
     env["PINGAN_AUTH"] = "demo"  # every viewer is the labelled demo user (docs/security.md)
+    env["PINGAN_VC_SIMULATE"] = "1"  # 连线 to a centre with no screen open: a simulated endpoint
+    janus = _start_janus(rt, host, env)
     pingan = [sys.executable, "-m", "dashboard"]
     procs = [
         subprocess.Popen([*pingan, "aggregate"], env=env),
@@ -133,6 +163,8 @@ def demo(ctx, port, host, seed, speed, history_days) -> None:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if janus is not None:
+            janus.stop()
         if not rt.settings.redis_url:  # the embedded server goes with the demo (AOF keeps its data)
             stop_embedded(rt.settings.embedded_redis_socket.parent)
     failed = [p.args[2] if len(p.args) > 2 else p.args for p in procs if p.returncode not in (0, -15, None)]

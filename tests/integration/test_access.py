@@ -442,6 +442,37 @@ def test_acc008_headers_per_route(astack):
     assert json.loads(c.request("/_reload-hash")[2])["reloadHash"] is None
 
 
+def test_acc008b_page_csp_connects_to_the_browsers_janus_only():
+    """整体联动: janus.js in the page talks to Janus's HTTP API; the CSP allows that origin
+    (the public URL when set, else the server's), no path, and nothing else changes."""
+    from dashboard.headers import page_csp
+    from dashboard.settings import Settings
+
+    def connect_src(**over) -> str:
+        csp = page_csp(Settings.from_env({}, **over), [])
+        return next(d for d in csp.split("; ") if d.startswith("connect-src"))
+
+    assert connect_src() == "connect-src 'self'"
+    assert (connect_src(janus_url="http://127.0.0.1:8088/janus")
+            == "connect-src 'self' http://127.0.0.1:8088")
+    assert (connect_src(janus_url="http://127.0.0.1:8088/janus",
+                        janus_public_url="https://sfu.example.cn/janus")
+            == "connect-src 'self' https://sfu.example.cn")
+    assert (connect_src(janus_public_url="http://[::1]:8088/janus")
+            == "connect-src 'self' http://[::1]:8088")
+    base = page_csp(Settings.from_env({}), []).split("; ")
+    with_janus = page_csp(Settings.from_env({}, janus_url="http://10.0.0.5:8088/janus"),
+                          []).split("; ")
+    assert [d for d in with_janus if d not in base] == [
+        "connect-src 'self' http://10.0.0.5:8088"]
+    # a hostile setting cannot smuggle a directive or a scheme in
+    for hostile in ("http://x; script-src 'unsafe-eval'", "javascript:alert(1)",
+                    "http://a b/janus", "ftp://files.example/janus", "http://x,*/janus"):
+        csp = page_csp(Settings.from_env({}, janus_url=hostile), [])
+        assert "connect-src 'self';" in csp and "unsafe-eval" not in csp, hostile
+        assert csp.count(";") == len(base) - 1, hostile
+
+
 def test_acc009_proxy_header_is_ignored_unless_configured(astack):
     c = Client(astack.url)
     for header in ("X-Remote-User", "X-Forwarded-User", "Remote-User"):
