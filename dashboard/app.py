@@ -13,6 +13,7 @@ from pathlib import Path
 from dash import Dash, html
 
 from dashboard.auth import install_auth
+from dashboard.calls import CallDesk
 from dashboard.command_api import install_console
 from dashboard.embed import register_embed_routes
 from dashboard.headers import install_headers
@@ -27,8 +28,11 @@ from dashboard.screens import (
     ScreenData,
 )
 from dashboard.settings import Settings
+from dashboard.vc_api import register_vc_routes
 from dashboard.versions import VersionWatcher
+from datasources.janus import JanusClient
 from datasources.keys import Keys
+from datasources.signal import SignalHub, Signals
 from datasources.topology import Topology
 from datasources.validate import is_conference_url
 from datasources.vc import Conferences
@@ -46,6 +50,8 @@ class Services:
     watcher: VersionWatcher
     screens: ScreenData
     conferences: Conferences
+    calls: CallDesk      # video calls: start, ring, join, relay, end (dashboard/calls.py)
+    signal_hub: SignalHub  # this worker's reader of the calls' signalling mailbox
 
 
 def build_services(runtime: Runtime) -> Services:
@@ -58,14 +64,19 @@ def build_services(runtime: Runtime) -> Services:
     screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings,
                          read_model=runtime.read_model, geo=lambda: runtime.geo,
                          watcher=watcher, cache=cache)
-    return Services(settings, topo, watcher, screens, conferences)
+    signals = Signals(r, topo, settings.key_prefix)
+    janus = (JanusClient(settings.janus_url, settings.janus_admin_key) if settings.janus_url
+             else None)
+    calls = CallDesk(conferences, signals, janus, settings, topo, watcher.refresh_calls)
+    return Services(settings, topo, watcher, screens, conferences, calls, SignalHub(signals))
 
 
 def create_app(settings: Settings | None = None) -> Dash:
     settings = settings or Settings.from_env()
-    if not is_conference_url(settings.conference_url_template.replace("{code}", "x")):
+    template = settings.conference_url_template
+    if template and not is_conference_url(template.replace("{code}", "x")):
         raise ValueError("PINGAN_CONFERENCE_URL must be an http:// or https:// URL or a sip: URI "
-                         "(with {code} for the centre code)")
+                         "(with {code} for the centre code), or unset (the app's own calls)")
     runtime = Runtime(settings)
     svc = build_services(runtime)
     app = Dash(
@@ -87,10 +98,11 @@ def create_app(settings: Settings | None = None) -> Dash:
                                       *brief_layout.validation_components()])
     router.register(app, svc.topology, settings, svc.screens)
     poll.register(app, svc.topology, svc.screens)
-    vc.register(app, svc.topology, settings, svc.conferences, svc.watcher.refresh_calls)
+    vc.register(app, svc.topology, settings, svc.calls)
     brief.register(app, svc.topology, svc.screens)
     install_console(app, svc.screens, settings)  # the duty console: JSON routes and callbacks
     register_routes(app.server, svc.watcher, svc.screens, runtime.redis, settings)
+    register_vc_routes(app.server, svc.calls, svc.signal_hub, settings, svc.topology)
     register_embed_routes(app.server, settings, svc.screens)
     register_screen_routes(app.server, svc.screens, settings)
     install_auth(app.server, runtime)

@@ -141,6 +141,29 @@ class Keys:
         """ZSET of the calls `by` started in the last minute, scored by when (ms)."""
         return f"{self.prefix}:{{{shard}}}:vc:starts:{by}"
 
+    # video-call signalling (datasources/signal.py): next to the calls, same shard
+    def vc_peer(self, shard: str, peer: str) -> str:
+        """STRING (JSON: name, centre) of an open call screen `peer`; expires unless renewed."""
+        return f"{self.prefix}:{{{shard}}}:vc:peer:{peer}"
+
+    def vc_presence(self, shard: str, centre: str) -> str:
+        """ZSET peer → when its registration lapses (ms): the open call screens of `centre`."""
+        return f"{self.prefix}:{{{shard}}}:vc:present:{centre}"
+
+    def vc_joined(self, shard: str, cid: str) -> str:
+        """HASH of call `cid`: peer → centre of the screens that joined it, and `a:<centre>` →
+        answer | decline (how each invited centre answered); deleted when the call ends."""
+        return f"{self.prefix}:{{{shard}}}:vc:joined:{cid}"
+
+    def vc_signal(self, shard: str) -> str:
+        """STREAM of signalling messages (`to`: a peer or `c:<centre>`, `body`: JSON), capped;
+        every web worker reads it and hands each message to its own screens."""
+        return f"{self.prefix}:{{{shard}}}:vc:signal"
+
+    def vc_rate(self, shard: str, peer: str) -> str:
+        """STRING: the signalling messages `peer` posted in the current window (rate cap)."""
+        return f"{self.prefix}:{{{shard}}}:vc:rate:{peer}"
+
     # the web: sign-in and live-stream keys, one hash tag for all
     def session_ended(self, sid: str) -> str:
         """STRING set when session `sid` signs out (a copy of its cookie must not outlive it)."""
@@ -158,6 +181,11 @@ class Keys:
     def stream_slots(self, name: str) -> str:
         """ZSET of user `name`'s open live streams, scored by when they lapse."""
         return f"{self.prefix}:{{{AUTH_TAG}}}:streams:{name}"
+
+    def vc_stream_slots(self, name: str) -> str:
+        """ZSET of user `name`'s open call-signalling streams (/vc/events), scored by when they
+        lapse (a cap of their own, beside `stream_slots`)."""
+        return f"{self.prefix}:{{{AUTH_TAG}}}:vcstreams:{name}"
 
     def received(self, shard: str) -> str:
         """HASH eid → 'YYYYmmddHH|centre': the hour and centre of the report that opened the
