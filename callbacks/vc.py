@@ -1,25 +1,26 @@
-"""Video-conference launches from any centre card, ranking row or map popup."""
+"""Video-conference launches from any centre card, ranking row or map popup.
+
+The call itself is dashboard/calls.py's (CallDesk: how it connects, the Janus room, the
+ring); an outside endpoint (`url` mode) opens in the overlay or a window as before, the
+app's own calls (p2p, sfu, sip) are handed to assets/vc.js through the VC_CALL store.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, no_update
 
 from callbacks.clicks import clicked
 from callbacks.router import BadQuery, current_query
 from dashboard import access
+from dashboard.calls import CallDesk, CallError
 from dashboard.settings import Settings
 from datasources.topology import Topology, in_subtree
-from datasources.vc import Conferences, invitees
+from datasources.vc import invitees
 from layouts import ids, vc
 from layouts.i18n import t
 
 
-def register(app: Dash, topo: Topology, settings: Settings, conferences: Conferences,
-             calls_changed: Callable[[], None]) -> None:
-    """`calls_changed()` is called after a call started or ended (the version watcher
-    re-reads the calls in progress, so the screens show it at once)."""
+def register(app: Dash, topo: Topology, settings: Settings, calls: CallDesk) -> None:
     names = {c: i.name for c, i in topo.centres.items()}
 
     @app.callback(
@@ -47,7 +48,7 @@ def register(app: Dash, topo: Topology, settings: Settings, conferences: Confere
             code, group = str(request.get("code", "")), bool(request.get("group"))
         else:
             code, group = trigger["code"], trigger["type"] == ids.VC_GROUP_BTN
-        if not in_subtree(topo, code, q.centre):
+        if not in_subtree(topo, code, q.centre) or (not group and code == q.centre):
             return no_update, no_update, no_update, no_update  # only the subtree in view
         tier = None
         if group:
@@ -55,15 +56,22 @@ def register(app: Dash, topo: Topology, settings: Settings, conferences: Confere
             centres = invitees(topo, code, tier)
             if not centres:
                 return no_update, no_update, no_update, no_update
-        if not conferences.allow_start(viewer.name, settings.vc_starts_per_min):
-            return vc.refused(t("vc_too_many", q.lang)), False, no_update, no_update
-        if group:
-            call = conferences.start(viewer.name, code, centres, group=True, tier=tier)
         else:
-            call = conferences.start(viewer.name, q.centre, [code], group=False)
-        calls_changed()
+            centres = [code]
+        if not calls.conferences.allow_start(viewer.name, settings.vc_starts_per_min):
+            return vc.refused(t("vc_too_many", q.lang)), False, no_update, no_update
+        try:
+            call = calls.start(viewer.name, q.centre, centres, group=group, tier=tier)
+        except CallError as e:
+            return vc.refused(t(e.key, q.lang)), False, no_update, no_update
+        if call is None:
+            return vc.refused(t("vc_no_sfu", q.lang)), False, no_update, no_update
         data = {"cid": call.cid, "centres": list(call.centres), "convener": call.convener,
-                "group": call.group, "url": call.url}
+                "group": call.group, "url": call.url, "mode": call.mode,
+                "names": {c: names[c] for c in call.members},
+                "simulate": calls.simulated(call)}
+        if call.mode != "url":  # the app's own call: assets/vc.js takes it from here
+            return [], True, data, no_update
         if settings.vc_open == "window":
             return no_update, True, data, call.url
         return vc.overlay(data, names, q.lang), False, data, no_update
@@ -80,15 +88,20 @@ def register(app: Dash, topo: Topology, settings: Settings, conferences: Confere
         if not n or not isinstance(call, dict) or not isinstance(call.get("cid"), str):
             return no_update, True, no_update
         viewer = access.require_viewer()
-        active = conferences.get(call["cid"])
+        active = calls.conferences.get(call["cid"])
         if active is None or not viewer.may_call or not viewer.sees(topo, active.convener):
             return [], True, None
-        conferences.end(active.cid, viewer.name)
-        calls_changed()
+        calls.end(active.cid, viewer.name)
         return [], True, None
 
     app.clientside_callback(
         ClientsideFunction(namespace="pingan", function_name="openWindow"),
         Output(ids.VC_SINK, "children"),
         Input(ids.VC_OPEN, "data"),
+    )
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="pinganvc", function_name="start"),
+        Output(ids.VC_LIVE_SINK, "children"),
+        Input(ids.VC_CALL, "data"),
     )

@@ -18,6 +18,11 @@ OPS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 # method, arguments, the key (the arguments are the placeholders docs/operations.md §7 uses)
 SHARD_KEYS = [
+    ("vc_peer", ("S", "P"), "pingan:{S}:vc:peer:P"),
+    ("vc_presence", ("S", "C"), "pingan:{S}:vc:present:C"),
+    ("vc_joined", ("S", "CID"), "pingan:{S}:vc:joined:CID"),
+    ("vc_signal", ("S",), "pingan:{S}:vc:signal"),
+    ("vc_rate", ("S", "P"), "pingan:{S}:vc:rate:P"),
     ("stream", ("S", "events"), "pingan:{S}:events"),
     ("stream", ("S", "patrols"), "pingan:{S}:patrols"),
     ("stream", ("S", "cameras"), "pingan:{S}:cameras"),
@@ -63,6 +68,7 @@ AUTH_KEYS = [
     ("session_ended", ("SID",), "pingan:{auth}:ended:SID"),
     ("login_attempts", ("alice", "10.0.0.1"), "pingan:{auth}:login:alice:10.0.0.1"),
     ("stream_slots", ("USER",), "pingan:{auth}:streams:USER"),
+    ("vc_stream_slots", ("USER",), "pingan:{auth}:vcstreams:USER"),
     ("wall_directive", ("GROUP",), "pingan:{auth}:wall:GROUP"),
 ]
 OTHER = [

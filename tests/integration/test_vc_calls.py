@@ -1,0 +1,160 @@
+"""Video calls that connect (issue 11), in real browsers with fake cameras: a wall calls a
+district whose wall is open in another browser, which rings and answers by itself; both decode
+the other's video; the end is audited; a screen with no camera joins receive-only; a call to a
+centre with no screen open is answered by the simulated endpoint; 整体联动 of four districts
+through a real Janus; a user out of scope cannot ring."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from dashboard.devkit.browser import FAKE_MEDIA, chromium, sign_in
+from dashboard.devkit.stack import Stack, copy_registry
+from datasources.keys import Keys
+from tests.helpers import wait_until
+
+CITY, DISTRICT, OTHER = "610200", "610203", "610204"
+DISTRICTS = ("610202", "610203", "610204", "610222")
+USERS = {"city": ("duty", CITY, "city-duty-pw-1"), "dist": ("duty", DISTRICT, "dist-duty-pw-1"),
+         "other": ("duty", OTHER, "other-duty-pw-1")}
+DECODING = ("var v = document.querySelector('video[data-vc-peer=\"' + arguments[0] + '\"]');"
+            "return !!v && v.readyState >= 2 && v.videoWidth > 0;")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, demo_db):
+    d = tmp_path_factory.mktemp("vccalls")
+    db_url, _ = copy_registry(demo_db, d)
+    s = Stack(d, db_url, prefix="vcc")
+    s.env.update(PINGAN_AUTH="on", PINGAN_COOKIE_SECURE="0", PINGAN_VC_SIMULATE="1",
+                 PINGAN_CONFERENCE_URL="")
+    s.start_redis()
+    for name, (role, scope, pw) in USERS.items():
+        s.add_user(name, role, scope, pw)
+    s.start_janus()
+    s.start_aggregator()
+    s.start_web(workers=2)  # signalling crosses workers
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def browsers():
+    opened = []
+
+    def make(media: bool = True):
+        d = chromium(1280, 720, FAKE_MEDIA if media else ("--autoplay-policy=no-user-gesture-required",))
+        opened.append(d)
+        return d
+
+    yield make
+    for d in opened:
+        d.quit()
+
+
+def signed_in(make, stack, user: str, path: str, media: bool = True):
+    d = make(media)
+    sign_in(d, stack.url + path, user, USERS[user][2])
+    wait_until(lambda: d.find_elements(By.CSS_SELECTOR, ".live-screen [data-rank-row], .live-screen .wall-canvas"), 30)
+    # the screen's signalling stream is open (assets/vc.js)
+    wait_until(lambda: d.execute_script("return window.pinganVC && window.pinganVC.state().peer"), 20)
+    return d
+
+
+def vc_entries(stack) -> list[dict]:
+    r = stack.redis()
+    keys = r.keys("vcc:*:vc")
+    assert len(keys) == 1, keys
+    return [{k.decode(): v.decode() for k, v in f.items()} for _i, f in r.xrange(keys[0])]
+
+
+def actions(stack, cid: str) -> list[tuple[str, str]]:
+    return [(e["action"], e["centres"]) for e in vc_entries(stack) if e["cid"] == cid]
+
+
+def call_from_row(d, code: str) -> None:
+    d.find_element(By.CSS_SELECTOR, f'[data-rank-row="{code}"] .vc-btn').click()
+
+
+def test_call001_wall_calls_a_district_whose_wall_answers(stack, browsers):
+    callee = signed_in(browsers, stack, "dist", f"/?centre={DISTRICT}")
+    caller = signed_in(browsers, stack, "city", "/")
+    call_from_row(caller, DISTRICT)
+    # the callee's wall rings (who calls) and, unattended, answers by itself
+    ring = wait_until(lambda: callee.find_elements(By.CSS_SELECTOR, "#vc-ring .vc-ring-title"), 10)
+    assert "铜川" in ring[0].text or CITY in ring[0].text
+    wait_until(lambda: caller.execute_script(DECODING, DISTRICT), 20)
+    wait_until(lambda: callee.execute_script(DECODING, CITY), 20)
+    cid = caller.execute_script("return window.pinganVC.state().call.cid")
+    assert ("answer", DISTRICT) in actions(stack, cid)
+    # the wall shows who is in a call
+    wait_until(lambda: "in-call" in caller.find_element(
+        By.CSS_SELECTOR, f'[data-rank-row="{DISTRICT}"]').get_attribute("class"), 10)
+    # mute and camera off act on our own tracks
+    caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="mute"]').click()
+    assert caller.execute_script(
+        "return document.querySelector('#vc-live .vc-self video').srcObject.getAudioTracks()[0].enabled") is False
+    caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
+    wait_until(lambda: ("end", DISTRICT) in actions(stack, cid), 10)
+    wait_until(lambda: not callee.find_elements(By.ID, "vc-live"), 10)
+    assert actions(stack, cid)[0][0] == "start"
+
+
+def test_call002_a_wall_with_no_camera_joins_receive_only(stack, browsers):
+    callee = signed_in(browsers, stack, "dist", f"/?centre={DISTRICT}", media=False)
+    caller = signed_in(browsers, stack, "city", "/")
+    call_from_row(caller, DISTRICT)
+    wait_until(lambda: callee.execute_script(DECODING, CITY), 25)
+    note = callee.find_element(By.CSS_SELECTOR, "#vc-live .vc-self[data-receive-only]")
+    assert "仅接收" in note.text
+    caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
+    wait_until(lambda: not callee.find_elements(By.ID, "vc-live"), 10)
+
+
+def test_call003_no_screen_open_the_simulated_endpoint_answers(stack, browsers):
+    caller = signed_in(browsers, stack, "city", "/")
+    call_from_row(caller, "610222")  # no screen of 宜君县 is open
+    wait_until(lambda: caller.execute_script(DECODING, "610222"), 20)
+    tile = caller.find_element(By.CSS_SELECTOR, '#vc-live .vc-tile[data-vc-tile="610222"]')
+    assert tile.get_attribute("data-vc-sim") == "1" and "模拟" in tile.text
+    caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
+    wait_until(lambda: not caller.find_elements(By.ID, "vc-live"), 10)
+
+
+def test_call004_out_of_scope_cannot_ring(stack, browsers):
+    other = signed_in(browsers, stack, "other", f"/?centre={OTHER}")
+    dist = signed_in(browsers, stack, "dist", f"/?centre={DISTRICT}")
+    before = len(vc_entries(stack))
+    # a district user asks for a call to a centre outside its subtree (what a forged map
+    # popup request would send)
+    dist.execute_script(
+        "window.dash_clientside.set_props('vc-request', {data: {code: arguments[0], group: false, t: Date.now()}})",
+        OTHER)
+    dist.execute_script(
+        "window.dash_clientside.set_props('vc-request', {data: {code: arguments[0], group: true, t: Date.now()}})",
+        CITY)
+    import time
+    time.sleep(3)
+    assert len(vc_entries(stack)) == before
+    assert not other.find_elements(By.ID, "vc-ring")
+    assert not dist.find_elements(By.ID, "vc-live")
+
+
+def test_call005_convene_four_districts_through_janus(stack, browsers):
+    screens = {code: signed_in(browsers, stack, "city", f"/?centre={code}") for code in DISTRICTS}
+    convener = signed_in(browsers, stack, "city", "/")
+    convener.find_element(By.CSS_SELECTOR, ".vc-btn-group").click()
+    wait_until(lambda: convener.execute_script("return window.pinganVC.state().call"), 15)
+    assert convener.execute_script("return window.pinganVC.state().call.mode") == "sfu"
+    for code in DISTRICTS:
+        wait_until(lambda code=code: convener.execute_script(DECODING, code), 40)
+    videos = convener.find_elements(By.CSS_SELECTOR, "#vc-live video[data-vc-peer]")
+    assert sorted(v.get_attribute("data-vc-peer") for v in videos) == sorted(DISTRICTS)
+    for code, d in screens.items():  # every invited screen sees the convener
+        wait_until(lambda d=d: d.execute_script(DECODING, CITY), 20)
+    cid = convener.execute_script("return window.pinganVC.state().call.cid")
+    assert {c for a, c in actions(stack, cid) if a == "answer"} == set(DISTRICTS)
+    convener.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
+    for d in screens.values():
+        wait_until(lambda d=d: not d.find_elements(By.ID, "vc-live"), 15)
