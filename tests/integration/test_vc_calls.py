@@ -6,12 +6,13 @@ through a real Janus; a user out of scope cannot ring."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from selenium.webdriver.common.by import By
 
 from dashboard.devkit.browser import FAKE_MEDIA, chromium, sign_in
 from dashboard.devkit.stack import Stack, copy_registry
-from datasources.keys import Keys
 from tests.helpers import wait_until
 
 CITY, DISTRICT, OTHER = "610200", "610203", "610204"
@@ -134,7 +135,6 @@ def test_call004_out_of_scope_cannot_ring(stack, browsers):
     dist.execute_script(
         "window.dash_clientside.set_props('vc-request', {data: {code: arguments[0], group: true, t: Date.now()}})",
         CITY)
-    import time
     time.sleep(3)
     assert len(vc_entries(stack)) == before
     assert not other.find_elements(By.ID, "vc-ring")
@@ -151,7 +151,7 @@ def test_call005_convene_four_districts_through_janus(stack, browsers):
         wait_until(lambda code=code: convener.execute_script(DECODING, code), 40)
     videos = convener.find_elements(By.CSS_SELECTOR, "#vc-live video[data-vc-peer]")
     assert sorted(v.get_attribute("data-vc-peer") for v in videos) == sorted(DISTRICTS)
-    for code, d in screens.items():  # every invited screen sees the convener
+    for d in screens.values():  # every invited screen sees the convener
         wait_until(lambda d=d: d.execute_script(DECODING, CITY), 20)
     cid = convener.execute_script("return window.pinganVC.state().call.cid")
     assert {c for a, c in actions(stack, cid) if a == "answer"} == set(DISTRICTS)
