@@ -121,7 +121,7 @@
       case "cancel":
       case "end":
         if (S.ring && S.ring.cid === m.cid) { stopRing(); }
-        if (c && c.cid === m.cid && m.kind === "end") { teardown(tr("vcx_ended")); }
+        if (c && c.cid === m.cid && m.kind === "end") { teardown(tr(c.declined ? "vcx_declined_call" : "vcx_ended")); }
         return;
       case "joined":
         if (!c || c.cid !== m.cid) { return; }
@@ -130,7 +130,7 @@
         if (c.mode === "p2p" && c.role === "caller") { offerTo(m.peer, m.centre); }
         return;
       case "declined":
-        if (c && c.cid === m.cid) { tileState(m.centre, "declined"); }
+        if (c && c.cid === m.cid) { tileState(m.centre, "declined"); c.declined = !c.group; }
         return;
       case "left":
         if (c && c.cid === m.cid) { dropPeer(m.peer, m.centre); }

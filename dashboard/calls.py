@@ -18,18 +18,15 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import redis
 
 from dashboard.access import Viewer
 from dashboard.settings import Settings
+from datasources.janus import JanusClient, JanusError
 from datasources.signal import Peer, Signals, is_peer_id
 from datasources.topology import Topology
 from datasources.vc import Call, Conferences, plan
-
-if TYPE_CHECKING:
-    from datasources.janus import JanusClient
 
 log = logging.getLogger(__name__)
 RELAYED = ("offer", "answer", "candidate")
@@ -71,11 +68,11 @@ class CallDesk:
         if how is None:
             return None
         mode, url = how
+        if mode == "sip" and self.janus is None:
+            raise CallError("vc_sip_no_sfu", 503)  # a SIP terminal is reached through Janus
         cid = uuid.uuid4().hex[:16]
         room, pin, secret = None, "", ""
         if mode == "sfu" and self.janus is not None:
-            from datasources.janus import JanusError
-
             try:
                 made = self.janus.create_room(description=cid, publishers=len(centres) + 1)
             except JanusError as e:
@@ -84,8 +81,9 @@ class CallDesk:
             room, pin, secret = made.room, made.pin, made.secret
         call = self.conferences.start(by, convener, centres, group, tier, mode=mode, url=url,
                                       room=room, pin=pin, secret=secret, cid=cid)
-        for code in centres:
-            self.signals.send(f"c:{code}", self.ring(call))
+        if mode in ("p2p", "sfu"):  # a SIP terminal or an outside page has no screen to ring
+            for code in centres:
+                self.signals.send(f"c:{code}", self.ring(call))
         self.calls_changed()
         return call
 
@@ -110,8 +108,6 @@ class CallDesk:
         if not self.conferences.end(cid, by):
             return False
         if call.room is not None and self.janus is not None:
-            from datasources.janus import JanusError
-
             try:
                 self.janus.destroy_room(call.room, call.secret)
             except JanusError as e:

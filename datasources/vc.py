@@ -211,13 +211,14 @@ class Conferences:
               tier: int | None = None, mode: str | None = None, url: str | None = None,
               room: int | None = None, pin: str = "", secret: str = "",
               cid: str | None = None) -> Call:
-        """Record a call (`mode`/`url` as `plan` gives them; without them, the outside
-        endpoint as before)."""
+        """Record a call (`mode`/`url` as `plan` gives them; without them, as `plan` says
+        without an SFU)."""
         now = int(time.time() * 1000)
-        if mode is None:
-            mode = "url"
-            url = (group_room(self.template, convener, tier) if group
-                   else endpoint(self.topo, self.template, centres[0]))
+        if mode is None:  # as plan() says, without an SFU
+            how = plan(self.topo, self.template, convener, centres, group, tier, sfu=False)
+            if how is None:
+                raise ValueError("a group call needs an SFU or a conference template")
+            mode, url = how
         call = Call(cid or uuid.uuid4().hex[:16], by, convener, tuple(centres), url or "", now,
                     group, mode, room, pin, secret)
         pipe = self.r.pipeline(transaction=True)

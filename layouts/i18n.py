@@ -211,6 +211,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "vcx_declined": {"zh": "已拒绝", "en": "Declined"},
     "vcx_left": {"zh": "已离开", "en": "Left"},
     "vcx_ended": {"zh": "连线已结束", "en": "The call has ended"},
+    "vcx_declined_call": {"zh": "对方已拒绝连线", "en": "The call was declined"},
     "vcx_answered_elsewhere": {"zh": "本中心另一屏幕已接听", "en": "Answered on another screen of this centre"},
     "vcx_failed": {"zh": "连线失败：{reason}", "en": "The call failed: {reason}"},
     "vcx_self": {"zh": "本端", "en": "This screen"},

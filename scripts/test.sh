@@ -14,6 +14,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v janus >/dev/null 2>&1 || need+=(janus)
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)  # a SIP terminal for the SIP-bridge test
 # CJK glyphs for the browser tests' text layout (the wall measures what it renders)
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then

@@ -294,10 +294,9 @@ def test_con002_console_lists_the_case_its_card_and_supervise_counts_once(cstack
         assert (directive.centre, directive.case, directive.by) == (DISTRICT, eid, "duty1")
         # 视频连线 to the case's centre, through the screens' call path
         click(d, ".card-buttons .vc-btn")
-        wait_for(lambda: js(d, "return !document.getElementById('vc-overlay').hidden"), 10)
-        assert village in d.find_element(By.ID, "vc-overlay").get_attribute("innerHTML")
-        click(d, "#vc-end")
-        wait_for(lambda: js(d, "return document.getElementById('vc-overlay').hidden"), 10)
+        wait_for(lambda: d.find_elements(By.CSS_SELECTOR, f'#vc-live .vc-tile[data-vc-tile="{village}"]'), 10)
+        click(d, '#vc-live [data-vc-act="end"]')
+        wait_for(lambda: not d.find_elements(By.ID, "vc-live"), 10)
         time.sleep(1)  # counted once, and only once
         assert supervised_today(cstack, topo, village) == before + 1
         # a desk of 1920 x 1080 or 1366 x 768: the page does not scroll, all is on the screen

@@ -6,6 +6,9 @@ through a real Janus; a user out of scope cannot ring."""
 
 from __future__ import annotations
 
+import socket
+import sqlite3
+import subprocess
 import time
 
 import pytest
@@ -16,6 +19,7 @@ from dashboard.devkit.stack import Stack, copy_registry
 from tests.helpers import wait_until
 
 CITY, DISTRICT, OTHER = "610200", "610203", "610204"
+SIP_CENTRE, DEAD_SIP_CENTRE = "610204", "610202"  # registry endpoints: a terminal, a dead one
 DISTRICTS = ("610202", "610203", "610204", "610222")
 USERS = {"city": ("duty", CITY, "city-duty-pw-1"), "dist": ("duty", DISTRICT, "dist-duty-pw-1"),
          "other": ("duty", OTHER, "other-duty-pw-1")}
@@ -24,9 +28,19 @@ DECODING = ("var v = document.querySelector('video[data-vc-peer=\"' + arguments[
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, demo_db):
+def sip_port():
+    return free_udp_port()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, demo_db, sip_port):
     d = tmp_path_factory.mktemp("vccalls")
-    db_url, _ = copy_registry(demo_db, d)
+    db_url, db_path = copy_registry(demo_db, d)
+    with sqlite3.connect(db_path) as con:  # 视联网 terminals of two districts (registry endpoints)
+        con.execute("UPDATE centres SET conference = ? WHERE code = ?",
+                    (f"sip:terminal@127.0.0.1:{sip_port}", SIP_CENTRE))
+        con.execute("UPDATE centres SET conference = ? WHERE code = ?",
+                    (f"sip:terminal@127.0.0.1:{free_udp_port()}", DEAD_SIP_CENTRE))
     s = Stack(d, db_url, prefix="vcc")
     s.env.update(PINGAN_AUTH="on", PINGAN_COOKIE_SECURE="0", PINGAN_VC_SIMULATE="1",
                  PINGAN_CONFERENCE_URL="")
@@ -52,6 +66,12 @@ def browsers():
     yield make
     for d in opened:
         d.quit()
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def signed_in(make, stack, user: str, path: str, media: bool = True):
@@ -158,3 +178,60 @@ def test_call005_convene_four_districts_through_janus(stack, browsers):
     convener.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
     for d in screens.values():
         wait_until(lambda d=d: not d.find_elements(By.ID, "vc-live"), 15)
+
+
+def test_call006_the_duty_desk_rings_and_may_decline(stack, browsers):
+    desk = browsers()
+    sign_in(desk, f"{stack.url}/console?centre={DISTRICT}", "dist", USERS["dist"][2])
+    wait_until(lambda: desk.execute_script("return window.pinganVC && window.pinganVC.state().peer"), 30)
+    assert desk.execute_script("return window.pinganVC.state().kind") == "desk"
+    caller = signed_in(browsers, stack, "city", "/")
+    call_from_row(caller, DISTRICT)
+    decline = wait_until(lambda: desk.find_elements(By.CSS_SELECTOR, '#vc-ring [data-vc-act="decline"]'), 10)
+    time.sleep(2.5)  # a desk does not answer by itself (a wall would have after 1.5 s)
+    assert desk.find_elements(By.ID, "vc-ring") and not desk.find_elements(By.ID, "vc-live")
+    cid = caller.execute_script("return window.pinganVC.state().call.cid")
+    decline[0].click()
+    wait_until(lambda: ("decline", DISTRICT) in actions(stack, cid), 10)
+    wait_until(lambda: ("end", DISTRICT) in actions(stack, cid), 10)
+    toast = wait_until(lambda: caller.find_elements(By.CSS_SELECTOR, ".vc-toast"), 10)
+    assert "拒绝" in toast[0].text
+    assert not caller.find_elements(By.ID, "vc-live") and not desk.find_elements(By.ID, "vc-ring")
+
+
+def test_call007_a_sip_terminal_is_bridged_through_janus(stack, browsers, sip_port, tmp_path):
+    """A registry `sip:` endpoint (an existing 视联网 terminal; here SIPp answering as one):
+    the browser calls it through Janus's SIP plugin; the terminal gets the INVITE with an SDP
+    offer, answers, and gets the BYE when the call ends."""
+    log = tmp_path / "sip.log"
+    terminal = subprocess.Popen(
+        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(sip_port), "-m", "1", "-nostdin",
+         "-trace_msg", "-message_file", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        caller = signed_in(browsers, stack, "city", "/")
+        call_from_row(caller, SIP_CENTRE)
+        wait_until(lambda: caller.execute_script("return window.pinganVC.state().call"), 10)
+        assert caller.execute_script("return window.pinganVC.state().call.mode") == "sip"
+        wait_until(lambda: caller.find_elements(
+            By.CSS_SELECTOR, f'#vc-live .vc-tile[data-vc-tile="{SIP_CENTRE}"][data-state="joined"]'), 30)
+        assert "通话中" in caller.find_element(By.CSS_SELECTOR, "#vc-live .vc-live-state").text
+        text = log.read_text(errors="replace")
+        assert "INVITE sip:terminal@127.0.0.1" in text and "m=audio" in text
+        caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
+        assert terminal.wait(20) == 0  # one call, ended by a BYE
+        assert "BYE sip:" in log.read_text(errors="replace")
+    finally:
+        if terminal.poll() is None:
+            terminal.kill()
+            terminal.wait()
+
+
+def test_call008_a_dead_sip_endpoint_says_so(stack, browsers):
+    caller = signed_in(browsers, stack, "city", "/")
+    call_from_row(caller, DEAD_SIP_CENTRE)
+    state = wait_until(lambda: [e for e in caller.find_elements(By.CSS_SELECTOR, "#vc-live .vc-live-state")
+                                if "无法接通" in e.text], 45)
+    assert "SIP" in state[0].text
+    caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
+    wait_until(lambda: not caller.find_elements(By.ID, "vc-live"), 10)
