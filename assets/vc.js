@@ -213,8 +213,9 @@
     if (S.call) { teardown(); }
     var call = newCall({ cid: data.cid, mode: data.mode, group: !!data.group, convener: data.convener,
                          names: data.names || {}, role: "caller",
-                         title: data.title || tr(data.group ? "vcx_title_group" : "vcx_title",
-                           { name: (data.names || {})[data.centres[0]] || data.centres[0] }) });
+                         title: tr(data.group ? "vcx_title_group" : "vcx_title", { name: data.group
+                           ? (data.names || {})[data.convener] || data.convener
+                           : (data.names || {})[data.centres[0]] || data.centres[0] }) });
     call.centres = data.centres || [];
     call.centres.forEach(function (code) { addTile(code); tileState(code, "waiting"); });
     setState(tr(data.group ? "vcx_convening" : "vcx_calling"));
@@ -304,7 +305,10 @@
     var cap = el("figcaption", {}, (S.call && S.call.names[code]) || code);
     t.appendChild(cap);
     grid.appendChild(t);
-    grid.setAttribute("data-n", String(grid.children.length));
+    var n = grid.children.length, cols = Math.ceil(Math.sqrt(n));  // 2x2 for four, 3x3 for nine…
+    grid.setAttribute("data-n", String(n));
+    grid.style.gridTemplateColumns = "repeat(" + cols + ", minmax(0, 1fr))";
+    grid.style.gridTemplateRows = "repeat(" + Math.ceil(n / cols) + ", minmax(0, 1fr))";
     return t;
   }
 
@@ -516,6 +520,14 @@
   }
 
   /* -- the simulated endpoint (demo): a test picture through a local loopback ------------- */
+  function clock(now) {  // in the wall's zone (data-tz), like its own clock
+    var node = document.querySelector("[data-tz]");
+    var tz = node && node.getAttribute("data-tz");
+    try {
+      return now.toLocaleTimeString("zh-CN", { timeZone: tz || undefined, hour12: false });
+    } catch (e) { return now.toTimeString().slice(0, 8); }
+  }
+
   function simulate(call, code) {
     var name = call.names[code] || code;
     var canvas = el("canvas", { width: "640", height: "360" });
@@ -528,7 +540,7 @@
       g.fillStyle = "#ffffff"; g.font = "bold 34px 'Noto Sans CJK SC', sans-serif";
       g.fillText(name, 24, 300);
       g.font = "28px monospace";
-      g.fillText(now.toTimeString().slice(0, 8), 24, 342);
+      g.fillText(clock(now), 24, 342);
       g.fillStyle = "#ffb020"; g.font = "bold 30px 'Noto Sans CJK SC', sans-serif";
       g.fillText(tr("vcx_simulated"), 520, 342);
     }, 200);

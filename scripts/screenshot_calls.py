@@ -4,7 +4,8 @@
 
 Headless Chromium with fake cameras: the city's wall calls a district whose wall is open in a
 second browser (both sides, 1920x1080, and the caller at 7680x2160), a call answered by the
-simulated endpoint, and 整体联动 of the city's districts with every district's wall open.
+simulated endpoint, 整体联动 of the city's districts with every district's wall open, and a
+call from the leader's tablet.
 """
 
 from __future__ import annotations
@@ -90,6 +91,17 @@ def main() -> None:
         time.sleep(3)
         caller.save_screenshot(str(args.out / "vc-group-1920x1080.png"))
         end(caller)
+
+        tablet = chromium(1366, 1024, FAKE_MEDIA)  # a leader's tablet calls from a brief card
+        others.append(tablet)
+        tablet.get(f"{args.url}/brief")
+        wait(lambda: tablet.execute_script("return !!(window.pinganVC && window.pinganVC.state().peer)"))
+        time.sleep(3)
+        tablet.find_element(By.CSS_SELECTOR, f'.brief-card[data-rank-row="{DISTRICT}"] .vc-btn').click()
+        wait(lambda: tablet.execute_script(DECODING, DISTRICT))
+        time.sleep(2)
+        tablet.save_screenshot(str(args.out / "vc-tablet-1366x1024.png"))
+        end(tablet)
     finally:
         for d in (caller, callee, *others):
             d.quit()
