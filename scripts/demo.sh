@@ -4,4 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# 整体联动 needs Janus (Debian's janus); install it when we may, else the demo runs without it
+if ! command -v janus >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  echo "installing janus (the SFU of 整体联动)…"
+  { $SUDO apt-get install -y -qq --no-install-recommends janus >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq >/dev/null 2>&1 &&
+      $SUDO apt-get install -y -qq --no-install-recommends janus >/dev/null 2>&1; }; } ||
+    echo "could not install janus: the demo runs without 整体联动 (apt-get install janus)"
+fi
 exec .venv/bin/pingan demo "$@"
