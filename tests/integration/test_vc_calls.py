@@ -19,6 +19,7 @@ from dashboard.devkit.stack import Stack, copy_registry
 from tests.helpers import wait_until
 
 CITY, DISTRICT, OTHER = "610200", "610203", "610204"
+RING_S = 8  # a centre that has not answered by then is marked 未应答 (auto-answer takes 1.5 s)
 SIP_CENTRE, DEAD_SIP_CENTRE = "610204", "610202"  # registry endpoints: a terminal, a dead one
 DISTRICTS = ("610202", "610203", "610204", "610222")
 USERS = {"city": ("duty", CITY, "city-duty-pw-1"), "dist": ("duty", DISTRICT, "dist-duty-pw-1"),
@@ -43,7 +44,7 @@ def stack(tmp_path_factory, demo_db, sip_port):
                     (f"sip:terminal@127.0.0.1:{free_udp_port()}", DEAD_SIP_CENTRE))
     s = Stack(d, db_url, prefix="vcc")
     s.env.update(PINGAN_AUTH="on", PINGAN_COOKIE_SECURE="0", PINGAN_VC_SIMULATE="1",
-                 PINGAN_CONFERENCE_URL="")
+                 PINGAN_CONFERENCE_URL="", PINGAN_VC_RING_S=str(RING_S))
     s.start_redis()
     for name, (role, scope, pw) in USERS.items():
         s.add_user(name, role, scope, pw)
@@ -235,3 +236,21 @@ def test_call008_a_dead_sip_endpoint_says_so(stack, browsers):
     assert "SIP" in state[0].text
     caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
     wait_until(lambda: not caller.find_elements(By.ID, "vc-live"), 10)
+
+
+def test_call009_a_convened_centre_that_does_not_answer_is_marked(stack, browsers):
+    open_ones = ("610203", "610204")
+    screens = [signed_in(browsers, stack, "city", f"/?centre={code}") for code in open_ones]
+    convener = signed_in(browsers, stack, "city", "/")
+    convener.find_element(By.CSS_SELECTOR, ".vc-btn-group").click()
+    for code in open_ones:
+        wait_until(lambda code=code: convener.execute_script(DECODING, code), 40)
+    silent = sorted(set(DISTRICTS) - set(open_ones))
+    for code in silent:  # no screen of theirs is open: marked after the ring time
+        tile = f'#vc-live .vc-tile[data-vc-tile="{code}"]'
+        assert convener.find_element(By.CSS_SELECTOR, tile).get_attribute("data-state") in ("waiting", "no_answer")
+        wait_until(lambda tile=tile: convener.find_elements(By.CSS_SELECTOR, tile + '[data-state="no_answer"]'), RING_S + 5)
+        assert "未应答" in convener.find_element(By.CSS_SELECTOR, tile).text
+    convener.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
+    for d in screens:
+        wait_until(lambda d=d: not d.find_elements(By.ID, "vc-live"), 15)
