@@ -125,6 +125,7 @@
         return;
       case "joined":
         if (!c || c.cid !== m.cid) { return; }
+        mark("peer_joined");
         c.peers[m.peer] = m.centre;
         tileState(m.centre, "joined");
         if (c.mode === "p2p" && c.role === "caller") { offerTo(m.peer, m.centre); }
@@ -228,10 +229,12 @@
     }, ((S.config && S.config.ring_s) || 30) * 1000);
     call.timers.push(noAnswer);
     ready().then(getMedia).then(function () {
+      mark("media");
       showSelf();
       if (data.simulate && call.mode === "p2p") { simulate(call, call.centres[0]); }
       return post({ cid: call.cid, kind: "join" });
     }).then(function (reply) {
+      mark("joined");
       call.info = reply.call || {};
       (reply.peers || []).forEach(function (p) {
         call.peers[p.peer] = p.centre; tileState(p.centre, "joined");
@@ -242,10 +245,16 @@
     }).catch(failed);
   }
 
+  /* when each step of the call was first reached, ms after it started here (bench/vc.py) */
+  function mark(name) {
+    var c = S.call;
+    if (c && c.marks[name] === undefined) { c.marks[name] = Math.round(performance.now() - c.t0); }
+  }
+
   function newCall(o) {
     var call = { cid: o.cid, mode: o.mode, group: o.group, convener: o.convener, names: o.names,
                  role: o.role, peers: {}, pcs: {}, timers: [], meters: {}, info: {}, janus: null,
-                 started: Date.now() };
+                 started: Date.now(), t0: performance.now(), marks: {} };
     S.call = call;
     buildStage(call, o.title);
     return call;
@@ -566,7 +575,7 @@
     window.Janus.init({ debug: false, callback: function () {
       call.janus = new window.Janus({
         server: url, iceServers: (S.config && S.config.ice_servers) || [],
-        success: function () { onReady(call.janus); },
+        success: function () { mark("janus_session"); onReady(call.janus); },
         error: function (e) { failed({ key: "vcx_sfu_down", message: String(e) }); },
         destroyed: function () {}
       });
@@ -579,6 +588,7 @@
       var feeds = {};
       var pub = null;
       function subscribe(p) {
+        mark("publisher_seen");
         // the convener sees every centre; a convened centre sees the convener (下级看上级)
         if (feeds[p.id] || !p.display || (call.role !== "caller" && String(p.display) !== call.convener)) { return; }
         var code = String(p.display);
@@ -600,6 +610,7 @@
           },
           onremotetrack: function (track, mid, on) {
             if (!on) { return; }
+            mark("remote_track");
             stream.addTrack(track);
             attach(code, stream);
           },
@@ -625,6 +636,7 @@
           var ev = msg.videoroom;
           if (msg.error) { failed({ key: "vcx_sfu_down", message: msg.error }); return; }
           if (ev === "joined") {
+            mark("room_joined");
             setState(tr("vcx_in_call"));
             if (S.media) {
               var tracks = [];
@@ -691,7 +703,11 @@
 
   window.pinganVC = {
     start: start,
-    state: function () { return { centre: S.centre, peer: S.peer, kind: S.kind, call: S.call ? { cid: S.call.cid, mode: S.call.mode, role: S.call.role } : null, ringing: S.ring ? S.ring.cid : null }; }
+    state: function () {
+      var c = S.call;
+      return { centre: S.centre, peer: S.peer, kind: S.kind, ringing: S.ring ? S.ring.cid : null,
+               call: c ? { cid: c.cid, mode: c.mode, role: c.role, marks: c.marks } : null };
+    }
   };
   window.dash_clientside = Object.assign({}, window.dash_clientside);
   window.dash_clientside.pinganvc = {

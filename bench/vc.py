@@ -61,6 +61,9 @@ if (sel) { document.querySelector(sel).click(); } else { window.pinganWall.call(
 """
 
 
+MARKS = "var c = window.pinganVC.state().call; return c ? c.marks : null;"
+
+
 def cpu_s(pids: list[int]) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
@@ -155,6 +158,8 @@ def main() -> None:
                 times = timed_call(caller, ".vc-btn-group", list(DISTRICTS))
                 res["janus first"].append(times[0])
                 res["janus all"].append(times[-1])
+                marks = {"convener": caller.execute_script(MARKS),
+                         "a convened wall": walls[DISTRICT].execute_script(MARKS)}
                 end(caller, list(walls.values()))
                 print(f"run {i + 1}: " + "  ".join(f"{k} {v[-1]:.0f} ms" for k, v in res.items()), flush=True)
             med = {k: statistics.median(v) for k, v in res.items()}
@@ -164,6 +169,9 @@ def main() -> None:
             print(f"  p2p − auto-answer delay {med['p2p'] - AUTO_ANSWER_S * 1000:.0f} ms;"
                   f" janus all / p2p {med['janus all'] / med['p2p']:.2f}")
 
+            print("\nwhere the time went in the last 整体联动 (ms after the call started on that screen):")
+            for who, m in marks.items():
+                print(f"  {who:16s} " + "  ".join(f"{k} {v}" for k, v in sorted((m or {}).items(), key=lambda kv: kv[1])))
             pids = workers(stack)
             windows = {}
             for name in ("idle", "p2p call", "janus 4"):
