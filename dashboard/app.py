@@ -106,6 +106,6 @@ def create_app(settings: Settings | None = None) -> Dash:
     register_embed_routes(app.server, settings, svc.screens)
     register_screen_routes(app.server, svc.screens, settings)
     install_auth(app.server, runtime)
-    install_headers(app, settings)
+    install_headers(app, settings, (c.conference for c in svc.topology.centres.values()))
     app.server.config[SERVICES] = svc
     return app

@@ -7,6 +7,7 @@ sign-out) are never stored by a browser or a proxy (the embeds set theirs in das
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from dash import Dash
@@ -27,9 +28,22 @@ def _origin(url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
-def page_csp(settings: Settings, script_hashes: list[str]) -> str:
+def plain_origins(urls: Iterable[str | None]) -> list[str]:
+    """The distinct plain origins (`scheme://host[:port]`) of the http(s) URLs among `urls`."""
+    out: list[str] = []
+    for url in urls:
+        o = _origin(url) if url and url.lower().startswith(("http://", "https://")) else None
+        if o and PLAIN_ORIGIN.fullmatch(o) and o not in out:
+            out.append(o)
+    return out
+
+
+def page_csp(settings: Settings, script_hashes: list[str],
+             endpoints: Iterable[str | None] = ()) -> str:
+    """`endpoints`: the registry's conference endpoints (an http(s) one opens in the call
+    overlay's frame, so its origin is a frame source)."""
     tiles = _origin(settings.tile_url)
-    conference = _origin(settings.conference_url_template)
+    frames = plain_origins([settings.conference_url_template, *endpoints])
     # 整体联动: the browsers' janus.js speaks to Janus's HTTP API directly
     janus = _origin(settings.janus_public_url or settings.janus_url)
     janus = janus if janus and PLAIN_ORIGIN.fullmatch(janus) else None
@@ -42,7 +56,7 @@ def page_csp(settings: Settings, script_hashes: list[str]) -> str:
         "img-src": ["'self'", "data:", "blob:", *([tiles] if tiles else [])],
         "font-src": ["'self'", "data:"],
         "connect-src": ["'self'", *([janus] if janus else [])],
-        "frame-src": [conference] if conference else ["'none'"],
+        "frame-src": frames or ["'none'"],
         "worker-src": ["'self'", "blob:"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
@@ -52,9 +66,9 @@ def page_csp(settings: Settings, script_hashes: list[str]) -> str:
     return "; ".join(f"{k} {' '.join(v)}" for k, v in directives.items())
 
 
-def install_headers(app: Dash, settings: Settings) -> None:
+def install_headers(app: Dash, settings: Settings, endpoints: Iterable[str | None] = ()) -> None:
     """Call after every callback is registered (the inline-script hashes are final then)."""
-    csp = page_csp(settings, list(app.csp_hashes()))
+    csp = page_csp(settings, list(app.csp_hashes()), endpoints)
 
     @app.server.after_request
     def secure(resp: Response) -> Response:

@@ -473,6 +473,27 @@ def test_acc008b_page_csp_connects_to_the_browsers_janus_only():
         assert csp.count(";") == len(base) - 1, hostile
 
 
+def test_acc008c_page_csp_frames_the_registry_endpoints():
+    """A centre's registry endpoint that is a web page (an MCU's) opens in the call overlay's
+    frame: its origin is a frame source, beside the template's; SIP URIs and anything that is
+    not a plain origin are not."""
+    from dashboard.headers import page_csp
+    from dashboard.settings import Settings
+
+    def frame_src(endpoints, **over) -> str:
+        csp = page_csp(Settings.from_env({}, **over), [], endpoints)
+        return next(d for d in csp.split("; ") if d.startswith("frame-src"))
+
+    assert frame_src([]) == "frame-src 'none'"
+    assert frame_src([None, "sip:mcu@10.1.1.1"]) == "frame-src 'none'"
+    assert (frame_src(["https://mcu.yaozhou.example/room/1", None, "https://mcu.yaozhou.example/room/2"],
+                      conference_url_template="https://meet.city.example/{code}")
+            == "frame-src https://meet.city.example https://mcu.yaozhou.example")
+    for hostile in ("https://x; script-src 'unsafe-eval'", "javascript:alert(1)",
+                    "http://a b/x", "data:text/html,hi"):
+        assert frame_src([hostile]) == "frame-src 'none'", hostile
+
+
 def test_acc009_proxy_header_is_ignored_unless_configured(astack):
     c = Client(astack.url)
     for header in ("X-Remote-User", "X-Forwarded-User", "Remote-User"):
