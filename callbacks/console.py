@@ -192,7 +192,7 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData)
             return []
         return layout.card_actions(c.to_dict(), q.lang,
                                    can_supervise=command.may_supervise(v, topo, c.row.centre),
-                                   can_act=command.may_act(v), calls=v.may_call)
+                                   can_act=command.may_act(v), calls=v.may_call, here=q.centre)
 
     @app.callback(
         Output(cid.MESSAGE, "children", allow_duplicate=True),

@@ -339,9 +339,10 @@ def card_body(card: dict, topo: Topology, lang: str, now_ms: int, tz: str) -> li
 
 
 def card_actions(card: dict, lang: str, *, can_supervise: bool, can_act: bool,
-                 calls: bool) -> list:
+                 calls: bool, here: str = "") -> list:
     """督办 with a note (when the viewer sits above the case's centre and it is open),
-    视频连线 to the case's centre, 上墙."""
+    视频连线 to the case's centre (not when that is `here`, the screen's own centre: a call
+    goes to another centre), 上墙."""
     row = card.get("row") or {}
     eid = str(row.get("eid", ""))
     centre = str(row.get("centre", ""))
@@ -355,7 +356,7 @@ def card_actions(card: dict, lang: str, *, can_supervise: bool, can_act: bool,
                         n_clicks=0, className="con-btn con-supervise"),
         ], className="card-supervise"))
     buttons = []
-    if calls and centre:
+    if calls and centre and centre != here:
         buttons.append(vc.call_button(centre, lang))
     if can_act:
         buttons.append(html.Button(t("console_wall", lang), id={"type": cid.WALL, "eid": eid},

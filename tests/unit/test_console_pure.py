@@ -202,6 +202,10 @@ def test_card_actions_follow_the_viewer(small_topo):
                                                           can_act=True, calls=False))]
     assert {"type": cid.SUPERVISE, "eid": "E1"} not in ids
     assert layout.card_actions(c, "zh", can_supervise=False, can_act=False, calls=False) == []
+    # a case of the screen's own centre: no call to itself
+    ids = [p.get("id") for p in attrs(layout.card_actions(c, "zh", can_supervise=True,
+                                                          can_act=True, calls=True, here="T1"))]
+    assert not any(isinstance(i, dict) and i.get("code") == "T1" for i in ids)
 
 
 # -- the screens -------------------------------------------------------------------------------
