@@ -8,6 +8,8 @@ The installed Debian package (`apt-get install janus`) provides the binary and t
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import glob
 import secrets
 import shutil
@@ -34,6 +36,7 @@ KNOWN_EVENTS = ("libjanus_gelfevh.so", "libjanus_mqttevh.so", "libjanus_nanomsge
                 "libjanus_rabbitmqevh.so", "libjanus_sampleevh.so", "libjanus_wsevh.so")
 LIB_DIRS = ("/usr/lib/*/janus", "/usr/lib/janus", "/usr/local/lib/janus", "/opt/janus/lib/janus")
 START_S = 20.0
+PR_SET_PDEATHSIG = 1  # prctl(2)
 INSTALL_HINT = "Janus is not installed: `apt-get install janus` (Debian/Ubuntu)"
 
 
@@ -150,6 +153,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGTERM when the process that started Janus dies,
+    even by SIGKILL, so a killed demo or test leaves no Janus behind. Elsewhere: nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class JanusServer:
     """`with JanusServer() as j: j.start(dir)` … `j.url`, `j.admin_key`; stopped on exit."""
 
@@ -194,7 +204,8 @@ class JanusServer:
                 self.proc = subprocess.Popen(
                     [binary, "-F", str(conf), "-C", str(conf / "janus.jcfg"), "-o", "-d", "3"],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True)  # the terminal's Ctrl-C goes to the demo, not here
+                    start_new_session=True,  # the terminal's Ctrl-C goes to the demo, not here
+                    preexec_fn=_die_with_parent)
             self.pid = self.proc.pid
             if self._wait():
                 return self

@@ -11,7 +11,10 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -167,6 +170,24 @@ def test_janus006_stop_leaves_no_process(tmp_path):
     assert "apt-get install janus" in INSTALL_HINT
     log = (tmp_path / "j" / "janus.log").read_text()
     assert j.admin_key not in log
+
+
+def test_janus006b_a_killed_parent_takes_its_janus_along(tmp_path):
+    """`pingan demo` (or a test) killed by SIGKILL leaves no Janus behind (PR_SET_PDEATHSIG)."""
+    code = ("import sys, time\nfrom pathlib import Path\nfrom dashboard.janus_server import JanusServer\n"
+            "j = JanusServer(); j.start(Path(sys.argv[1])); print(j.pid, flush=True); time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "j")],
+                              stdout=subprocess.PIPE, text=True)
+    janus_pid = int(parent.stdout.readline())
+    os.kill(janus_pid, 0)  # running
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and Path(f"/proc/{janus_pid}").exists():
+        time.sleep(0.1)
+    if Path(f"/proc/{janus_pid}").exists():
+        os.kill(janus_pid, signal.SIGKILL)
+        pytest.fail("Janus outlived the process that started it")
 
 
 def test_janus007_a_missing_binary_says_how_to_install(tmp_path, monkeypatch):
