@@ -55,15 +55,24 @@
     S.source = null; S.peer = null;
   }
 
-  function open(centre) {
-    closeSource();
+  /* `resume`: the peer id this screen had, when its stream dropped (a network blip, a web
+   * worker restarted): the server lets it keep that peer, so a call in progress goes on. */
+  function open(centre, resume) {
+    if (S.source) { S.source.close(); }
+    S.source = null;
+    if (!resume) { S.peer = null; }
     S.centre = centre;
-    var src = new EventSource("/vc/events?centre=" + encodeURIComponent(centre));
+    var src = new EventSource("/vc/events?centre=" + encodeURIComponent(centre) +
+                              (resume ? "&resume=" + encodeURIComponent(resume) : ""));
     S.source = src;
     src.addEventListener("hello", function (ev) {
       var hello = JSON.parse(ev.data);
+      var was = S.peer;
       S.peer = hello.peer; S.config = hello.config || {}; S.retries = 0;
       document.documentElement.setAttribute("data-vc-peer-id", S.peer);
+      if (S.call && (hello.peer !== was || (hello.in_calls || []).indexOf(S.call.cid) < 0)) {
+        teardown(tr("vcx_ended"));  // the call ended (or this screen left it) while away
+      }
       var w = S.waiters; S.waiters = [];
       w.forEach(function (f) { f(); });
     });
@@ -74,11 +83,13 @@
       handle(msg);
     };
     src.onerror = function () {
-      if (src.readyState === 2) {  // closed by the browser: reopen with a backoff
-        S.retries = Math.min(S.retries + 1, 5);
-        S.retryAt = Date.now() + 1000 * Math.pow(2, S.retries);
-        S.source = null; S.peer = null;
-      }
+      // dropped: not the browser's own reconnect (it would get a new peer) but ours, with
+      // resume=, after a backoff (tick)
+      src.close();
+      if (S.source !== src) { return; }
+      S.source = null;
+      S.retries = Math.min(S.retries + 1, 5);
+      S.retryAt = Date.now() + 500 * Math.pow(2, S.retries);
     };
   }
 
@@ -93,9 +104,13 @@
   function tick() {
     var info = screenInfo();
     if (info) { S.i18n = info.i18n; S.kind = info.kind; }
-    if (S.call) { return; }  // a call keeps its stream, even when the screen drills on
+    var back = !S.source && S.centre && Date.now() >= S.retryAt;  // reconnect, keeping the peer
+    if (S.call) {  // a call keeps its stream, even when the screen drills on
+      if (back) { open(S.centre, S.peer); }
+      return;
+    }
     if (!info) { if (S.source) { closeSource(); S.centre = null; } return; }
-    if (info.centre !== S.centre || (!S.source && Date.now() >= S.retryAt)) { open(info.centre); }
+    if (info.centre !== S.centre) { open(info.centre); } else if (back) { open(S.centre, S.peer); }
   }
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);

@@ -251,6 +251,12 @@ class CallDesk:
             raise CallError("vc_forbidden", 403)
         return {"ended": self.end(call.cid, viewer.name)}
 
+    def calls_of(self, peer: Peer) -> list[str]:
+        """The calls in progress that screen `peer` has joined (told to a screen that
+        reconnects: a call that ended meanwhile is closed there)."""
+        return [c.cid for c in self.conferences.active()
+                if peer.centre in c.members and peer.id in self.signals.joined(c.cid)]
+
     def peer_closed(self, peer: Peer, by: str) -> None:
         """A screen's stream closed: it leaves every call it had joined."""
         with contextlib.suppress(redis.RedisError, OSError):

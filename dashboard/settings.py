@@ -220,6 +220,10 @@ class Settings:
     vc_ring_s: float = setting(
         "PINGAN_VC_RING_S", NUMBER, 30.0,
         "a centre that has not answered after this is marked 未应答")
+    vc_resume_s: float = setting(
+        "PINGAN_VC_RESUME_S", NUMBER, 10.0,
+        "a screen whose signalling stream dropped (a network blip, a web restart) may reconnect "
+        "to its calls within this; after it, it has left them")
     vc_ice_servers: tuple[str, ...] = setting(
         "PINGAN_VC_ICE_SERVERS", WORDS, (),
         "STUN/TURN URLs for networks that need them (`stun:host:3478 turn:host:3478`, space "

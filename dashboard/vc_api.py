@@ -16,6 +16,11 @@ capped per signed-in user across workers by a cap of their own (`VcStreamSlots`,
 number as PINGAN_MAX_STREAMS_PER_USER, apart from the live streams' so that a wall's call
 stream does not halve its screens). A keepalive comment every `KEEPALIVE_S` also tells the
 server soon when a screen went away, so its centre stops counting as present.
+
+A dropped stream (a network blip, a web worker restarted) does not end a call: the screen
+reconnects with `resume=<its peer id>` and keeps its peer (same user, same centre); only when
+it has not come back after PINGAN_VC_RESUME_S does it leave its calls. Media flows between the
+browsers meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import contextlib
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 
@@ -87,6 +93,13 @@ def register_vc_routes(server: Flask, calls: CallDesk, hub: SignalHub, settings:
     signals = calls.signals
     slots = VcStreamSlots(signals.r, settings.key_prefix, settings.max_streams_per_user)
 
+    def resumed(name: str, code: str, peer_id: object) -> Peer | None:
+        """The peer a reconnecting screen asks to keep: only its own (same user, same centre)."""
+        if not peer_id:
+            return None
+        old = signals.peer(peer_id)
+        return old if old is not None and old.name == name and old.centre == code else None
+
     @server.get(EVENTS_PATH)
     def vc_events():
         viewer = access.require_viewer()
@@ -110,10 +123,13 @@ def register_vc_routes(server: Flask, calls: CallDesk, hub: SignalHub, settings:
             resp = error(429, "too_many_streams")
             resp.headers["Retry-After"] = "30"
             return resp
-        peer = Peer(secrets.token_urlsafe(12), viewer.name, code)
+        token = secrets.token_hex(8)  # this stream: a newer one of the same peer takes over
         try:
-            signals.register(peer)
+            peer = resumed(viewer.name, code, request.args.get("resume"))
+            peer = peer or Peer(secrets.token_urlsafe(12), viewer.name, code)
+            signals.register(peer, token)
             rings = calls.ringing_for(code)
+            in_calls = calls.calls_of(peer)
         except (redis.RedisError, OSError):
             slots.close(viewer.name, slot)
             return error(503)
@@ -129,17 +145,27 @@ def register_vc_routes(server: Flask, calls: CallDesk, hub: SignalHub, settings:
                 return
             closed = True
             hub.unsubscribe(sub)
-            with contextlib.suppress(redis.RedisError, OSError):  # else it lapses (TTL)
-                signals.unregister(peer)
-            calls.peer_closed(peer, viewer.name)
             slots.close(viewer.name, slot)
+            timer = threading.Timer(settings.vc_resume_s, gone)
+            timer.daemon = True
+            timer.start()
+
+        def gone() -> None:
+            """The screen did not come back (no newer stream of its peer): it is gone."""
+            try:
+                if signals.attached(peer.id) not in (token, None):
+                    return  # resumed
+                signals.unregister(peer)
+            except (redis.RedisError, OSError):
+                return  # it lapses (TTL)
+            calls.peer_closed(peer, viewer.name)
 
         def body() -> Iterator[str]:
             checked = renewed = sent = time.monotonic()
             try:
                 yield "retry: 2000\n\n"
-                yield sse({"peer": peer.id, "centre": code, "config": client_config(settings)},
-                          "hello")
+                yield sse({"peer": peer.id, "centre": code, "config": client_config(settings),
+                           "in_calls": in_calls}, "hello")
                 for ring in rings:
                     yield sse(ring)
                 while True:
@@ -159,7 +185,9 @@ def register_vc_routes(server: Flask, calls: CallDesk, hub: SignalHub, settings:
                         renewed = now
                         slots.renew(viewer.name, slot)
                         with contextlib.suppress(redis.RedisError, OSError):
-                            signals.renew(peer)  # else it lapses after the TTL
+                            if signals.attached(peer.id) not in (token, None):
+                                return  # a newer stream of this screen took over
+                            signals.renew(peer, token)  # else it lapses after the TTL
                     if now - sent >= KEEPALIVE_S:
                         sent = now
                         yield ": keepalive\n\n"

@@ -92,13 +92,15 @@ class Signals:
         self._rate = r.register_script(_RATE)
 
     # -- peers ----------------------------------------------------------------------------
-    def register(self, peer: Peer) -> None:
-        """Record an open screen (or renew it: the same call every ~15 s)."""
+    def register(self, peer: Peer, stream: str = "") -> None:
+        """Record an open screen (or renew it: the same call every ~15 s); `stream` names
+        the stream it is attached to (a screen that reconnects takes its peer along)."""
         now = int(time.time() * 1000)
         presence = self.keys.vc_presence(self.shard, peer.centre)
         pipe = self.r.pipeline(transaction=True)
         pipe.set(self.keys.vc_peer(self.shard, peer.id),
-                 json.dumps({"name": peer.name, "centre": peer.centre}), px=self.peer_ttl_ms)
+                 json.dumps({"name": peer.name, "centre": peer.centre, "stream": stream}),
+                 px=self.peer_ttl_ms)
         pipe.zremrangebyscore(presence, "-inf", now)
         pipe.zadd(presence, {peer.id: now + self.peer_ttl_ms})
         pipe.pexpire(presence, self.peer_ttl_ms)
@@ -130,6 +132,16 @@ class Signals:
             log.warning("vc: ignoring a malformed peer %s", peer_id)
             return None
         return Peer(peer_id, name, centre)
+
+    def attached(self, peer_id: str) -> str | None:
+        """The stream `peer_id` is attached to now ("" unnamed), None when it is gone."""
+        raw = self.r.get(self.keys.vc_peer(self.shard, peer_id))
+        try:
+            d = json.loads(raw) if raw is not None and len(raw) <= 1024 else None
+        except (ValueError, UnicodeDecodeError):
+            d = None
+        stream = d.get("stream", "") if isinstance(d, dict) else None
+        return stream if isinstance(stream, str) else None
 
     def present(self, centre: str) -> bool:
         """Is any screen of `centre` open (registered and not lapsed)?"""

@@ -125,6 +125,15 @@ class FaultProxy:
         for link in links:
             link.close()
 
+    def cut_all(self) -> int:
+        """Cut every open connection now (a network blip); how many."""
+        with self._lock:
+            links = list(self._links)
+        n = sum(1 for link in links if link.close())
+        with self._lock:
+            self.cuts += n
+        return n
+
     def __enter__(self) -> FaultProxy:
         return self.start()
 

@@ -16,9 +16,11 @@ from selenium.webdriver.common.by import By
 
 from dashboard.devkit.browser import FAKE_MEDIA, chromium, sign_in
 from dashboard.devkit.stack import Stack, copy_registry
+from tests.faults.proxy import FaultProxy
 from tests.helpers import wait_until
 
 CITY, DISTRICT, OTHER = "610200", "610203", "610204"
+RESUME_S = 4  # a screen whose stream dropped may come back this long
 RING_S = 8  # a centre that has not answered by then is marked 未应答 (auto-answer takes 1.5 s)
 SIP_CENTRE, DEAD_SIP_CENTRE = "610204", "610202"  # registry endpoints: a terminal, a dead one
 DISTRICTS = ("610202", "610203", "610204", "610222")
@@ -44,7 +46,8 @@ def stack(tmp_path_factory, demo_db, sip_port):
                     (f"sip:terminal@127.0.0.1:{free_udp_port()}", DEAD_SIP_CENTRE))
     s = Stack(d, db_url, prefix="vcc")
     s.env.update(PINGAN_AUTH="on", PINGAN_COOKIE_SECURE="0", PINGAN_VC_SIMULATE="1",
-                 PINGAN_CONFERENCE_URL="", PINGAN_VC_RING_S=str(RING_S))
+                 PINGAN_CONFERENCE_URL="", PINGAN_VC_RING_S=str(RING_S),
+                 PINGAN_VC_RESUME_S=str(RESUME_S))
     s.start_redis()
     for name, (role, scope, pw) in USERS.items():
         s.add_user(name, role, scope, pw)
@@ -254,3 +257,30 @@ def test_call009_a_convened_centre_that_does_not_answer_is_marked(stack, browser
     convener.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
     for d in screens:
         wait_until(lambda d=d: not d.find_elements(By.ID, "vc-live"), 15)
+
+
+def test_call010_a_network_blip_does_not_end_the_call(stack, browsers):
+    """The callee's wall reaches the server through a proxy that cuts every connection (its
+    live and signalling streams drop, as in a blip or a web restart): the screen reconnects
+    with its peer, the call goes on (media never went through the server), nobody is recorded
+    as leaving, and the end still reaches it."""
+    port = int(stack.url.rsplit(":", 1)[1])
+    with FaultProxy(("127.0.0.1", port)) as proxy:
+        callee = browsers()
+        sign_in(callee, f"http://127.0.0.1:{proxy.port}/?centre={DISTRICT}", "dist", USERS["dist"][2])
+        wait_until(lambda: callee.execute_script("return window.pinganVC && window.pinganVC.state().peer"), 30)
+        caller = signed_in(browsers, stack, "city", "/")
+        call_from_row(caller, DISTRICT)
+        wait_until(lambda: callee.execute_script(DECODING, CITY), 25)
+        wait_until(lambda: caller.execute_script(DECODING, DISTRICT), 25)
+        cid = caller.execute_script("return window.pinganVC.state().call.cid")
+        peer = callee.execute_script("return window.pinganVC.state().peer")
+        assert proxy.cut_all() >= 2  # at least the live and the signalling stream
+        time.sleep(RESUME_S + 6)  # past the resume time: a screen that had not come back has left
+        assert callee.execute_script("return window.pinganVC.state().peer") == peer
+        assert callee.execute_script("return window.pinganVC.state().call.cid") == cid
+        assert [a for a, _c in actions(stack, cid)] == ["start", "answer"]
+        assert caller.execute_script(DECODING, DISTRICT) and callee.execute_script(DECODING, CITY)
+        caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
+        wait_until(lambda: not callee.find_elements(By.ID, "vc-live"), 15)
+        assert [a for a, _c in actions(stack, cid)] == ["start", "answer", "end"]

@@ -10,6 +10,7 @@ import json
 import queue
 import socket
 import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -35,6 +36,7 @@ def vstack(tmp_path_factory, demo_db):
     s = Stack(d, db_url, prefix=PREFIX)
     s.env["PINGAN_AUTH"] = "on"
     s.env["PINGAN_CONFERENCE_URL"] = ""
+    s.env["PINGAN_VC_RESUME_S"] = "2"  # a closed screen has left its calls 2 s later
     s.start_redis()
     for name, (role, scope, pw) in USERS.items():
         s.add_user(name, role, scope, pw)
@@ -66,11 +68,12 @@ def users(vstack) -> dict[str, Client]:
 class Events:
     """An open /vc/events stream read by a thread: (event, data) pairs in a queue."""
 
-    def __init__(self, client: Client, centre: str) -> None:
+    def __init__(self, client: Client, centre: str, resume: str = "") -> None:
         url = urlsplit(client.base)
         self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
         headers = {"Cookie": f"pingan_session={client.cookie}"} if client.cookie else {}
-        self.conn.request("GET", f"/vc/events?centre={centre}", headers=headers)
+        self.conn.request("GET", f"/vc/events?centre={centre}" + (f"&resume={resume}" if resume else ""),
+                          headers=headers)
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.q: queue.Queue = queue.Queue()
@@ -230,6 +233,36 @@ def test_vcs004_a_closed_screen_is_gone_and_leaves_its_call(vstack, users, desk)
     finally:
         caller.close()
         callee.close()
+
+
+def test_vcs004b_a_screen_that_reconnects_keeps_its_peer_and_its_call(vstack, users, desk, topo):
+    """A dropped stream that comes back with resume= keeps its peer (only its own: same user,
+    same centre) and its call; a stolen or foreign peer id gets a fresh peer."""
+    caller, callee = Events(users["duty1"], CITY), Events(users["alice"], DISTRICT)
+    again = thief = other = None
+    try:
+        call = desk.start("duty1", CITY, [DISTRICT], group=False, tier=None)
+        for who, peer in (("duty1", caller), ("alice", callee)):
+            assert post(users[who], {"peer": peer.peer, "cid": call.cid, "kind": "join"})[0] == 200
+        callee.close()
+        again = Events(users["alice"], DISTRICT, resume=callee.peer)
+        assert again.peer == callee.peer
+        time.sleep(3)  # past the resume time (2 s): the old stream's end did not take it away
+        assert desk.conferences.get(call.cid) is not None and desk.signals.present(DISTRICT)
+        assert [e["action"] for e in vc_entries(vstack, topo) if e["cid"] == call.cid] == ["start", "answer"]
+        thief = Events(users["duty1"], DISTRICT, resume=callee.peer)  # another user
+        other = Events(users["alice"], topo.children[DISTRICT][0], resume=callee.peer)  # another centre
+        assert thief.peer != callee.peer and other.peer != callee.peer
+        # signalling goes on through the resumed stream
+        assert post(users["duty1"], {"peer": caller.peer, "cid": call.cid, "kind": "offer",
+                                     "to": callee.peer, "sdp": "v=0 offer"})[0] == 200
+        assert again.next("offer")[1]["sdp"] == "v=0 offer"
+        desk.end(call.cid, "duty1")
+        assert again.next("end")[1]["cid"] == call.cid
+    finally:
+        for screen in (caller, callee, again, thief, other):
+            if screen is not None:
+                screen.close()
 
 
 def test_vcs005_hostile_bodies_get_clear_json_and_write_nothing(vstack, users, desk, topo):

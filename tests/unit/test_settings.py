@@ -72,6 +72,7 @@ SAMPLES = {
     "vc_starts_per_min": ("0", 0),
     "vc_auto_answer": ("0", False),
     "vc_ring_s": ("45", 45.0),
+    "vc_resume_s": ("20", 20.0),
     "vc_ice_servers": ("stun:stun.lan:3478 turn:turn.lan:3478", ("stun:stun.lan:3478", "turn:turn.lan:3478")),
     "vc_turn_username": ("wall", "wall"),
     "vc_turn_credential": ("s3cret", "s3cret"),
