@@ -6,6 +6,7 @@ callback asks here, so the scope is enforced on the server, not only hidden in t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from datasources.topology import Topology, in_subtree
 
 ROLES = ("duty", "leader", "admin")  # 值班员, 领导, 管理员
 CALL_ROLES = frozenset(ROLES)         # who may start/end video calls
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,26 @@ def revalidator() -> Callable[[], Viewer | None]:
     without it nobody holds (fail closed)."""
     fn = g.get("pingan_recheck") if has_request_context() else None
     return fn if fn is not None else (lambda: None)
+
+
+def stream_check(topo: Topology, code: str) -> Callable[[], str | None]:
+    """For a stream of centre `code` that outlives its request (`/live/stream`,
+    `/vc/events`): a function to call now and then, outside the request context, that
+    answers None while this viewer may go on watching, else why not (`signed_out`,
+    `scope`). When it cannot tell (the database is down) the stream goes on."""
+    viewer, recheck = require_viewer(), revalidator()  # captured now, inside the request
+
+    def still_valid() -> str | None:
+        try:
+            now = recheck()
+        except Exception:
+            log.exception("re-checking %s's session for a stream failed", viewer.name)
+            return None
+        if now is None:
+            return "signed_out"
+        return None if now.sees(topo, code) else "scope"
+
+    return still_valid
 
 
 def require_viewer() -> Viewer:

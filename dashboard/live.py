@@ -255,17 +255,7 @@ def register_routes(server: Flask, watcher: VersionWatcher, screens: ScreenData,
             except BadGroup:
                 abort(400)
         viewer = access.require_viewer()
-        recheck = access.revalidator()  # captured now: the stream runs outside the request
-
-        def still_valid() -> str | None:
-            try:
-                now = recheck()
-            except Exception:  # cannot tell (database down): keep streaming, stale is shown
-                log.exception("live: re-checking %s's session failed", viewer.name)
-                return None
-            if now is None:
-                return "signed_out"
-            return None if now.sees(topo, code) else "scope"
+        still_valid = access.stream_check(topo, code)  # when it cannot tell, stale is shown
 
         def follow() -> dict | None:
             """The group's directive, when this viewer may see its centre (else ignored)."""

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import secrets
 import threading
 import time
@@ -54,7 +53,6 @@ RENEW_S = 15.0        # the peer's registration and the stream slot are renewed 
 RATE_CAP = 50         # messages per peer …
 RATE_WINDOW_S = 10.0  # … per this window; more → 429
 KINDS = ("join", "decline", "offer", "answer", "candidate", "leave", "end")
-log = logging.getLogger(__name__)
 
 
 class VcStreamSlots(StreamSlots):
@@ -106,17 +104,7 @@ def register_vc_routes(server: Flask, calls: CallDesk, hub: SignalHub, settings:
         code = request.args.get("centre", "")
         if not access.allowed(topo, code):
             return error(403)
-        recheck = access.revalidator()  # captured now: the stream runs outside the request
-
-        def still_valid() -> str | None:
-            try:
-                now = recheck()
-            except Exception:  # cannot tell (database down): keep streaming
-                log.exception("vc: re-checking %s's session failed", viewer.name)
-                return None
-            if now is None:
-                return "signed_out"
-            return None if now.sees(topo, code) else "scope"
+        still_valid = access.stream_check(topo, code)
 
         slot = "" if viewer.demo or viewer.open else slots.open(viewer.name)
         if slot is None:
