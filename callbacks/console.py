@@ -50,7 +50,7 @@ def refusal(e: command.CommandError, lang: str) -> str:
 
 def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData) -> None:
     r, keys, tz = screens.r, screens.keys, settings.tz
-    top = topo.centres[topo.roots[0]].shard if topo.roots else ""  # the top centre's shard
+    top = topo.top_shard or ""  # the top centre's shard
 
     def query(search: object) -> Query:
         q = current_query(search if isinstance(search, str) else None, topo)

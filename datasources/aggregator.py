@@ -912,8 +912,7 @@ class Aggregator:
         self._fenced_write(st, [["HMAXLAST", self.keys.meta(st.shard), "trimmed_to", bound_ms]])
 
     def _vc_shard(self) -> str | None:
-        roots = self.topo.roots
-        return self.topo.centres[roots[0]].shard if roots else None
+        return self.topo.top_shard
 
     def all_idle(self) -> bool:
         """True when no shard has undelivered or pending entries."""

@@ -85,7 +85,7 @@ class Signals:
         self.r = r
         self.topo = topo
         self.keys = Keys(prefix)
-        self.shard = topo.centres[topo.roots[0]].shard if topo.roots else "root"
+        self.shard = topo.top_shard or "root"
         self.peer_ttl_ms = int(peer_ttl_s * 1000)
         self.mailbox = self.keys.vc_signal(self.shard)
         self._join = r.register_script(_JOIN)
@@ -114,10 +114,9 @@ class Signals:
         pipe.zrem(self.keys.vc_presence(self.shard, peer.centre), peer.id)
         pipe.execute()
 
-    def peer(self, peer_id: object) -> Peer | None:
-        """The open screen `peer_id`, or None (unknown, lapsed, malformed: logged)."""
-        if not is_peer_id(peer_id):
-            return None
+    def _load(self, peer_id: str) -> tuple[Peer, str] | None:
+        """The open screen `peer_id` and the stream it is attached to, or None (unknown,
+        lapsed, malformed: logged)."""
         raw = self.r.get(self.keys.vc_peer(self.shard, peer_id))
         if raw is None:
             return None
@@ -125,23 +124,24 @@ class Signals:
             d = json.loads(raw) if len(raw) <= 1024 else None
         except (ValueError, UnicodeDecodeError):
             d = None
-        name = d.get("name") if isinstance(d, dict) else None
-        centre = d.get("centre") if isinstance(d, dict) else None
+        d = d if isinstance(d, dict) else {}
+        name, centre, stream = d.get("name"), d.get("centre"), d.get("stream", "")
         if not (isinstance(name, str) and 0 < len(name) <= 64 and is_code(centre)
-                and centre in self.topo.centres):
+                and centre in self.topo.centres and isinstance(stream, str)):
             log.warning("vc: ignoring a malformed peer %s", peer_id)
             return None
-        return Peer(peer_id, name, centre)
+        return Peer(peer_id, name, centre), stream
+
+    def peer(self, peer_id: object) -> Peer | None:
+        """The open screen `peer_id`, or None (unknown, lapsed, malformed: logged)."""
+        got = self._load(peer_id) if is_peer_id(peer_id) else None
+        return got[0] if got else None
 
     def attached(self, peer_id: str) -> str | None:
-        """The stream `peer_id` is attached to now ("" unnamed), None when it is gone."""
-        raw = self.r.get(self.keys.vc_peer(self.shard, peer_id))
-        try:
-            d = json.loads(raw) if raw is not None and len(raw) <= 1024 else None
-        except (ValueError, UnicodeDecodeError):
-            d = None
-        stream = d.get("stream", "") if isinstance(d, dict) else None
-        return stream if isinstance(stream, str) else None
+        """The stream `peer_id` is attached to now ("" unnamed), None when it is gone (or
+        its record is not one we wrote)."""
+        got = self._load(peer_id)
+        return got[1] if got else None
 
     def present(self, centre: str) -> bool:
         """Is any screen of `centre` open (registered and not lapsed)?"""

@@ -48,6 +48,13 @@ class Topology:
     def roots(self) -> tuple[str, ...]:
         return tuple(sorted(c.code for c in self.centres.values() if c.parent is None))
 
+    @property
+    def top_shard(self) -> str | None:
+        """The top centre's shard (where deployment-wide things live: the video calls, the
+        alert of a stale shard), None for an empty registry."""
+        roots = self.roots
+        return self.centres[roots[0]].shard if roots else None
+
     def ancestors(self, code: str) -> list[str]:
         """Path from the root down to `code` (inclusive)."""
         path = []

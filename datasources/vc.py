@@ -161,7 +161,7 @@ class Conferences:
         self.keys = Keys(prefix)
         self.template = template
         self.timeout_s = timeout_s
-        root_shard = topo.centres[topo.roots[0]].shard if topo.roots else "root"
+        root_shard = topo.top_shard or "root"
         self.root_shard = root_shard
         self.stream = self.keys.stream(root_shard, VC_KIND)
         self.active_key = self.keys.vc_active(root_shard)
