@@ -45,8 +45,7 @@ def page_csp(settings: Settings, script_hashes: list[str],
     tiles = _origin(settings.tile_url)
     frames = plain_origins([settings.conference_url_template, *endpoints])
     # 整体联动: the browsers' janus.js speaks to Janus's HTTP API directly
-    janus = _origin(settings.janus_public_url or settings.janus_url)
-    janus = janus if janus and PLAIN_ORIGIN.fullmatch(janus) else None
+    janus = plain_origins([settings.janus_public_url or settings.janus_url])
     directives = {
         "default-src": ["'self'"],
         # Dash's renderer bootstrap is the one inline script: allowed by its hash only
@@ -55,7 +54,7 @@ def page_csp(settings: Settings, script_hashes: list[str],
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:", "blob:", *([tiles] if tiles else [])],
         "font-src": ["'self'", "data:"],
-        "connect-src": ["'self'", *([janus] if janus else [])],
+        "connect-src": ["'self'", *janus],
         "frame-src": frames or ["'none'"],
         "worker-src": ["'self'", "blob:"],
         "object-src": ["'none'"],
