@@ -210,7 +210,6 @@
       return post({ cid: m.cid, kind: "join" });
     }).then(function (reply) {
       call.info = reply.call || {};
-      Object.assign(call.names, reply.names || (reply.call && reply.call.names) || {});
       (reply.peers || []).forEach(function (p) { call.peers[p.peer] = p.centre; });
       if (call.mode === "p2p") {
         addTile(m.from);  // the caller's offer follows our join
@@ -330,7 +329,6 @@
     t.appendChild(cap);
     grid.appendChild(t);
     var n = grid.children.length, cols = Math.ceil(Math.sqrt(n));  // 2x2 for four, 3x3 for nine…
-    grid.setAttribute("data-n", String(n));
     grid.style.gridTemplateColumns = "repeat(" + cols + ", minmax(0, 1fr))";
     grid.style.gridTemplateRows = "repeat(" + Math.ceil(n / cols) + ", minmax(0, 1fr))";
     return t;
