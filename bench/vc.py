@@ -36,7 +36,7 @@ from pathlib import Path
 
 from selenium.webdriver.common.by import By
 
-from dashboard.devkit.browser import FAKE_MEDIA, chromium
+from dashboard.devkit.browser import FAKE_MEDIA, VC_READY, chromium
 from dashboard.devkit.stack import Stack, demo_registry
 
 CITY, DISTRICT = "610200", "610203"
@@ -83,7 +83,7 @@ def open_wall(d, url: str) -> None:
     d.get(url)
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
-        if d.execute_script("return !!(window.pinganVC && window.pinganVC.state().peer)") and \
+        if d.execute_script(VC_READY) and \
                 d.find_elements(By.CSS_SELECTOR, ".live-screen [data-rank-row], .live-screen .wall-canvas"):
             return
         time.sleep(0.1)

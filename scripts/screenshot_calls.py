@@ -16,12 +16,10 @@ from pathlib import Path
 
 from selenium.webdriver.common.by import By
 
-from dashboard.devkit.browser import FAKE_MEDIA, chromium, resize
+from dashboard.devkit.browser import FAKE_MEDIA, VC_DECODING, VC_READY, chromium, resize
 
 CITY, DISTRICT = "610200", "610203"
 DISTRICTS = ("610202", "610203", "610204", "610222")
-DECODING = ("var v = document.querySelector('video[data-vc-peer=\"' + arguments[0] + '\"]');"
-            "return !!v && v.readyState >= 2 && v.videoWidth > 0;")
 
 
 def wait(fn, timeout: float = 40):
@@ -36,7 +34,7 @@ def wait(fn, timeout: float = 40):
 
 def open_wall(d, url: str) -> None:
     d.get(url)
-    wait(lambda: d.execute_script("return !!(window.pinganVC && window.pinganVC.state().peer)"))
+    wait(lambda: d.execute_script(VC_READY))
     wait(lambda: d.find_elements(By.CSS_SELECTOR, ".live-screen .js-plotly-plot .main-svg"))
     time.sleep(2)
 
@@ -61,8 +59,8 @@ def main() -> None:
         caller.find_element(By.CSS_SELECTOR, f'[data-rank-row="{DISTRICT}"] .vc-btn').click()
         wait(lambda: callee.find_elements(By.ID, "vc-ring"), 10)
         callee.save_screenshot(str(args.out / "vc-ringing-1920x1080.png"))
-        wait(lambda: caller.execute_script(DECODING, DISTRICT))
-        wait(lambda: callee.execute_script(DECODING, CITY))
+        wait(lambda: caller.execute_script(VC_DECODING, DISTRICT))
+        wait(lambda: callee.execute_script(VC_DECODING, CITY))
         time.sleep(3)
         caller.save_screenshot(str(args.out / "vc-call-1920x1080.png"))
         callee.save_screenshot(str(args.out / "vc-callee-1920x1080.png"))
@@ -74,7 +72,7 @@ def main() -> None:
 
         town = "610203001"  # no screen open: the simulated endpoint answers
         caller.execute_script("window.pinganWall.call(arguments[0], false)", town)
-        wait(lambda: caller.execute_script(DECODING, town))
+        wait(lambda: caller.execute_script(VC_DECODING, town))
         time.sleep(2)
         caller.save_screenshot(str(args.out / "vc-simulated-1920x1080.png"))
         end(caller)
@@ -87,7 +85,7 @@ def main() -> None:
                 open_wall(walls[code], f"{args.url}/?centre={code}")
         caller.find_element(By.CSS_SELECTOR, ".vc-btn-group").click()
         for code in DISTRICTS:
-            wait(lambda code=code: caller.execute_script(DECODING, code), 60)
+            wait(lambda code=code: caller.execute_script(VC_DECODING, code), 60)
         time.sleep(3)
         caller.save_screenshot(str(args.out / "vc-group-1920x1080.png"))
         end(caller)
@@ -95,10 +93,10 @@ def main() -> None:
         tablet = chromium(1366, 1024, FAKE_MEDIA)  # a leader's tablet calls from a brief card
         others.append(tablet)
         tablet.get(f"{args.url}/brief")
-        wait(lambda: tablet.execute_script("return !!(window.pinganVC && window.pinganVC.state().peer)"))
+        wait(lambda: tablet.execute_script(VC_READY))
         time.sleep(3)
         tablet.find_element(By.CSS_SELECTOR, f'.brief-card[data-rank-row="{DISTRICT}"] .vc-btn').click()
-        wait(lambda: tablet.execute_script(DECODING, DISTRICT))
+        wait(lambda: tablet.execute_script(VC_DECODING, DISTRICT))
         time.sleep(2)
         tablet.save_screenshot(str(args.out / "vc-tablet-1366x1024.png"))
         end(tablet)

@@ -22,6 +22,12 @@ FAKE_MEDIA = (
     "--autoplay-policy=no-user-gesture-required",
 )
 
+# assets/vc.js, as tests, benches and scripts watch it: the screen's signalling stream is open
+# (it can ring and call), and the remote <video data-vc-peer=arguments[0]> decodes frames
+VC_READY = "return !!(window.pinganVC && window.pinganVC.state().peer)"
+VC_DECODING = ("var v = document.querySelector('video[data-vc-peer=\"' + arguments[0] + '\"]');"
+               "return !!v && v.readyState >= 2 && v.videoWidth > 0;")
+
 
 def chromium(width: int = 1920, height: int = 1080, extra: tuple[str, ...] = ()) -> webdriver.Chrome:
     """A headless Chromium whose viewport is exactly width x height CSS pixels."""

@@ -14,7 +14,7 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 
-from dashboard.devkit.browser import FAKE_MEDIA, chromium, sign_in
+from dashboard.devkit.browser import FAKE_MEDIA, VC_DECODING, VC_READY, chromium, sign_in
 from dashboard.devkit.stack import Stack, copy_registry
 from tests.faults.proxy import FaultProxy
 from tests.helpers import wait_until
@@ -26,8 +26,6 @@ SIP_CENTRE, DEAD_SIP_CENTRE = "610204", "610202"  # registry endpoints: a termin
 DISTRICTS = ("610202", "610203", "610204", "610222")
 USERS = {"city": ("duty", CITY, "city-duty-pw-1"), "dist": ("duty", DISTRICT, "dist-duty-pw-1"),
          "other": ("duty", OTHER, "other-duty-pw-1")}
-DECODING = ("var v = document.querySelector('video[data-vc-peer=\"' + arguments[0] + '\"]');"
-            "return !!v && v.readyState >= 2 && v.videoWidth > 0;")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +81,7 @@ def signed_in(make, stack, user: str, path: str, media: bool = True):
     sign_in(d, stack.url + path, user, USERS[user][2])
     wait_until(lambda: d.find_elements(By.CSS_SELECTOR, ".live-screen [data-rank-row], .live-screen .wall-canvas"), 30)
     # the screen's signalling stream is open (assets/vc.js)
-    wait_until(lambda: d.execute_script("return window.pinganVC && window.pinganVC.state().peer"), 20)
+    wait_until(lambda: d.execute_script(VC_READY), 20)
     return d
 
 
@@ -109,8 +107,8 @@ def test_call001_wall_calls_a_district_whose_wall_answers(stack, browsers):
     # the callee's wall rings (who calls) and, unattended, answers by itself
     ring = wait_until(lambda: callee.find_elements(By.CSS_SELECTOR, "#vc-ring .vc-ring-title"), 10)
     assert "铜川" in ring[0].text or CITY in ring[0].text
-    wait_until(lambda: caller.execute_script(DECODING, DISTRICT), 20)
-    wait_until(lambda: callee.execute_script(DECODING, CITY), 20)
+    wait_until(lambda: caller.execute_script(VC_DECODING, DISTRICT), 20)
+    wait_until(lambda: callee.execute_script(VC_DECODING, CITY), 20)
     cid = caller.execute_script("return window.pinganVC.state().call.cid")
     assert ("answer", DISTRICT) in actions(stack, cid)
     # the wall shows who is in a call
@@ -130,7 +128,7 @@ def test_call002_a_wall_with_no_camera_joins_receive_only(stack, browsers):
     callee = signed_in(browsers, stack, "dist", f"/?centre={DISTRICT}", media=False)
     caller = signed_in(browsers, stack, "city", "/")
     call_from_row(caller, DISTRICT)
-    wait_until(lambda: callee.execute_script(DECODING, CITY), 25)
+    wait_until(lambda: callee.execute_script(VC_DECODING, CITY), 25)
     note = callee.find_element(By.CSS_SELECTOR, "#vc-live .vc-self[data-receive-only]")
     assert "仅接收" in note.text
     caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
@@ -140,7 +138,7 @@ def test_call002_a_wall_with_no_camera_joins_receive_only(stack, browsers):
 def test_call003_no_screen_open_the_simulated_endpoint_answers(stack, browsers):
     caller = signed_in(browsers, stack, "city", "/")
     call_from_row(caller, "610222")  # no screen of 宜君县 is open
-    wait_until(lambda: caller.execute_script(DECODING, "610222"), 20)
+    wait_until(lambda: caller.execute_script(VC_DECODING, "610222"), 20)
     tile = caller.find_element(By.CSS_SELECTOR, '#vc-live .vc-tile[data-vc-tile="610222"]')
     assert tile.get_attribute("data-vc-sim") == "1" and "模拟" in tile.text
     caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
@@ -172,11 +170,11 @@ def test_call005_convene_four_districts_through_janus(stack, browsers):
     wait_until(lambda: convener.execute_script("return window.pinganVC.state().call"), 15)
     assert convener.execute_script("return window.pinganVC.state().call.mode") == "sfu"
     for code in DISTRICTS:
-        wait_until(lambda code=code: convener.execute_script(DECODING, code), 40)
+        wait_until(lambda code=code: convener.execute_script(VC_DECODING, code), 40)
     videos = convener.find_elements(By.CSS_SELECTOR, "#vc-live video[data-vc-peer]")
     assert sorted(v.get_attribute("data-vc-peer") for v in videos) == sorted(DISTRICTS)
     for d in screens.values():  # every invited screen sees the convener
-        wait_until(lambda d=d: d.execute_script(DECODING, CITY), 20)
+        wait_until(lambda d=d: d.execute_script(VC_DECODING, CITY), 20)
     cid = convener.execute_script("return window.pinganVC.state().call.cid")
     assert {c for a, c in actions(stack, cid) if a == "answer"} == set(DISTRICTS)
     convener.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
@@ -187,7 +185,7 @@ def test_call005_convene_four_districts_through_janus(stack, browsers):
 def test_call006_the_duty_desk_rings_and_may_decline(stack, browsers):
     desk = browsers()
     sign_in(desk, f"{stack.url}/console?centre={DISTRICT}", "dist", USERS["dist"][2])
-    wait_until(lambda: desk.execute_script("return window.pinganVC && window.pinganVC.state().peer"), 30)
+    wait_until(lambda: desk.execute_script(VC_READY), 30)
     assert desk.execute_script("return window.pinganVC.state().kind") == "desk"
     caller = signed_in(browsers, stack, "city", "/")
     call_from_row(caller, DISTRICT)
@@ -247,7 +245,7 @@ def test_call009_a_convened_centre_that_does_not_answer_is_marked(stack, browser
     convener = signed_in(browsers, stack, "city", "/")
     convener.find_element(By.CSS_SELECTOR, ".vc-btn-group").click()
     for code in open_ones:
-        wait_until(lambda code=code: convener.execute_script(DECODING, code), 40)
+        wait_until(lambda code=code: convener.execute_script(VC_DECODING, code), 40)
     silent = sorted(set(DISTRICTS) - set(open_ones))
     for code in silent:  # no screen of theirs is open: marked after the ring time
         tile = f'#vc-live .vc-tile[data-vc-tile="{code}"]'
@@ -268,11 +266,11 @@ def test_call010_a_network_blip_does_not_end_the_call(stack, browsers):
     with FaultProxy(("127.0.0.1", port)) as proxy:
         callee = browsers()
         sign_in(callee, f"http://127.0.0.1:{proxy.port}/?centre={DISTRICT}", "dist", USERS["dist"][2])
-        wait_until(lambda: callee.execute_script("return window.pinganVC && window.pinganVC.state().peer"), 30)
+        wait_until(lambda: callee.execute_script(VC_READY), 30)
         caller = signed_in(browsers, stack, "city", "/")
         call_from_row(caller, DISTRICT)
-        wait_until(lambda: callee.execute_script(DECODING, CITY), 25)
-        wait_until(lambda: caller.execute_script(DECODING, DISTRICT), 25)
+        wait_until(lambda: callee.execute_script(VC_DECODING, CITY), 25)
+        wait_until(lambda: caller.execute_script(VC_DECODING, DISTRICT), 25)
         cid = caller.execute_script("return window.pinganVC.state().call.cid")
         peer = callee.execute_script("return window.pinganVC.state().peer")
         assert proxy.cut_all() >= 2  # at least the live and the signalling stream
@@ -280,7 +278,7 @@ def test_call010_a_network_blip_does_not_end_the_call(stack, browsers):
         assert callee.execute_script("return window.pinganVC.state().peer") == peer
         assert callee.execute_script("return window.pinganVC.state().call.cid") == cid
         assert [a for a, _c in actions(stack, cid)] == ["start", "answer"]
-        assert caller.execute_script(DECODING, DISTRICT) and callee.execute_script(DECODING, CITY)
+        assert caller.execute_script(VC_DECODING, DISTRICT) and callee.execute_script(VC_DECODING, CITY)
         caller.find_element(By.CSS_SELECTOR, '#vc-live [data-vc-act="end"]').click()
         wait_until(lambda: not callee.find_elements(By.ID, "vc-live"), 15)
         assert [a for a, _c in actions(stack, cid)] == ["start", "answer", "end"]
