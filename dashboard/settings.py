@@ -312,6 +312,36 @@ class Settings:
     access_log: bool = setting(
         "PINGAN_ACCESS_LOG", FLAG, False,
         "`1`: gunicorn access log to stdout (`serve`, `demo`); `0`, `false` or `no`: none")
+    # issue 12: the producer gateway, embed keys, the audit trail (docs/producers.md)
+    api_max_bytes: int = setting(
+        "PINGAN_API_MAX_BYTES", INTEGER, 4 * 1024 * 1024,
+        "the largest request body `POST /api/v1/<kind>` takes (bytes); larger → 413",
+        shown="`4194304` (4 MiB)")
+    api_max_entries: int = setting(
+        "PINGAN_API_MAX_ENTRIES", INTEGER, 2000,
+        "the most entries one `POST /api/v1/<kind>` may carry; more → 413")
+    api_rate: int = setting(
+        "PINGAN_API_RATE", INTEGER, 2000,
+        "entries per second a producer may post, when `pingan producers add` is not given "
+        "`--rate`; more → 429")
+    embed_key: str | None = setting(
+        "PINGAN_EMBED_KEY", TEXT, None,
+        "signs embed tokens, at least 32 bytes, apart from the session key so that it can "
+        "rotate alone; unset → derived from `PINGAN_SECRET_KEY` (docs/embeds.md)")
+    embed_key_previous: str | None = setting(
+        "PINGAN_EMBED_KEY_PREVIOUS", TEXT, None,
+        "the embed key before the last rotation: tokens it signed are still accepted until "
+        "`PINGAN_EMBED_KEY_PREVIOUS_UNTIL`")
+    embed_key_previous_until: str | None = setting(
+        "PINGAN_EMBED_KEY_PREVIOUS_UNTIL", TEXT, None,
+        "the end of the rotation's grace period (ISO date and time, e.g. "
+        "`2026-12-08T00:00+08:00`); unset → the previous key is accepted while it is set")
+    embed_default_ttl: str = setting(
+        "PINGAN_EMBED_DEFAULT_TTL", TEXT, "1h",
+        "how long an embed URL works when `pingan embed-url` is not given `--ttl`")
+    access_log_days: int = setting(
+        "PINGAN_ACCESS_LOG_DAYS", INTEGER, 180,
+        "how long the access log (`pingan access-log`) keeps its entries, in days")
 
     def __post_init__(self) -> None:
         for name, options in (("auth", AUTH_MODES), ("vc_open", VC_OPEN_MODES)):

@@ -246,6 +246,37 @@ class Keys:
         """STREAM of the duty console's requests to the aggregator (acknowledge an alert)."""
         return f"{self.prefix}:{{{shard}}}:console"
 
+    # ---- issue 12: producers, registry version, embeds, access log ----
+    def registry_version(self) -> str:
+        """STRING (INCR): bumped by every change of the registry that running processes must
+        pick up (`pingan registry import`, producers, vocabulary, embed revocations); the
+        aggregators and every web worker watch it and reload."""
+        return f"{self.prefix}:registry:version"
+
+    def producer_stats(self, shard: str) -> str:
+        """HASH of the shard's per-producer figures, written by the aggregator in each batch:
+        `<name>|accepted`, `<name>|last_ts`, `<name>|applied_at`, `<name>|lag_ms`,
+        `<name>|dead|<reason>` (datasources/producers.py reads them)."""
+        return f"{self.prefix}:{{{shard}}}:producers"
+
+    def producer_rate(self, name: str, window: int) -> str:
+        """STRING: the entries producer `name` posted in rate window `window` (gateway)."""
+        return f"{self.prefix}:{{{AUTH_TAG}}}:gw:rate:{name}:{window}"
+
+    def producer_used(self, name: str, minute: int) -> str:
+        """STRING (SET NX): producer `name` used its token in `minute` (one access-log
+        entry per producer per minute)."""
+        return f"{self.prefix}:{{{AUTH_TAG}}}:gw:used:{name}:{minute}"
+
+    def access_log(self) -> str:
+        """STREAM: the append-only access log (datasources/accesslog.py)."""
+        return f"{self.prefix}:{{{AUTH_TAG}}}:access"
+
+    def access_viewed(self, sid: str) -> str:
+        """SET of the centres session `sid` has viewed (the access log records the first view
+        of each); expires with the session."""
+        return f"{self.prefix}:{{{AUTH_TAG}}}:viewed:{sid}"
+
     # the demo (`pingan demo`): its simulation, kept so that a restart continues it
     def demo_run(self) -> str:
         """HASH of the demo simulation: `run` (JSON: seed, origin, speed, …) and `written`

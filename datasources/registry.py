@@ -105,6 +105,53 @@ class UserRow(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ProducerRow(Base):
+    """A system that writes the streams (issue 12, datasources/producers.py): its token is
+    stored hashed (SHA-256 of a random token: a lookup, not a password); `kinds` is a
+    comma-separated list of stream kinds, `scope` the centre whose subtree it may write."""
+
+    __tablename__ = "producers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kinds: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(32))
+    rate: Mapped[int] = mapped_column(Integer)  # entries per second
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rotated: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class VocabularyRow(Base):
+    """One term of a region's vocabulary (issue 12, datasources/vocabulary.py): `kind` is
+    category | event_channel | petition_channel | camera_kind; `code` what the streams carry;
+    labels and a chart colour; `position` the order the screens show them in."""
+
+    __tablename__ = "vocabulary"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    zh: Mapped[str] = mapped_column(String(64))
+    en: Mapped[str] = mapped_column(String(64))
+    colour: Mapped[str] = mapped_column(String(16))
+
+
+class EmbedRow(Base):
+    """An embed token that was minted (issue 12, dashboard/embed.py): its id is in the
+    token; revoking it refuses the token on every worker."""
+
+    __tablename__ = "embeds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    widget: Mapped[str] = mapped_column(String(32))
+    centre: Mapped[str] = mapped_column(String(32))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(String(128), default="")
+    revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 BASE_DATA_FIELDS = (
     "registered_population",
     "floating_population",

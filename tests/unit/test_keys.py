@@ -63,6 +63,8 @@ SHARD_KEYS = [
     ("case", ("S", "EID"), "pingan:{S}:case:EID"),
     ("case_info", ("S",), "pingan:{S}:caseinfo"),
     ("case_index", ("S", "KIND", "CODE"), "pingan:{S}:ci:KIND:CODE"),
+    # producers (datasources/producers.py)
+    ("producer_stats", ("S",), "pingan:{S}:producers"),
 ]
 AUTH_KEYS = [
     ("session_ended", ("SID",), "pingan:{auth}:ended:SID"),
@@ -70,10 +72,15 @@ AUTH_KEYS = [
     ("stream_slots", ("USER",), "pingan:{auth}:streams:USER"),
     ("vc_stream_slots", ("USER",), "pingan:{auth}:vcstreams:USER"),
     ("wall_directive", ("GROUP",), "pingan:{auth}:wall:GROUP"),
+    ("producer_rate", ("NAME", "W"), "pingan:{auth}:gw:rate:NAME:W"),
+    ("producer_used", ("NAME", "MINUTE"), "pingan:{auth}:gw:used:NAME:MINUTE"),
+    ("access_log", (), "pingan:{auth}:access"),
+    ("access_viewed", ("SID",), "pingan:{auth}:viewed:SID"),
 ]
 OTHER = [
     ("processes", (), "pingan:aggregators"),
     ("demo_run", (), "pingan:demo"),
+    ("registry_version", (), "pingan:registry:version"),
     ("quarantined", ("pingan:{S}:cases", 1700000000000),
      "pingan:{S}:cases:quarantined:1700000000000"),
     ("login_attempts_head", ("Alice",), "pingan:{auth}:login:alice:"),
@@ -193,7 +200,8 @@ def test_keys016_operations_section7_lists_every_shard_key(method, args, key):
 
 
 @pytest.mark.parametrize("key", [k for _m, _a, k in AUTH_KEYS if ":login:" not in k]
-                         + ["pingan:{auth}:login:NAME:ADDRESS", "pingan:aggregators", "pingan:demo"])
+                         + ["pingan:{auth}:login:NAME:ADDRESS", "pingan:aggregators", "pingan:demo",
+                            "pingan:registry:version"])
 def test_keys017_operations_section7_lists_the_other_keys(key):
     assert f"`{key}`" in _section7(), f"docs/operations.md §7 does not list `{key}`"
 

@@ -31,6 +31,14 @@ ENV = {f.name: spec(f).env for f in FIELDS}
 # field → (text of its variable, the value it gives)
 RULES_FILE = ROOT / "datasources" / "alert_rules.toml"
 SAMPLES = {
+    "api_max_bytes": ("1048576", 1048576),
+    "api_max_entries": ("500", 500),
+    "api_rate": ("100", 100),
+    "embed_key": ("k" * 40, "k" * 40),
+    "embed_key_previous": ("p" * 40, "p" * 40),
+    "embed_key_previous_until": ("2026-12-08T00:00+08:00", "2026-12-08T00:00+08:00"),
+    "embed_default_ttl": ("30m", "30m"),
+    "access_log_days": ("30", 30),
     "data_dir": ("/srv/pingan", Path("/srv/pingan")),
     "redis_url": ("redis://cache.lan:6379/2", "redis://cache.lan:6379/2"),
     "database_url": ("postgresql+psycopg://u:p@db/pingan", "postgresql+psycopg://u:p@db/pingan"),
