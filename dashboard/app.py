@@ -30,6 +30,7 @@ from dashboard.screens import (
 from dashboard.settings import Settings
 from dashboard.vc_api import register_vc_routes
 from dashboard.versions import VersionWatcher
+from datasources.accesslog import AccessLog
 from datasources.janus import JanusClient
 from datasources.keys import Keys
 from datasources.signal import SignalHub, Signals
@@ -52,6 +53,7 @@ class Services:
     conferences: Conferences
     calls: CallDesk      # video calls: start, ring, join, relay, end (dashboard/calls.py)
     signal_hub: SignalHub  # this worker's reader of the calls' signalling mailbox
+    access_log: AccessLog  # who did what (datasources/accesslog.py)
 
 
 def build_services(runtime: Runtime) -> Services:
@@ -68,7 +70,9 @@ def build_services(runtime: Runtime) -> Services:
     janus = (JanusClient(settings.janus_url, settings.janus_admin_key) if settings.janus_url
              else None)
     calls = CallDesk(conferences, signals, janus, settings, topo, watcher.refresh_calls)
-    return Services(settings, topo, watcher, screens, conferences, calls, SignalHub(signals))
+    access_log = AccessLog(r, keys, settings.access_log_days)
+    return Services(settings, topo, watcher, screens, conferences, calls, SignalHub(signals),
+                    access_log)
 
 
 def create_app(settings: Settings | None = None) -> Dash:
