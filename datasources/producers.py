@@ -1,0 +1,214 @@
+"""Producers: the systems that write the streams, each with its own token (issue 12).
+
+A producer has a name (it becomes the `src` of every entry it writes, a Redis ACL user name and
+part of key names, hence the narrow alphabet), the stream kinds it may write, a scope centre
+(it may write entries of that subtree) and a rate (entries per second, the gateway's cap).
+
+Its token is `TOKEN_PREFIX` + 32 random bytes (URL-safe base64), shown once; the registry keeps
+only its SHA-256: a token is random, not a password, so a fast hash behind the unique index is
+the lookup (no per-row comparison). `lookup` refuses anything that cannot be a token before any
+SQL. Revoking and rotating take effect at once: every lookup reads the database.
+
+add/rotate/revoke change what running processes allow; given a `Notice`, they bump the registry
+version and record the access log after the SQL commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from datasources.accesslog import AccessLog
+from datasources.keys import STREAM_KINDS, Keys
+from datasources.registry import Centre, ProducerRow, session_scope
+
+TOKEN_PREFIX = "pgp_"
+MAX_TOKEN = 100
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,47}")
+_TOKEN_BODY = re.compile(r"[A-Za-z0-9_-]{16,96}")
+SIMULATOR = "pingan-sim"
+HANDOFF = "pingan-handoff"
+UNREGISTERED = "(unregistered)"
+RESERVED = frozenset({SIMULATOR, HANDOFF, UNREGISTERED})
+ACL_USER_PREFIX = "pingan-producer-"
+SILENT_MS = 10 * 60_000  # no entry for longer than this: the producer is shown as silent
+MAX_REASON_CLASS = 48
+
+
+class ProducerError(ValueError):
+    """A producer command that cannot be carried out (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Producer:
+    name: str
+    kinds: frozenset[str]
+    scope: str
+    rate: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Where add/rotate/revoke announce a change: the registry version and the access log."""
+
+    r: redis.Redis
+    keys: Keys
+    log: AccessLog
+    who: str
+
+    def changed(self, action: str, name: str) -> None:
+        self.r.incr(self.keys.registry_version())
+        self.log.record(action, self.who, producer=name)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def is_token_shaped(token: object) -> bool:
+    """Could `token` be one of ours (checked before any SQL)."""
+    return (isinstance(token, str) and len(token) <= MAX_TOKEN and token.startswith(TOKEN_PREFIX)
+            and _TOKEN_BODY.fullmatch(token[len(TOKEN_PREFIX):]) is not None)
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise ProducerError("producer names are 1-48 of a-z 0-9 _ . - (starting with a letter "
+                            "or digit)")
+    if name in RESERVED:
+        raise ProducerError(f"the name {name!r} is reserved")
+    return name
+
+
+def parse_kinds(kinds: Iterable[str] | str) -> frozenset[str]:
+    """Stream kinds from a list or comma-separated text; each must be a producer stream kind."""
+    items = kinds.split(",") if isinstance(kinds, str) else list(kinds)
+    out = set()
+    for k in items:
+        k = str(k).strip()
+        if k not in STREAM_KINDS:
+            raise ProducerError(f"unknown kind {k[:40]!r}: kinds are {', '.join(STREAM_KINDS)}")
+        out.add(k)
+    if not out:
+        raise ProducerError("at least one kind is needed")
+    return frozenset(out)
+
+
+def _kinds_text(kinds: frozenset[str]) -> str:
+    return ",".join(k for k in STREAM_KINDS if k in kinds)
+
+
+def _producer(row: ProducerRow) -> Producer:
+    return Producer(row.name, frozenset(k for k in row.kinds.split(",") if k), row.scope, row.rate)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add(engine: Engine, name: str, kinds: Iterable[str], scope: str, rate: int,
+        notice: Notice | None = None) -> str:
+    """Register a producer; returns its token (shown once, stored hashed)."""
+    check_name(name)
+    kind_set = parse_kinds(kinds)
+    if not isinstance(rate, int) or isinstance(rate, bool) or not 1 <= rate <= 1_000_000:
+        raise ProducerError("rate must be an integer from 1 to 1000000 entries per second")
+    token = new_token()
+    with session_scope(engine) as s:
+        if not isinstance(scope, str) or s.get(Centre, scope) is None:
+            raise ProducerError(f"unknown centre {str(scope)[:40]!r}")
+        old = s.get(ProducerRow, name)
+        if old is not None:
+            state = " (revoked; names are never reused)" if old.revoked else ""
+            raise ProducerError(f"producer {name!r} exists{state}")
+        s.add(ProducerRow(name=name, kinds=_kinds_text(kind_set), scope=scope, rate=rate,
+                          token_hash=hash_token(token), created=_now()))
+    if notice is not None:
+        notice.changed("producer_created", name)
+    return token
+
+
+def lookup(engine: Engine, token: object) -> Producer | None:
+    """The active producer of `token`; None for an unknown, malformed or revoked token."""
+    if not is_token_shaped(token):
+        return None
+    with session_scope(engine) as s:
+        row = s.scalar(select(ProducerRow).where(ProducerRow.token_hash == hash_token(token)))
+        return None if row is None or row.revoked is not None else _producer(row)
+
+
+def get(engine: Engine, name: str) -> Producer | None:
+    """The active producer called `name`."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        return None
+    with session_scope(engine) as s:
+        row = s.get(ProducerRow, name)
+        return None if row is None or row.revoked is not None else _producer(row)
+
+
+def rotate(engine: Engine, name: str, notice: Notice | None = None) -> str:
+    """A new token for `name`; the old one stops working at once."""
+    token = new_token()
+    with session_scope(engine) as s:
+        row = s.get(ProducerRow, name) if isinstance(name, str) else None
+        if row is None or row.revoked is not None:
+            raise ProducerError(f"no active producer {str(name)[:60]!r}")
+        row.token_hash = hash_token(token)
+        row.rotated = _now()
+    if notice is not None:
+        notice.changed("producer_rotated", name)
+    return token
+
+
+def revoke(engine: Engine, name: str, notice: Notice | None = None) -> bool:
+    """Revoke `name` (its token stops at once); False when there is no active producer so named."""
+    with session_scope(engine) as s:
+        row = s.get(ProducerRow, name) if isinstance(name, str) else None
+        if row is None or row.revoked is not None:
+            return False
+        row.revoked = _now()
+    if notice is not None:
+        notice.changed("producer_revoked", name)
+    return True
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat(timespec="seconds")
+
+
+def list_producers(engine: Engine) -> list[dict]:
+    """Every producer, revoked ones included (never a token or its hash)."""
+    with session_scope(engine) as s:
+        rows = s.scalars(select(ProducerRow).order_by(ProducerRow.name)).all()
+        return [{"name": r.name, "kinds": [k for k in STREAM_KINDS if k in r.kinds.split(",")],
+                 "scope": r.scope, "rate": r.rate, "created": _iso(r.created),
+                 "rotated": _iso(r.rotated), "revoked": _iso(r.revoked),
+                 "active": r.revoked is None} for r in rows]
+
+
+def names(engine: Engine) -> frozenset[str]:
+    """The active producers' names."""
+    with session_scope(engine) as s:
+        return frozenset(s.scalars(select(ProducerRow.name).where(ProducerRow.revoked.is_(None))))
+
+
+def reason_class(reason: str) -> str:
+    """A dead letter's reason → a bounded class: the text before the first ':', cut."""
+    return str(reason).split(":", 1)[0].strip()[:MAX_REASON_CLASS] or "unknown"
+
+
+def acl_user(name: str) -> str:
+    return ACL_USER_PREFIX + name
+
