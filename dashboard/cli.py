@@ -311,6 +311,9 @@ def _register_optional() -> None:
     from dashboard.cli_alerts import alerts  # issue 10: 预警
 
     main.add_command(alerts)
+    from dashboard.cli_producers import producers  # issue 12: producers and their keys
+
+    main.add_command(producers)
 
 
 _register_optional()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from datasources.accesslog import AccessLog
-from datasources.keys import STREAM_KINDS, Keys
+from datasources.keys import STREAM_KINDS, Keys, glob_escape
 from datasources.registry import Centre, ProducerRow, session_scope
+from datasources.topology import Topology, shards_in_scope
 
 TOKEN_PREFIX = "pgp_"
 MAX_TOKEN = 100
@@ -212,3 +214,103 @@ def reason_class(reason: str) -> str:
 def acl_user(name: str) -> str:
     return ACL_USER_PREFIX + name
 
+
+
+# ---- Redis ACL users of producers that write Redis directly ----------------------------------
+def acl_rule(keys: Keys, topo: Topology, producer: Producer) -> list[str]:
+    """The ACL rules of the producer's Redis user: XADD (and PING) only, to exactly the
+    streams of its kinds in the shards of its scope (a scope below a shard head writes that
+    shard's streams). An unknown scope leaves no key at all."""
+    shards = shards_in_scope(topo, producer.scope) if producer.scope in topo.centres else []
+    patterns = ["~" + glob_escape(keys.stream(shard, kind))
+                for shard in shards for kind in STREAM_KINDS if kind in producer.kinds]
+    return ["resetkeys", "resetchannels", "-@all", "+xadd", "+ping", *patterns]
+
+
+def acl_setuser(keys: Keys, topo: Topology, producer: Producer,
+                password: str | None = None) -> list[str]:
+    """The whole `ACL SETUSER` command (re-applying it replaces the user's old rules); without
+    a password the user is on but cannot sign in until one is added."""
+    secret = [">" + password] if password else []
+    return ["ACL", "SETUSER", acl_user(producer.name), "reset", "on", *secret,
+            *acl_rule(keys, topo, producer)]
+
+
+# ---- per-producer figures (written by the aggregator in Keys.producer_stats) ------------------
+def _int(v: object) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _empty(name: str) -> dict:
+    return {"name": name, "registered": False, "kinds": [], "scope": None, "accepted": 0,
+            "dead": {}, "dead_total": 0, "last_ts": None, "applied_at": None, "lag_ms": None,
+            "silent": False}
+
+
+def _fold(row: dict, field: str, rest: str, value: int) -> None:
+    if field == "accepted":
+        row["accepted"] += value
+    elif field == "dead" and rest:
+        row["dead"][rest] = row["dead"].get(rest, 0) + value
+        row["dead_total"] += value
+    elif field == "last_ts":
+        row["last_ts"] = value if row["last_ts"] is None else max(row["last_ts"], value)
+
+
+def stats(r: redis.Redis, keys: Keys, topo: Topology, engine: Engine,
+          now_ms: int | None = None, silent_ms: int = SILENT_MS) -> list[dict]:
+    """Per producer, summed over every shard (one pipeline): accepted, dead letters by reason
+    class, the newest entry's time, when its newest batch was applied and that batch's lag (of
+    the shard applied last: the current lag). Every active producer is listed, a silent one
+    too; then the simulator, revoked producers with figures and the unregistered bucket.
+    `silent`: a producer with no entry applied (or dated) within `silent_ms`, or never."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    pipe = r.pipeline(transaction=False)
+    for shard in topo.shards:
+        pipe.hgetall(keys.producer_stats(shard))
+    rows: dict[str, dict] = {}
+    latest: dict[str, int] = {}
+    for found in pipe.execute():
+        lag_of: dict[str, int] = {}
+        applied: dict[str, int] = {}
+        for k, v in found.items():
+            name, _, tail = _text(k).partition("|")
+            field, _, rest = tail.partition("|")
+            value = _int(_text(v))
+            if not name or value is None:
+                continue
+            row = rows.setdefault(name, _empty(name))
+            if field == "lag_ms":
+                lag_of[name] = value
+            elif field == "applied_at":
+                applied[name] = value
+            else:
+                _fold(row, field, rest[:MAX_REASON_CLASS], value)
+        for name, at in applied.items():
+            if at >= latest.get(name, -1):
+                latest[name] = at
+                rows[name]["applied_at"] = at
+                rows[name]["lag_ms"] = lag_of.get(name)
+    registered = {p["name"]: p for p in list_producers(engine)}
+    for name, p in registered.items():
+        if p["active"] or name in rows:
+            row = rows.setdefault(name, _empty(name))
+            row.update(registered=True, kinds=p["kinds"], scope=p["scope"])
+    for row in rows.values():
+        seen = max(row["applied_at"] or 0, row["last_ts"] or 0)
+        row["silent"] = row["name"] != UNREGISTERED and (not seen or now - seen > silent_ms)
+        row["active"] = row["name"] == SIMULATOR or registered.get(row["name"], {}).get("active", False)
+
+    def order(row: dict) -> tuple[int, str]:
+        rank = 3 if row["name"] == UNREGISTERED else 1 if row["name"] == SIMULATOR else (
+            0 if row["active"] else 2)
+        return rank, row["name"]
+
+    return sorted(rows.values(), key=order)
