@@ -26,6 +26,7 @@ from callbacks.router import BadQuery, Query, current_query, search_for
 from dashboard import access, command
 from dashboard.screens import ScreenData
 from dashboard.settings import Settings
+from datasources.accesslog import AccessLog
 from datasources.contract import STATUS_FILTERS
 from datasources.topology import Topology, in_subtree
 from layouts import console as layout
@@ -48,7 +49,8 @@ def refusal(e: command.CommandError, lang: str) -> str:
     return t(ERRORS.get(e.key, "console_err_unavailable"), lang)
 
 
-def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData) -> None:
+def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData,
+             access_log: AccessLog | None = None) -> None:
     r, keys, tz = screens.r, screens.keys, settings.tz
     top = topo.top_shard or ""  # the top centre's shard
 
@@ -208,7 +210,8 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData)
             return no_update, no_update
         q = query(search)
         try:
-            a = command.ack(access.require_viewer(), topo, r, keys, trigger.get("alert"), now_ms())
+            a = command.ack(access.require_viewer(), topo, r, keys, trigger.get("alert"), now_ms(),
+                            access_log=access_log)
         except command.CommandError as e:
             return refusal(e, q.lang), no_update
         except (redis.RedisError, OSError):
@@ -236,7 +239,8 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData)
         note = next((s.get("value") for s in states
                      if isinstance(s, dict) and s.get("id", {}).get("eid") == eid), "")
         try:
-            command.supervise(access.require_viewer(), topo, r, keys, eid, note, now_ms())
+            command.supervise(access.require_viewer(), topo, r, keys, eid, note, now_ms(),
+                              access_log=access_log)
         except command.CommandError as e:
             return refusal(e, q.lang), no_update, keep
         except (redis.RedisError, OSError):

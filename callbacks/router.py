@@ -10,6 +10,7 @@ from dash import Dash, Input, Output, State, no_update
 from dashboard import access, command
 from dashboard.screens import ScreenData, version_tag
 from dashboard.settings import Settings
+from datasources.accesslog import AccessLog
 from datasources.topology import Topology, drill_target, in_subtree
 from datasources.wallcontrol import BadGroup, check_group
 from layouts import ids, shell
@@ -135,7 +136,18 @@ def wall_map(screens: ScreenData, settings: Settings, q: Query, vm: dict):
     return mapview.map_view(payload, q.lang, indicator=q.indicator, tile_url=settings.tile_url)
 
 
-def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData) -> None:
+def note_view(access_log: AccessLog | None, settings: Settings, viewer: access.Viewer,
+              centre: str, screen: str) -> None:
+    """The access log's `centre_viewed`: the first time this session opens `centre` (every
+    screen opens its centre here; the set of centres seen lives as long as a session may)."""
+    tag = access.session_tag()
+    if access_log is not None and tag is not None:
+        access_log.viewed(viewer.name, tag, centre, screen,
+                          int(settings.session_max_hours * 3600))
+
+
+def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData,
+             access_log: AccessLog | None = None) -> None:
     @app.callback(
         Output(ids.SCREEN, "children"),
         Output(ids.TOUR, "interval"),
@@ -154,6 +166,7 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData)
             return shell.message_screen(q.key, q.lang, **q.fmt), 60_000, True, True, None, {}
         if pathname in CONSOLE_PATHS:  # not a live screen: its lists follow the versions
             viewer = access.require_viewer()
+            note_view(access_log, settings, viewer, q.centre, "console")
             screen = console_screen(screens.view(q.centre), q.lang,
                                     options=centre_options(topo, viewer.scope, q.lang),
                                     can_act=command.may_act(viewer),
@@ -162,6 +175,8 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData)
         make = SCREENS.get(pathname) if isinstance(pathname, str) else None
         if make is None:
             return shell.message_screen("not_found", q.lang), 60_000, True, True, None, {}
+        note_view(access_log, settings, access.require_viewer(), q.centre,
+                  "wall" if make is wall_screen else "brief")
         if make is wall_screen and shown == f"{pathname}{search}":  # drawn in place (drill.js)
             return no_update, 60_000, True, q.push != "poll", None, {}
         vm = screens.view(q.centre)

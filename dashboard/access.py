@@ -40,6 +40,13 @@ def viewer() -> Viewer | None:
     return g.get("pingan_viewer") if has_request_context() else None
 
 
+def session_tag() -> str | None:
+    """The access log's tag of this request's session (a short hash of its id, never the id;
+    for a viewer without a session, of the account and the lifetime window), set by the
+    guard; None outside a request the guard let through."""
+    return g.get("pingan_session_tag") if has_request_context() else None
+
+
 def revalidator() -> Callable[[], Viewer | None]:
     """For a request that outlives its start (a live stream): a function that checks again,
     outside the request context, whether this request's viewer still holds (signed in, not

@@ -69,8 +69,9 @@ def build_services(runtime: Runtime) -> Services:
     signals = Signals(r, topo, settings.key_prefix)
     janus = (JanusClient(settings.janus_url, settings.janus_admin_key) if settings.janus_url
              else None)
-    calls = CallDesk(conferences, signals, janus, settings, topo, watcher.refresh_calls)
     access_log = AccessLog(r, keys, settings.access_log_days)
+    calls = CallDesk(conferences, signals, janus, settings, topo, watcher.refresh_calls,
+                     access_log)
     return Services(settings, topo, watcher, screens, conferences, calls, SignalHub(signals),
                     access_log)
 
@@ -100,16 +101,17 @@ def create_app(settings: Settings | None = None) -> Dash:
     # the screens the router renders hold components the callbacks listen to
     app.validation_layout = html.Div([shell.page(), *mapview.validation_components(),
                                       *brief_layout.validation_components()])
-    router.register(app, svc.topology, settings, svc.screens)
+    router.register(app, svc.topology, settings, svc.screens, svc.access_log)
     poll.register(app, svc.topology, svc.screens)
     vc.register(app, svc.topology, settings, svc.calls)
     brief.register(app, svc.topology, svc.screens)
-    install_console(app, svc.screens, settings)  # the duty console: JSON routes and callbacks
+    # the duty console: JSON routes and callbacks
+    install_console(app, svc.screens, settings, svc.access_log)
     register_routes(app.server, svc.watcher, svc.screens, runtime.redis, settings)
     register_vc_routes(app.server, svc.calls, svc.signal_hub, settings, svc.topology)
-    register_embed_routes(app.server, settings, svc.screens)
+    register_embed_routes(app.server, settings, svc.screens, runtime.engine)
     register_screen_routes(app.server, svc.screens, settings)
-    install_auth(app.server, runtime)
+    install_auth(app.server, runtime, svc.access_log)
     install_headers(app, settings, (c.conference for c in svc.topology.centres.values()))
     app.server.config[SERVICES] = svc
     return app

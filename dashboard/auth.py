@@ -42,6 +42,7 @@ from dashboard.hashing import Busy, HashPool
 from dashboard.runtime import Runtime
 from dashboard.secret import load_secret
 from dashboard.throttle import Throttle
+from datasources.accesslog import AccessLog, session_tag
 from datasources.keys import Keys
 from datasources.users import User, authenticate, get_user
 from layouts.i18n import t
@@ -56,6 +57,7 @@ MAX_BODY = 256 * 1024          # a Dash callback post of this app is a few KB
 USER_CACHE_S = 5.0
 CLOCK_SKEW_S = 300             # a session's start may lie this far in the future (hosts' clocks)
 DEMO_USER = "demo"
+TRIED_NAME_CHARS = 32          # the access log keeps this much of a name a failed sign-in tried
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent.parent / "layouts" / "templates"),
     autoescape=True,
@@ -144,9 +146,12 @@ def same_origin() -> bool:
     return site in (None, "same-origin", "none")
 
 
-def install_auth(server: Flask, runtime: Runtime) -> None:
-    """Configure the session cookie and put the guard in front of every route."""
+def install_auth(server: Flask, runtime: Runtime, access_log: AccessLog | None = None) -> None:
+    """Configure the session cookie and put the guard in front of every route. Sign-ins,
+    failed ones and sign-outs go to `access_log` (docs/security.md "Access log")."""
     s = runtime.settings
+    journal = access_log or AccessLog(runtime.redis, Keys(s.key_prefix), s.access_log_days)
+    seen = _SeenOnce(max_age_s=max(60, int(s.session_max_hours * 3600)))
     server.secret_key = load_secret(s)
     server.config.update(
         SESSION_COOKIE_NAME="pingan_session",
@@ -221,6 +226,11 @@ def install_auth(server: Flask, runtime: Runtime) -> None:
         v = viewer_for(users.get(name)) if name else None
         if v is not None:
             g.pingan_recheck = lambda: viewer_for(users.get(name))
+            g.pingan_session_tag = tag = seen.window_tag("proxy", v.name)
+            if seen.first(tag) and journal.first_view(tag, "", seen.max_age_s):
+                # the proxy signed this user in: the first request of each lifetime window
+                journal.record("sign_in", v.name, addr=request.remote_addr or "-",
+                               method="proxy", session=tag)
         return v
 
     def identify() -> Viewer | None:
@@ -228,8 +238,15 @@ def install_auth(server: Flask, runtime: Runtime) -> None:
             v = (Viewer("—", "admin", topo_root(), open=True) if s.auth == "off"
                  else Viewer(DEMO_USER, "leader", topo_root(), demo=True))
             g.pingan_recheck = lambda: v
+            g.pingan_session_tag = seen.window_tag(s.auth, v.name)
             return v
-        return proxy_viewer() or session_viewer()
+        v = proxy_viewer()
+        if v is None:
+            v = session_viewer()
+            sid = session.get("sid")
+            if v is not None and isinstance(sid, str):
+                g.pingan_session_tag = session_tag(sid)
+        return v
 
     @server.before_request
     def guard():
@@ -295,15 +312,24 @@ def install_auth(server: Flask, runtime: Runtime) -> None:
                     if not verdict.allowed:
                         error, status = t("login_throttled", lang, s=verdict.wait_s), 401
                         headers["Retry-After"] = str(verdict.wait_s)
+                        if seen.first(f"throttled|{addr}", window_s=60):  # not a flood
+                            journal.record("sign_in_failed", name[:TRIED_NAME_CHARS],
+                                           addr=addr, why="throttled")
                     elif user is None:
                         throttle.failed(name, addr, verdict)
                         error, status = t("login_failed", lang), 401
+                        why = "unknown_user" if users.get(name) is None else "bad_password"
+                        journal.record("sign_in_failed", name[:TRIED_NAME_CHARS], addr=addr,
+                                       why=why)
                     else:
                         throttle.succeeded(name, addr)
                         session.clear()
-                        session.update(u=user.name, e=user.epoch, sid=secrets.token_urlsafe(16),
+                        sid = secrets.token_urlsafe(16)
+                        session.update(u=user.name, e=user.epoch, sid=sid,
                                        csrf=secrets.token_urlsafe(24), t0=int(time.time()))
                         session.permanent = True
+                        journal.record("sign_in", user.name, addr=addr, method="password",
+                                       session=session_tag(sid))
                         default = "/brief" if user.role == "leader" else "/"
                         return redirect(safe_next(request.args.get("next") or default), code=303)
         resp = _page("login.html", lang, status, error=error,
@@ -315,8 +341,12 @@ def install_auth(server: Flask, runtime: Runtime) -> None:
     def logout():
         lang = _lang()
         if request.method == "POST" and _form_token_ok():
-            _end(runtime, session.get("sid"))
+            sid, who = session.get("sid"), session.get("u")
+            _end(runtime, sid)
             session.clear()
+            if isinstance(who, str) and isinstance(sid, str):
+                journal.record("sign_out", who, addr=request.remote_addr or "-",
+                               session=session_tag(sid))
             return redirect(LOGIN_PATH + ("?lang=en" if lang == "en" else ""), code=303)
         v = g.get("pingan_viewer")
         return _page("logout.html", lang, 200, who=v.name if v else "")
@@ -326,6 +356,31 @@ def install_auth(server: Flask, runtime: Runtime) -> None:
         """Keeps the session of an open screen alive; 401 once it has ended."""
         v = g.pingan_viewer
         return {"user": v.name, "role": v.role, "scope": v.scope, "demo": v.demo}
+
+
+@dataclass
+class _SeenOnce:
+    """Per worker: has this key been seen in its current window? (Spares a Redis round trip
+    on every request of a proxied user, and caps the log's throttled entries per address.)"""
+
+    max_age_s: int
+    _items: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def window_tag(self, kind: str, name: str) -> str:
+        """A session tag for a viewer without a session id (proxy, demo, off): one per
+        account and lifetime window."""
+        return session_tag(f"{kind}|{name}|{int(time.time()) // self.max_age_s}")
+
+    def first(self, key: str, window_s: int | None = None) -> bool:
+        window = int(time.time()) // (window_s or self.max_age_s)
+        with self._lock:
+            if self._items.get(key) == window:
+                return False
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[key] = window
+        return True
 
 
 def _callback_envelope_ok(body: object) -> bool:

@@ -23,6 +23,7 @@ import redis
 
 from dashboard.access import Viewer
 from dashboard.settings import Settings
+from datasources.accesslog import AccessLog
 from datasources.janus import JanusClient, JanusError
 from datasources.signal import Peer, Signals, is_peer_id
 from datasources.topology import Topology
@@ -49,7 +50,10 @@ class CallError(Exception):
 
 class CallDesk:
     def __init__(self, conferences: Conferences, signals: Signals, janus: JanusClient | None,
-                 settings: Settings, topo: Topology, calls_changed: Callable[[], None]) -> None:
+                 settings: Settings, topo: Topology, calls_changed: Callable[[], None],
+                 access_log: AccessLog | None = None) -> None:
+        """`access_log`: where calls started and ended are recorded (who did what)."""
+        self.access_log = access_log
         self.conferences = conferences
         self.signals = signals
         self.janus = janus
@@ -84,6 +88,9 @@ class CallDesk:
         if mode in ("p2p", "sfu"):  # a SIP terminal or an outside page has no screen to ring
             for code in centres:
                 self.signals.send(f"c:{code}", self.ring(call))
+        if self.access_log is not None:
+            self.access_log.record("call_started", by, cid=call.cid, convener=convener,
+                                   centres=",".join(call.centres), mode=call.mode)
         self.calls_changed()
         return call
 
@@ -99,8 +106,9 @@ class CallDesk:
         return (self.settings.vc_simulate and call.mode == "p2p"
                 and not self.signals.present(call.centres[0]))
 
-    def end(self, cid: str, by: str) -> bool:
-        """End call `cid` (audited as by `by`): its room goes, every screen hears `end`."""
+    def end(self, cid: str, by: str, why: str = "ended") -> bool:
+        """End call `cid` (audited as by `by`, for `why`: ended, declined, left): its room
+        goes, every screen hears `end`."""
         call = self.conferences.get(cid)
         if call is None:
             return False
@@ -118,6 +126,8 @@ class CallDesk:
         for code in call.centres:
             self.signals.send(f"c:{code}", body)
         self.signals.drop_call(cid)
+        if self.access_log is not None:
+            self.access_log.record("call_ended", by, cid=cid, why=why)
         self.calls_changed()
         return True
 
@@ -202,7 +212,7 @@ class CallDesk:
                                                    "reason": "declined"})
         ended = False
         if not call.group:
-            ended = self.end(call.cid, viewer.name)
+            ended = self.end(call.cid, viewer.name, why="declined")
         return {"declined": True, "ended": ended}
 
     def relay(self, peer: Peer, call: Call, kind: str, to: object, payload: object) -> dict:
@@ -240,7 +250,7 @@ class CallDesk:
         self.conferences.record(call, "leave", by, peer.centre)
         ended = False
         if peer.centre == call.convener or (not call.group and peer.centre in call.centres):
-            ended = self.end(call.cid, by)
+            ended = self.end(call.cid, by, why="left")
         return {"left": True, "ended": ended}
 
     def end_by(self, viewer: Viewer, peer: Peer, call: Call) -> dict:

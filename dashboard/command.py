@@ -29,6 +29,7 @@ import redis
 
 from dashboard.access import ROLES, Viewer
 from datasources import alerts, cases
+from datasources.accesslog import AccessLog
 from datasources.alerts import Alert, AlertError
 from datasources.cases import CaseCard, CaseError, CaseList
 from datasources.contract import MAX_ID, MAX_TEXT, STATUS_FILTERS
@@ -198,9 +199,10 @@ def alert_for(viewer: Viewer | None, topo: Topology, r: redis.Redis, keys: Keys,
 
 # -- actions ---------------------------------------------------------------------------------
 def ack(viewer: Viewer | None, topo: Topology, r: redis.Redis, keys: Keys, alert_id: object,
-        now_ms: int) -> Alert:
+        now_ms: int, *, access_log: AccessLog | None = None) -> Alert:
     """Acknowledge an alert as the viewer (a request the aggregator applies once and writes to
-    the history with the user and time). An alert acknowledged already is left as it is."""
+    the history with the user and time). An alert acknowledged already is left as it is.
+    A request made is recorded in `access_log` (alert_acknowledged)."""
     v = _actor(viewer)
     a = alert_for(v, topo, r, keys, alert_id)
     if a.state == "cleared":
@@ -210,14 +212,18 @@ def ack(viewer: Viewer | None, topo: Topology, r: redis.Redis, keys: Keys, alert
             alerts.request_ack(r, topo, keys, a.id, v.name, now_ms)
         except AlertError as e:
             raise Conflict("cleared", str(e)) from None
+        if access_log is not None:
+            access_log.record("alert_acknowledged", v.name, alert=a.id,
+                              shard=topo.centres[a.centre].shard, centre=a.centre)
     _audit("ack", v, now_ms, alert=a.id, state=a.state)
     return a
 
 
 def supervise(viewer: Viewer | None, topo: Topology, r: redis.Redis, keys: Keys, eid: object,
-              note: object, now_ms: int) -> str:
+              note: object, now_ms: int, *, access_log: AccessLog | None = None) -> str:
     """督办 a case below the viewer's scope with a note; returns the event entry's id (the
-    aggregator counts it once, at the case's centre and its ancestors)."""
+    aggregator counts it once, at the case's centre and its ancestors). Recorded in
+    `access_log` (supervised)."""
     v = _actor(viewer)
     text = clean_note(note)
     centre = case_centre_for(v, topo, r, keys, eid)
@@ -228,6 +234,8 @@ def supervise(viewer: Viewer | None, topo: Topology, r: redis.Redis, keys: Keys,
                                 now_ms=now_ms)
     except CaseError as e:
         raise Conflict("closed", str(e)) from None
+    if access_log is not None:
+        access_log.record("supervised", v.name, eid=str(eid), centre=centre, by=v.scope)
     _audit("supervise", v, now_ms, eid=eid, centre=centre, by=v.scope, entry=entry, note=text)
     return entry
 

@@ -29,6 +29,7 @@ from flask import Flask, Response, request
 from dashboard import access, command
 from dashboard.screens import ScreenData
 from dashboard.settings import Settings
+from datasources.accesslog import AccessLog
 
 API_PREFIX = "/api/"
 STATUS_KEYS = {400: "bad_request", 401: "login_required", 403: "forbidden", 404: "not_found",
@@ -61,7 +62,8 @@ def fields() -> dict:
     return request.form.to_dict()
 
 
-def register_command_routes(server: Flask, screens: ScreenData) -> None:
+def register_command_routes(server: Flask, screens: ScreenData,
+                            access_log: AccessLog | None = None) -> None:
     topo, r, keys = screens.topology, screens.r, screens.keys
 
     def run(action):
@@ -101,7 +103,7 @@ def register_command_routes(server: Flask, screens: ScreenData) -> None:
         v = access.require_viewer()
 
         def act() -> dict:
-            a = command.ack(v, topo, r, keys, alert_id, now_ms())
+            a = command.ack(v, topo, r, keys, alert_id, now_ms(), access_log=access_log)
             return {"ok": True, "alert": a.id, "state": a.state, "by": v.name}
         return run(act)
 
@@ -110,7 +112,8 @@ def register_command_routes(server: Flask, screens: ScreenData) -> None:
         v = access.require_viewer()
 
         def act() -> dict:
-            entry = command.supervise(v, topo, r, keys, eid, fields().get("note", ""), now_ms())
+            entry = command.supervise(v, topo, r, keys, eid, fields().get("note", ""), now_ms(),
+                                      access_log=access_log)
             return {"ok": True, "eid": eid, "by": v.scope, "user": v.name, "entry": entry}
         return run(act)
 
@@ -137,14 +140,16 @@ def register_command_routes(server: Flask, screens: ScreenData) -> None:
         return error(status)
 
 
-def install_console(app: Dash, screens: ScreenData, settings: Settings) -> None:
+def install_console(app: Dash, screens: ScreenData, settings: Settings,
+                    access_log: AccessLog | None = None) -> None:
     """The duty console (/console) and the tablet's command panel: the JSON routes, the
-    callbacks, and their components in the app's validation layout."""
+    callbacks, and their components in the app's validation layout. Acknowledgements and
+    督办 go to `access_log`."""
     from callbacks import console
     from layouts import console as console_layout
 
-    register_command_routes(app.server, screens)
-    console.register(app, screens.topology, settings, screens)
+    register_command_routes(app.server, screens, access_log)
+    console.register(app, screens.topology, settings, screens, access_log)
     audit = logging.getLogger(command.__name__)
     if not audit.handlers and not logging.getLogger().handlers:
         # the actions' log lines (who, when) go to stderr: gunicorn's log, the demo's terminal

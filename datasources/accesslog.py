@@ -9,7 +9,11 @@ else ever deletes or changes one. `pingan access-log` exports it.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import time
+import unicodedata
 from collections.abc import Iterator
 
 import redis
@@ -24,7 +28,28 @@ ACTIONS = (
     "producer_created", "producer_revoked", "producer_rotated", "producer_used",
 )
 MAX_VALUE = 256
+TAG_CHARS = 16     # a session's tag: this many hex digits of SHA-256 of its id
 _DAY_MS = 86_400_000
+log = logging.getLogger(__name__)
+
+
+def clean(value: object, limit: int = MAX_VALUE) -> str:
+    """A field as the log keeps it: text of at most `limit` characters, every control or
+    other invisible character (newlines, ANSI escapes, bidi overrides) replaced by `?`, so
+    that no entry can forge a line or a colour in a terminal that prints it."""
+    text = str(value)[:limit]
+    return "".join("?" if _invisible(c) else c for c in text)
+
+
+def _invisible(c: str) -> bool:
+    cat = unicodedata.category(c)
+    return cat[0] == "C" or cat in ("Zl", "Zp")
+
+
+def session_tag(sid: str) -> str:
+    """What the log says of a session: a short hash of its id, never the id (a cookie's
+    secret part)."""
+    return hashlib.sha256(sid.encode("utf-8", "replace")).hexdigest()[:TAG_CHARS]
 
 
 class AccessLog:
@@ -41,13 +66,40 @@ class AccessLog:
         if action not in ACTIONS:
             raise ValueError(f"unknown access-log action {action!r}")
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        entry = {"action": action, "who": str(who or "-")[:MAX_VALUE], "ts": str(now)}
-        entry.update({k: str(v)[:MAX_VALUE] for k, v in fields.items() if v is not None})
+        entry = {"action": action, "who": clean(who or "-"), "ts": str(now)}
+        entry.update({k: clean(v) for k, v in fields.items() if v is not None})
         try:
-            self.r.xadd(self.key, entry, minid=now - self.retention_ms, approximate=True)
-        except redis.RedisError:
+            # exact MINID: an entry past the retention goes with the next write (a stream
+            # of a few entries has no whole node for `~` to drop)
+            self.r.xadd(self.key, entry, minid=now - self.retention_ms, approximate=False)
+        except (redis.RedisError, OSError) as e:
+            log.warning("access log not written (%s): %s", e.__class__.__name__,
+                        json.dumps(entry, ensure_ascii=False))
             return False
         return True
+
+    def first_view(self, tag: str, centre: str, ttl_s: int) -> bool:
+        """Is this the first time session `tag` opens `centre`? (SADD to the session's set,
+        which lives `ttl_s`, the session's longest life; shared by every worker.) False when
+        Redis cannot say: nothing is recorded then."""
+        pipe = self.r.pipeline(transaction=False)
+        key = self.keys.access_viewed(tag)
+        pipe.sadd(key, centre)
+        pipe.expire(key, max(1, int(ttl_s)))
+        try:
+            added, _ = pipe.execute()
+        except (redis.RedisError, OSError) as e:
+            log.warning("access log: the views of session %s not read (%s)", tag,
+                        e.__class__.__name__)
+            return False
+        return bool(added)
+
+    def viewed(self, who: str, tag: str, centre: str, screen: str, ttl_s: int) -> bool:
+        """Record `centre_viewed` the first time session `tag` opens `centre` (on any
+        screen, in any worker); True when it was recorded now."""
+        return (self.first_view(tag, centre, ttl_s)
+                and self.record("centre_viewed", who, centre=centre, screen=screen,
+                                session=tag))
 
     def producer_used(self, name: str, now_ms: int | None = None) -> bool:
         """Record that producer `name` used its token, at most once per minute."""
