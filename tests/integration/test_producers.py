@@ -1,0 +1,180 @@
+"""Producers on real Redis and SQLite (issue 12 items 4-6): the CLI's tokens, revocation and
+rotation, the Redis ACL user refused outside its streams, per-producer figures over shards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from dashboard.cli import main
+from dashboard.devkit.stack import copy_registry
+from datasources import producers as P
+from datasources.accesslog import AccessLog
+from datasources.keys import Keys
+from datasources.registry import make_engine
+from datasources.topology import load_topology
+
+CITY, DISTRICT, OTHER = "610200", "610202", "610203"
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory, demo_db):
+    url, _ = copy_registry(demo_db, tmp_path_factory.mktemp("producers"))
+    return url
+
+
+@pytest.fixture
+def cli(db, redis_url, prefix, tmp_path):
+    env = {"REDIS_URL": redis_url, "DATABASE_URL": db, "PINGAN_KEY_PREFIX": prefix,
+           "PINGAN_DATA_DIR": str(tmp_path)}
+
+    def run(*args: str, ok: bool = True):
+        res = CliRunner().invoke(main, ["producers", *args], env=env, catch_exceptions=False)
+        assert (res.exit_code == 0) is ok, res.output + res.stderr
+        return res
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def engine(db):
+    e = make_engine(db)
+    yield e
+    e.dispose()
+
+
+def test_cli_tokens_rotate_revoke_and_access_log(cli, engine, r, prefix):
+    name = f"hot-{prefix}"
+    res = cli("add", name, "--kinds", "events,petitions", "--scope", DISTRICT, "--json")
+    out = json.loads(res.stdout)  # machine-clean: only JSON on stdout
+    assert out["name"] == name and out["token"].startswith(P.TOKEN_PREFIX)
+    assert P.lookup(engine, out["token"]) == P.Producer(
+        name, frozenset({"events", "petitions"}), DISTRICT, P.get(engine, name).rate)
+    listed = cli("list", "--json").stdout
+    assert out["token"] not in listed and P.hash_token(out["token"]) not in listed
+    assert any(p["name"] == name and p["active"] for p in json.loads(listed))
+
+    rotated = json.loads(cli("rotate", name, "--json").stdout)["token"]
+    assert P.lookup(engine, out["token"]) is None and P.lookup(engine, rotated).name == name
+    assert "revoked" in cli("revoke", name).stdout
+    assert P.lookup(engine, rotated) is None and P.get(engine, name) is None
+    assert name not in P.names(engine)
+
+    keys = Keys(prefix)
+    assert int(r.get(keys.registry_version())) == 3
+    log = [e for e in AccessLog(r, keys, 1).entries() if e.get("producer") == name]
+    assert [e["action"] for e in log] == ["producer_created", "producer_rotated", "producer_revoked"]
+    assert all(e["who"].startswith("cli:") for e in log)
+
+    human = cli("add", f"h-{prefix}", "--kinds", "cameras", "--scope", CITY, "--rate", "5")
+    assert human.stdout.strip().startswith(P.TOKEN_PREFIX) and "shown once" in human.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["x1", "--kinds", "events", "--scope", "999999"], "unknown centre"),
+    (["x1", "--kinds", "events,handin", "--scope", CITY], "unknown kind"),
+    (["x1", "--kinds", "events", "--scope", CITY, "--rate", "0"], "rate"),
+    (["Bad Name", "--kinds", "events", "--scope", CITY], "producer names"),
+    (["pingan-sim", "--kinds", "events", "--scope", CITY], "reserved"),
+    (["x1", "--kinds", "events", "--scope", "610200' OR 1=1 --"], "unknown centre"),
+])
+def test_cli_refuses_with_clear_messages(cli, args, says):
+    res = cli("add", *args, "--json", ok=False)
+    assert says in res.stderr and res.stdout == ""
+
+
+def test_cli_refuses_a_duplicate_and_unknown_names(cli, prefix):
+    cli("add", f"dup-{prefix}", "--kinds", "events", "--scope", CITY)
+    assert "exists" in cli("add", f"dup-{prefix}", "--kinds", "events", "--scope", CITY,
+                           ok=False).stderr
+    for command in ("revoke", "rotate", "acl"):
+        assert "no active producer" in cli(command, "nobody-" + prefix, ok=False).stderr
+
+
+def test_acl_user_may_only_xadd_to_its_streams(cli, r, redis_url, prefix):
+    name = f"acl-{prefix}"
+    cli("add", name, "--kinds", "events", "--scope", DISTRICT)
+    printed = cli("acl", name).stdout.strip()
+    assert printed.startswith(f"ACL SETUSER pingan-producer-{name} reset on resetkeys")
+    cli("acl", name, "--apply", "--password", "pw-" + prefix)
+    keys = Keys(prefix)
+    user = redis.Redis.from_url(redis_url, username=P.acl_user(name), password="pw-" + prefix)
+    try:
+        assert user.ping()
+        assert user.xadd(keys.stream(DISTRICT, "events"), {"v": "1"})
+        refused = [
+            lambda: user.xadd(keys.stream(OTHER, "events"), {"v": "1"}),
+            lambda: user.xadd(keys.stream(DISTRICT, "cameras"), {"v": "1"}),  # a kind it lacks
+            lambda: user.xadd(keys.meta(DISTRICT), {"v": "1"}),
+            lambda: user.xadd(keys.day(DISTRICT, "20260101", DISTRICT), {"v": "1"}),
+            lambda: user.xadd(keys.lease(DISTRICT), {"v": "1"}),
+            lambda: user.xadd(keys.dead(DISTRICT), {"v": "1"}),
+            lambda: user.set(keys.lease(DISTRICT), "mine"),
+            lambda: user.hset(keys.meta(DISTRICT), "version", "0"),
+            lambda: user.xrange(keys.stream(DISTRICT, "events")),
+            lambda: user.get(keys.lease(DISTRICT)),
+            lambda: user.keys("*"),
+            lambda: user.delete(keys.stream(DISTRICT, "events")),
+            lambda: user.eval("return redis.call('SET', KEYS[1], 1)", 1, keys.meta(DISTRICT)),
+            lambda: user.publish("x", "y"),
+            lambda: user.execute_command("ACL", "SETUSER", "evil", "on", "nopass", "+@all"),
+        ]
+        for call in refused:
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                call()
+        assert r.xlen(keys.stream(OTHER, "events")) == 0 and not r.exists(keys.meta(DISTRICT))
+        assert "deleted its Redis ACL user" in cli("revoke", name).stdout
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis.from_url(redis_url, username=P.acl_user(name),
+                                 password="pw-" + prefix).ping()
+    finally:
+        user.close()
+        r.acl_deluser(P.acl_user(name))
+
+
+def test_acl_apply_generates_a_password(cli, r, prefix):
+    name = f"gen-{prefix}"
+    cli("add", name, "--kinds", "patrols", "--scope", DISTRICT)
+    try:
+        res = cli("acl", name, "--apply")
+        assert len(res.stdout.strip()) >= 40 and "shown once" in res.stderr
+        assert "printable" in cli(
+            "acl", name, "--apply", "--password", "a b\n", ok=False).stderr
+    finally:
+        r.acl_deluser(P.acl_user(name))
+
+
+def test_stats_sum_two_shards_and_show_a_silent_producer(cli, r, engine, prefix):
+    keys, topo = Keys(prefix), load_topology(engine)
+    busy, quiet = f"busy-{prefix}", f"quiet-{prefix}"
+    cli("add", busy, "--kinds", "events", "--scope", CITY)
+    cli("add", quiet, "--kinds", "events", "--scope", CITY)
+    now = 1_800_000_000_000
+    r.hset(keys.producer_stats(DISTRICT), mapping={
+        f"{busy}|accepted": 7, f"{busy}|last_ts": now - 5000, f"{busy}|applied_at": now - 1000,
+        f"{busy}|lag_ms": 4000, f"{busy}|dead|bad ts": 2, f"{busy}|dead|out of scope": 1,
+        "pingan-sim|accepted": 100, "pingan-sim|last_ts": now, "pingan-sim|applied_at": now,
+        f"{P.UNREGISTERED}|accepted": 3, f"{P.UNREGISTERED}|dead|bad ts": 1,
+        f"{busy}|junk": "not a number", "no-bar-field": 1})
+    r.hset(keys.producer_stats(OTHER), mapping={
+        f"{busy}|accepted": 5, f"{busy}|last_ts": now - 60_000,
+        f"{busy}|applied_at": now - 50_000, f"{busy}|lag_ms": 99_000, f"{busy}|dead|bad ts": 3})
+    rows = {p["name"]: p for p in P.stats(r, keys, topo, engine, now_ms=now)}
+    b = rows[busy]
+    assert (b["accepted"], b["dead"], b["dead_total"]) == (12, {"bad ts": 5, "out of scope": 1}, 6)
+    assert (b["last_ts"], b["applied_at"], b["lag_ms"], b["silent"]) == (now - 5000, now - 1000, 4000, False)
+    q = rows[quiet]
+    assert (q["accepted"], q["last_ts"], q["silent"], q["registered"]) == (0, None, True, True)
+    assert rows["pingan-sim"]["accepted"] == 100 and not rows["pingan-sim"]["silent"]
+    assert rows[P.UNREGISTERED]["dead"] == {"bad ts": 1} and not rows[P.UNREGISTERED]["silent"]
+    assert list(rows)[-1] == P.UNREGISTERED
+    later = {p["name"]: p for p in P.stats(r, keys, topo, engine, now_ms=now + 11 * 60_000)}
+    assert later[busy]["silent"]
+
+    printed = json.loads(cli("stats", "--json").stdout)
+    assert {p["name"] for p in printed} >= {busy, quiet, "pingan-sim", P.UNREGISTERED}
+    table = cli("stats")
+    assert "SILENT" in table.stdout and "silent" in table.stderr

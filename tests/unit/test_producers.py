@@ -1,0 +1,82 @@
+"""Producers' pure parts: names, tokens, reason classes and the Redis ACL rule (issue 12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from datasources import producers as P
+from datasources.keys import Keys
+from tests.unit.small_registry import small_topology
+
+
+@pytest.mark.parametrize("name", ["a", "x12345", "xueliang.cams", "grid_app-2", "9" * 48])
+def test_good_names(name):
+    assert P.check_name(name) == name
+
+
+@pytest.mark.parametrize("name", [
+    "", "A", "-lead", ".lead", "_lead", "a" * 49, "sp ace", "a|b", "a:b", "a*", "a{b}", "a\nb",
+    "a\x00", "名字", "pingan-sim", "pingan-handoff", "(unregistered)", None, 12, ["a"],
+    "a'; DROP TABLE producers; --",
+])
+def test_bad_names_are_refused(name):
+    with pytest.raises(P.ProducerError):
+        P.check_name(name)
+
+
+def test_kinds():
+    assert P.parse_kinds("events, cameras") == frozenset({"events", "cameras"})
+    assert P.parse_kinds(["patrols"]) == frozenset({"patrols"})
+    for bad in ("", "events,handin", "vc", "events,,x", "dead", ["meta"], "EVENTS"):
+        with pytest.raises(P.ProducerError):
+            P.parse_kinds(bad)
+
+
+def test_tokens_are_prefixed_random_and_stored_hashed():
+    a, b = P.new_token(), P.new_token()
+    assert a != b and a.startswith(P.TOKEN_PREFIX) and P.is_token_shaped(a)
+    assert len(P.hash_token(a)) == 64 and P.hash_token(a) != P.hash_token(b)
+    assert P.hash_token(a) == P.hash_token(a) and a not in P.hash_token(a)
+
+
+@pytest.mark.parametrize("token", [
+    None, 12, b"pgp_abc", "", "pgp_", "abc" + "x" * 40, "Bearer pgp_" + "x" * 43,
+    "pgp_" + "x" * 97, "pgp_" + "x" * 40 + "\n", "pgp_" + "x" * 40 + "\x00", "pgp_short",
+    "pgp_' OR '1'='1' --------------", "pgp_" + "é" * 43, ["pgp_" + "x" * 43],
+])
+def test_lookup_refuses_what_cannot_be_a_token_before_any_sql(token):
+    assert not P.is_token_shaped(token)
+    assert P.lookup(None, token) is None  # no engine: nothing reaches SQL
+
+
+def test_reason_class_is_bounded():
+    assert P.reason_class("out of scope: centre X is not under Y") == "out of scope"
+    assert P.reason_class("bad ts") == "bad ts"
+    assert len(P.reason_class("x" * 500 + ": y")) == P.MAX_REASON_CLASS
+    assert P.reason_class("") == "unknown" and P.reason_class(": y") == "unknown"
+
+
+def test_acl_rule_only_xadd_to_its_shards_streams():
+    topo, keys = small_topology(), Keys("pingan")
+    town = P.Producer("xl", frozenset({"cameras", "events"}), "T1", 10)
+    assert P.acl_rule(keys, topo, town) == [
+        "resetkeys", "resetchannels", "-@all", "+xadd", "+ping",
+        "~pingan:{D1}:events", "~pingan:{D1}:cameras"]
+    city = P.Producer("c", frozenset({"petitions"}), "C", 10)
+    assert P.acl_rule(keys, topo, city)[5:] == [
+        "~pingan:{C}:petitions", "~pingan:{D1}:petitions", "~pingan:{D2}:petitions"]
+    gone = P.Producer("g", frozenset({"events"}), "NOPE", 10)
+    assert P.acl_rule(keys, topo, gone) == ["resetkeys", "resetchannels", "-@all", "+xadd", "+ping"]
+
+
+def test_acl_rule_escapes_glob_characters_of_the_prefix():
+    rule = P.acl_rule(Keys("p*[x]?"), small_topology(), P.Producer("a", frozenset({"events"}), "D2", 1))
+    assert rule[-1] == r"~p\*\[x\]\?:{D2}:events"
+
+
+def test_acl_setuser_command():
+    p = P.Producer("xl", frozenset({"events"}), "D2", 10)
+    cmd = P.acl_setuser(Keys("pingan"), small_topology(), p, "s3cret")
+    assert cmd[:6] == ["ACL", "SETUSER", "pingan-producer-xl", "reset", "on", ">s3cret"]
+    assert cmd[-1] == "~pingan:{D2}:events"
+    assert ">" not in " ".join(P.acl_setuser(Keys("pingan"), small_topology(), p))
