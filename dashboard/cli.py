@@ -311,6 +311,9 @@ def _register_optional() -> None:
     from dashboard.cli_alerts import alerts  # issue 10: 预警
 
     main.add_command(alerts)
+    from dashboard.cli_access import access_log  # issue 12: who did what
+
+    main.add_command(access_log)
     from dashboard.cli_producers import producers  # issue 12: producers and their keys
 
     main.add_command(producers)
