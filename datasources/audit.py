@@ -42,17 +42,11 @@ from sqlalchemy.orm import Session
 
 from datasources.aggregator import shard_backlog
 from datasources.config import PipelineConfig
-from datasources.contract import (
-    CAMERA_STATES,
-    CATEGORIES,
-    EVENT_CHANNELS,
-    PETITION_CHANNELS,
-    STATUSES,
-    URGENCIES,
-)
+from datasources.contract import CAMERA_STATES, STATUSES, URGENCIES
 from datasources.keys import Keys
 from datasources.registry import Camera, Centre, Grid
 from datasources.topology import Topology
+from datasources.vocabulary import DEFAULT, Vocabulary, load_vocabulary
 
 # ---- the contract, as written in docs/STREAMS.md (not imported from contract.py) -----------
 MAX_FIELDS = 32
@@ -60,13 +54,11 @@ MAX_VALUE = 256
 MAX_ID = 64
 MAX_TEXT = 200  # `summary`, `note` (issue 10)
 TS_MIN = 946_684_800_000  # 2000-01-01T00:00Z
-# The vocabularies are the contract's (one source); the rules that use them are the audit's own.
+# The vocabularies are the contract's (one source) and the region's (the registry's
+# vocabulary, `AuditRegistry.vocab`); the rules that use them are the audit's own.
 STATUS = frozenset(STATUSES)
-CATEGORY = frozenset(CATEGORIES)
-EVENT_CHANNEL = frozenset(EVENT_CHANNELS)
 URGENCY = frozenset(URGENCIES)
 CAMERA_STATE = frozenset(CAMERA_STATES)
-PETITION_CHANNEL = frozenset(PETITION_CHANNELS)
 FLAG = frozenset({"0", "1"})
 AUDITED_KINDS = ("events", "patrols", "cameras", "petitions", "handin")
 HOUR_FIELDS = ("reported", "resolved", "petitions")
@@ -88,14 +80,16 @@ class AuditRegistry:
     parent: dict[str, str | None]
     grid_centre: dict[str, str]
     camera: dict[str, tuple[str, str]]  # camera id → (centre, kind)
+    vocab: Vocabulary = DEFAULT  # the region's categories and channels
 
     @classmethod
     def from_topology(cls, topo: Topology) -> AuditRegistry:
         """The plain fields of a loaded topology (`parent`, `level`, grids' and cameras'
-        centres) — never its `chain`, `shard`, `index` or `order`."""
+        centres, the vocabulary) — never its `chain`, `shard`, `index` or `order`."""
         return cls(level={c: i.level for c, i in topo.centres.items()},
                    parent={c: i.parent for c, i in topo.centres.items()},
-                   grid_centre=dict(topo.grid_centre), camera=dict(topo.camera))
+                   grid_centre=dict(topo.grid_centre), camera=dict(topo.camera),
+                   vocab=topo.vocab)
 
     @classmethod
     def from_engine(cls, engine: Engine) -> AuditRegistry:
@@ -107,7 +101,8 @@ class AuditRegistry:
         return cls(level={c: int(lv) for c, lv, _p in centres},
                    parent={c: p for c, _lv, p in centres},
                    grid_centre={g: c for g, c in grids},
-                   camera={cid: (c, k) for cid, c, k in cameras})
+                   camera={cid: (c, k) for cid, c, k in cameras},
+                   vocab=load_vocabulary(engine))
 
 
 class Tree:
@@ -289,7 +284,7 @@ def check_entry(kind: str, pairs: Sequence[tuple[bytes | str, bytes | str]], sha
         centre = x.centre("centre", tree)
         to = x.centre("to", tree)
         _shard_is(to, shard, tree, "to")
-        category = x.among("category", CATEGORY)
+        category = x.among("category", tree.reg.vocab.categories)
         due = x.integer("due")
         return Entry("handin", f"h|{eid}|{to}", ts, day, hour, centre, eid, "escalated",
                      category, due=due, to=to)
@@ -315,7 +310,7 @@ def check_entry(kind: str, pairs: Sequence[tuple[bytes | str, bytes | str]], sha
         pid = x.ident("pid")
         centre = x.centre("centre", tree)
         _shard_is(centre, shard, tree, "centre")
-        channel = x.among("channel", PETITION_CHANNEL)
+        channel = x.among("channel", tree.reg.vocab.petition_channels)
         group = x.flag("group")
         skip = x.flag("skip_level")
         return Entry("petitions", "t|" + pid, ts, day, hour, centre, pid, channel=channel,
@@ -327,7 +322,7 @@ def _event(x: _Fields, shard: str, tree: Tree, ts: int, day: str, hour: str) -> 
     eid = x.ident("eid")
     status = x.among("status", STATUS)
     centre = x.centre("centre", tree)
-    category = x.among("category", CATEGORY)
+    category = x.among("category", tree.reg.vocab.categories)
     grid = x.f.get("grid", "")
     if grid:
         if len(grid) > MAX_ID:
@@ -343,7 +338,7 @@ def _event(x: _Fields, shard: str, tree: Tree, ts: int, day: str, hour: str) -> 
     due = 0
     key = f"e|{eid}|{status}|{centre}"
     if status == "reported":
-        channel = x.among("channel", EVENT_CHANNEL)
+        channel = x.among("channel", tree.reg.vocab.event_channels)
         urgency = x.among("urgency", URGENCY)
         due = x.integer("due")
     elif status == "evaluated":

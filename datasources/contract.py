@@ -14,28 +14,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from datasources.registry import CAMERA_KINDS as CAMERA_KINDS  # the registry's, exported here
 from datasources.registry import LEVELS
 from datasources.topology import Topology
+from datasources.vocabulary import DEFAULT
 
 VERSIONS = ("1",)
 STATUSES = ("reported", "dispatched", "handling", "resolved", "evaluated", "escalated",
             "supervised")
-CATEGORIES = (
-    "dispute",
-    "security",
-    "fire",
-    "sanitation",
-    "special_population",
-    "citizen_request",
-    "other",
-)
-EVENT_CHANNELS = ("grid_worker", "hotline_12345", "video", "public", "police_110")
 URGENCIES = ("normal", "urgent")
 CAMERA_STATES = ("online", "offline", "fault")
-PETITION_CHANNELS = ("letter", "visit", "online")
+# The region's vocabularies (categories, event and petition channels, camera kinds) are the
+# registry's (`topo.vocab`, datasources/vocabulary.py); these names are the defaults', for
+# what only ever produces the default codes (the simulator, benches, tests).
+CATEGORIES = DEFAULT.codes("category")
+EVENT_CHANNELS = DEFAULT.codes("event_channel")
+PETITION_CHANNELS = DEFAULT.codes("petition_channel")
+CAMERA_KINDS = DEFAULT.codes("camera_kind")
 # The tiers a case is closed at, from the bottom up (the read model's closed_at_level): the
-# registry's level names. With CAMERA_KINDS, the screens take every vocabulary from here.
+# registry's level names.
 CLOSED_LEVELS = tuple(LEVELS[n] for n in sorted(LEVELS, reverse=True))
 # ---- cases behind the figures (issue 10, helper CASES) ----
 # the filters of a case list (datasources/cases.py), in the order the screens offer them
@@ -55,11 +51,8 @@ _BLOCK_MS = 900_000  # every UTC offset in use is a multiple of 15 minutes
 
 _VERSIONS = frozenset(VERSIONS)
 _STATUSES = frozenset(STATUSES)
-_CATEGORIES = frozenset(CATEGORIES)
-_EVENT_CHANNELS = frozenset(EVENT_CHANNELS)
 _URGENCIES = frozenset(URGENCIES)
 _CAMERA_STATES = frozenset(CAMERA_STATES)
-_PETITION_CHANNELS = frozenset(PETITION_CHANNELS)
 
 
 class InvalidEntry(ValueError):
@@ -301,7 +294,7 @@ def validate(
         pid = _id(f, "pid")
         centre = _centre(f, "centre", topo)
         _in_shard(centre, shard, topo)
-        channel = _one_of(f, "channel", _PETITION_CHANNELS)
+        channel = _one_of(f, "channel", topo.vocab.petition_channels)
         group = _flag(f, "group")
         skip = _flag(f, "skip_level")
         return ("t", pid, ts, day, hour, centre, index[centre], topo.centres[centre].level,
@@ -314,11 +307,15 @@ def validate(
 class ShardLookup:
     """What `validate_fast` looks up per entry, for one shard, one dict access each: the
     shard's centres (index, level, in-shard chain), its grids and its cameras (with their
-    centre's index and level). Only ids within `MAX_ID` are in it, so a hit is a valid id."""
+    centre's index and level), and the region's vocabulary (`topo.vocab`'s code sets). Only
+    ids within `MAX_ID` are in it, so a hit is a valid id."""
 
     centres: dict[str, tuple[int, int, tuple[str, ...]]]
     grids: dict[str, tuple[str, int, int, tuple[str, ...]]]
     cameras: dict[str, tuple[str, int, int, str]]
+    categories: frozenset[str] = DEFAULT.categories
+    event_channels: frozenset[str] = DEFAULT.event_channels
+    petition_channels: frozenset[str] = DEFAULT.petition_channels
 
 
 def shard_lookup(topo: Topology, shard: str) -> ShardLookup:
@@ -328,7 +325,9 @@ def shard_lookup(topo: Topology, shard: str) -> ShardLookup:
              if c in centres and len(g) <= MAX_ID}
     cameras = {cam: (c, centres[c][0], centres[c][1], kind)
                for cam, (c, kind) in topo.camera.items() if c in centres and len(cam) <= MAX_ID}
-    return ShardLookup(centres, grids, cameras)
+    v = topo.vocab
+    return ShardLookup(centres, grids, cameras, v.categories, v.event_channels,
+                       v.petition_channels)
 
 
 def _ok_id(v: str | None) -> bool:
@@ -365,7 +364,7 @@ def validate_fast(kind: str, f: Mapping[str, str], look: ShardLookup, clock: Clo
         eid, status, centre, category = get("eid"), get("status"), get("centre"), get("category")
         c = look.centres.get(centre)
         if c is None or not _ok_id(eid) or status not in _STATUSES \
-                or category not in _CATEGORIES:
+                or category not in look.categories:
             return None
         ci, lv, chain = c
         grid = get("grid", "")
@@ -382,7 +381,7 @@ def validate_fast(kind: str, f: Mapping[str, str], look: ShardLookup, clock: Clo
         if status == "reported":
             channel, urgency = get("channel"), get("urgency")
             due = _fast_int(get("due"))
-            if channel not in _EVENT_CHANNELS or urgency not in _URGENCIES or due is None:
+            if channel not in look.event_channels or urgency not in _URGENCIES or due is None:
                 return None
         elif status == "evaluated":
             s = get("satisfied")
@@ -423,7 +422,7 @@ def validate_fast(kind: str, f: Mapping[str, str], look: ShardLookup, clock: Clo
         pid, centre, channel = get("pid"), get("centre"), get("channel")
         group, skip = get("group"), get("skip_level")
         c = look.centres.get(centre)
-        if c is None or not _ok_id(pid) or channel not in _PETITION_CHANNELS \
+        if c is None or not _ok_id(pid) or channel not in look.petition_channels \
                 or group not in ("0", "1") or skip not in ("0", "1"):
             return None
         return ("t", pid, ts, day, hour, centre, c[0], c[1], "t|" + pid, "", "", channel, "",
@@ -448,28 +447,26 @@ def validate_handoff(f: Mapping[str, str], shard: str, topo: Topology) -> dict[s
         raise InvalidEntry(f"bad to: {to} is not above {centre}")
     if topo.centres[to].shard == shard:
         raise InvalidEntry(f"bad to: {to} is in this shard")
-    category = _one_of(f, "category", _CATEGORIES)
+    category = _one_of(f, "category", topo.vocab.categories)
     due = _int(f, "due")
     ts = _int(f, "ts")
     if ts < MIN_TS:
         raise InvalidEntry(f"ts out of range: {ts}")
     out = {"v": "1", "ts": str(ts), "src": "pingan-handoff", "eid": eid, "status": "escalated",
            "centre": centre, "to": to, "category": category, "due": str(due)}
-    out.update(_carried(f))
+    out.update(_carried(f, topo.vocab.event_channels))
     return out
 
 
 # ---- cases behind the figures (issue 10, helper CASES) ----
 _CARRY_INTS = ("reported_at", "supervised", "escalated")
-_CARRY_SETS = (("urgency", _URGENCIES), ("channel", _EVENT_CHANNELS))
-
-
-def _carried(f: Mapping[str, str]) -> dict[str, str]:
+def _carried(f: Mapping[str, str], channels: frozenset[str]) -> dict[str, str]:
     """What a hand-over carries of the case beyond the contract's fields (its report time,
     counts, urgency, channel, summary), each kept only when well formed: they are for the case
     lists, so a bad one is dropped rather than the case."""
     out = {n: f[n] for n in _CARRY_INTS if _fast_int(f.get(n)) is not None}
-    out.update({n: f[n] for n, allowed in _CARRY_SETS if f.get(n) in allowed})
+    out.update({n: f[n] for n, allowed in (("urgency", _URGENCIES), ("channel", channels))
+                if f.get(n) in allowed})
     summary = f.get("summary", "")
     if summary and len(summary) <= MAX_TEXT:
         out["summary"] = summary
@@ -501,9 +498,9 @@ def _handin(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) -
     centre = _centre(f, "centre", topo)
     to = _centre(f, "to", topo)
     _in_shard(to, shard, topo, "to")
-    category = _one_of(f, "category", _CATEGORIES)
+    category = _one_of(f, "category", topo.vocab.categories)
     due = _int(f, "due")
-    c = _carried(f)
+    c = _carried(f, topo.vocab.event_channels)
     carry = "|".join((c.get("reported_at", ""), c.get("supervised", ""), c.get("escalated", ""),
                       c.get("urgency", ""), c.get("channel", "")))
     return ("h", eid, ts, day, hour, centre, topo.index[to], topo.centres[centre].level,
@@ -515,7 +512,7 @@ def _event(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) ->
     eid = _id(f, "eid")
     status = _one_of(f, "status", _STATUSES)
     centre = _centre(f, "centre", topo)
-    category = _one_of(f, "category", _CATEGORIES)
+    category = _one_of(f, "category", topo.vocab.categories)
     grid = f.get("grid", "")
     if grid:
         if len(grid) > MAX_ID:
@@ -530,7 +527,7 @@ def _event(f: dict, shard: str, topo: Topology, ts: int, day: str, hour: str) ->
     kind = "e"
     q = f"e|{eid}|{status}|{centre}"
     if status == "reported":
-        channel = _one_of(f, "channel", _EVENT_CHANNELS)
+        channel = _one_of(f, "channel", topo.vocab.event_channels)
         urgency = _one_of(f, "urgency", _URGENCIES)
         due = _int(f, "due")
     elif status == "evaluated":

@@ -23,8 +23,9 @@ import shapely
 from shapely.geometry import MultiPoint, mapping, shape
 from sqlalchemy.engine import Engine
 
-from datasources.registry import BASE_DATA_FIELDS, CAMERA_KINDS
+from datasources.registry import BASE_DATA_FIELDS
 from datasources.registry_io import RegistryData, stats, write_registry
+from datasources.vocabulary import DEFAULT
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_SPEC = DATA_DIR / "demo-tongchuan.json"
@@ -417,7 +418,7 @@ def generate_demo(seed: int = 7, spec_path: str | Path | None = None) -> Registr
     cw = dist.get("camera_weight", {"urban": 3.0, "rural": 1.0})
     grid_weights = [cw[kind_of_grid[g]] for g in grid_ids]
     placed: dict[str, list[tuple[str, str]]] = defaultdict(list)  # centre -> [(grid, kind)]
-    for kind in CAMERA_KINDS:
+    for kind in DEFAULT.codes("camera_kind"):  # the demo region keeps the default lists
         n = int(counts["cameras"].get(kind, 0))
         for gid in rng.choices(grid_ids, weights=grid_weights, k=n):
             placed[grid_centre[gid]].append((gid, kind))

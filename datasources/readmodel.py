@@ -17,9 +17,8 @@ from zoneinfo import ZoneInfo
 import redis
 
 from datasources.config import ReadModelConfig
-from datasources.contract import CATEGORIES, EVENT_CHANNELS, PETITION_CHANNELS
 from datasources.keys import Keys
-from datasources.registry import CAMERA_KINDS, LEVELS
+from datasources.registry import LEVELS
 from datasources.rollup import RESOLVED_OF_REPORTED
 from datasources.topology import Topology
 from datasources.validate import as_int
@@ -140,6 +139,7 @@ class ReadModel:
         cams_total = tot.get("cameras", 0)
         online, offline, fault = g["cam:online"], g["cam:offline"], g["cam:fault"]
         grids_total = tot.get("grids", 0)
+        vocab = self.topo.vocab  # the region's categories, channels and camera kinds
         return {
             "events": {
                 "reported": d["reported"],
@@ -153,8 +153,8 @@ class ReadModel:
                 "urgent": d["urgent"],
                 "open": g["open"],
                 "overdue": overdue,
-                "by_category": {c: d[f"cat:{c}"] for c in CATEGORIES},
-                "by_channel": {c: d[f"ch:{c}"] for c in EVENT_CHANNELS},
+                "by_category": {c: d[f"cat:{c}"] for c in vocab.codes("category")},
+                "by_channel": {c: d[f"ch:{c}"] for c in vocab.codes("event_channel")},
                 # 办结率: today's reports resolved since / today's reports (never above 1)
                 "resolution_rate": _ratio(d[RESOLVED_OF_REPORTED], d["reported"]),
                 "satisfaction_rate": _ratio(sat_yes, sat_yes + sat_no),
@@ -189,12 +189,12 @@ class ReadModel:
                         "fault": g[f"cam:fault:{k}"],
                         "online_rate": _ratio(g[f"cam:online:{k}"], tot.get(f"cameras_{k}", 0)),
                     }
-                    for k in CAMERA_KINDS
+                    for k in vocab.codes("camera_kind")
                 },
             },
             "petitions": {
                 "today": d["petitions"],
-                "by_channel": {c: d[f"pet:{c}"] for c in PETITION_CHANNELS},
+                "by_channel": {c: d[f"pet:{c}"] for c in vocab.codes("petition_channel")},
                 "group": d["pet_group"],
                 "skip_level": d["pet_skip"],
             },
@@ -222,7 +222,8 @@ class ReadModel:
             for h in heads:
                 pipe.hgetall(self.keys.hour(self.topo.centres[h].shard, hn, h))
         days = [(now - timedelta(days=i)).strftime("%Y%m%d") for i in range(29, -1, -1)]
-        pet_fields = ["petitions", *(f"pet:{c}" for c in PETITION_CHANNELS)]
+        pet_channels = self.topo.vocab.codes("petition_channel")
+        pet_fields = ["petitions", *(f"pet:{c}" for c in pet_channels)]
         for dn in days:
             for h in heads:
                 pipe.hmget(self.keys.day(self.topo.centres[h].shard, dn, h), pet_fields)
@@ -255,7 +256,7 @@ class ReadModel:
                 for f, v in zip(pet_fields, vals, strict=True):
                     row[f] += as_int(v)
             trend.append({"day": f"{dn[:4]}-{dn[4:6]}-{dn[6:]}", "total": row["petitions"],
-                          **{c: row[f"pet:{c}"] for c in PETITION_CHANNELS}})
+                          **{c: row[f"pet:{c}"] for c in pet_channels}})
         metas = {}
         for s in shards:
             m, _bad = parse_meta(replies[pos])

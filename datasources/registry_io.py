@@ -9,6 +9,10 @@ Files (UTF-8, a BOM is accepted; the header is line 1):
   ``code`` / ``id`` picks the row; the geometry is stored as GeoJSON text and a centre's
   centroid (lon/lat) is computed from it.
 - ``base_data.csv`` (optional) centre + the six `BaseData` fields.
+- ``vocabulary.csv`` (optional) kind,code,zh,en,colour: the region's categories, event and
+  petition channels and camera kinds (`datasources.vocabulary`), in the order the screens show
+  them. A kind the file lists replaces that kind's whole default list; a kind it does not list
+  (or no file) keeps the defaults. Cameras' kinds are checked against the resulting list.
 
 An import is validated completely before anything is written; any error raises
 `RegistryImportError` with every problem as ``file:line: reason`` and leaves the database as it
@@ -42,20 +46,22 @@ from sqlalchemy.engine import Engine
 from datasources.migrations import ensure_schema
 from datasources.registry import (
     BASE_DATA_FIELDS,
-    CAMERA_KINDS,
     GRID_KINDS,
     BaseData,
     Camera,
     Centre,
     Grid,
+    VocabularyRow,
     session_scope,
 )
 from datasources.validate import is_code, is_conference_url, is_id
+from datasources.vocabulary import DEFAULT, KINDS, MAX_TERMS, check_term, load_vocabulary
 
 CENTRES_CSV = "centres.csv"
 GRIDS_CSV = "grids.csv"
 CAMERAS_CSV = "cameras.csv"
 BASE_DATA_CSV = "base_data.csv"
+VOCABULARY_CSV = "vocabulary.csv"
 CENTRES_GEOJSON = "centres.geojson"
 GRIDS_GEOJSON = "grids.geojson"
 
@@ -63,6 +69,7 @@ CENTRE_COLUMNS = ("code", "name", "level", "parent", "conference")
 GRID_COLUMNS = ("id", "centre", "kind", "workers")
 CAMERA_COLUMNS = ("id", "centre", "grid", "kind", "lon", "lat")
 BASE_DATA_COLUMNS = ("centre", *BASE_DATA_FIELDS)
+VOCABULARY_COLUMNS = ("kind", "code", "zh", "en", "colour")
 
 CENTROID_PRECISION = 6
 
@@ -85,6 +92,8 @@ class RegistryData:
     grids: list[dict[str, Any]] = field(default_factory=list)
     cameras: list[dict[str, Any]] = field(default_factory=list)
     base_data: list[dict[str, Any]] = field(default_factory=list)
+    # VocabularyRow rows (kind, code, position, zh, en, colour); none: the defaults
+    vocabulary: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -285,6 +294,34 @@ def _bad_kind(where: str, kind: str, kinds: tuple[str, ...]) -> str:
     return f"{where}: bad kind '{kind}' (expected one of {', '.join(kinds)})"
 
 
+def _read_vocabulary(d: Path, errors: list[str]) -> list[dict[str, Any]]:
+    """The rows of the optional ``vocabulary.csv``, each checked (`vocabulary.check_term`);
+    `position` is the row's place among its kind's rows."""
+    if not (d / VOCABULARY_CSV).exists():
+        return []
+    out: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], int] = {}
+    count: dict[str, int] = {}
+    for line, r in _read_csv(d / VOCABULARY_CSV, VOCABULARY_COLUMNS, errors) or []:
+        where = f"{VOCABULARY_CSV}:{line}"
+        kind, code, zh, en, colour = (r[c] for c in VOCABULARY_COLUMNS)
+        reason = check_term(kind, code, zh, en, colour)
+        if reason is not None:
+            errors.append(f"{where}: {reason}")
+            continue
+        if (kind, code) in seen:
+            errors.append(f"{where}: duplicate {kind} {code} (first on line {seen[kind, code]})")
+            continue
+        seen[kind, code] = line
+        count[kind] = count.get(kind, 0) + 1
+        if count[kind] > MAX_TERMS:
+            errors.append(f"{where}: more than {MAX_TERMS} terms of kind {kind}")
+            continue
+        out.append({"kind": kind, "code": code, "position": count[kind] - 1, "zh": zh,
+                    "en": en, "colour": colour.lower()})
+    return out
+
+
 def read_dir(path: str | Path) -> RegistryData:
     """Read and fully validate a registry directory; raise `RegistryImportError` on any error."""
     d = Path(path)
@@ -292,6 +329,11 @@ def read_dir(path: str | Path) -> RegistryData:
     if not d.is_dir():
         raise RegistryImportError([f"{d}: not a directory"])
     data = RegistryData()
+
+    # ---- the vocabulary (optional): first, cameras' kinds are checked against it
+    vocabulary = _read_vocabulary(d, errors)
+    camera_kinds = tuple(r["code"] for r in vocabulary if r["kind"] == "camera_kind") \
+        or DEFAULT.codes("camera_kind")
 
     # ---- centres
     centre_rows = _read_csv(d / CENTRES_CSV, CENTRE_COLUMNS, errors) or []
@@ -395,7 +437,7 @@ def read_dir(path: str | Path) -> RegistryData:
                     f"not to the camera's centre {r['centre']}"
                 )
                 ok = False
-        ok &= _check(errors, r["kind"] in CAMERA_KINDS, _bad_kind(where, r["kind"], CAMERA_KINDS))
+        ok &= _check(errors, r["kind"] in camera_kinds, _bad_kind(where, r["kind"], camera_kinds))
         lon, lat = _float(r["lon"]), _float(r["lat"])
         if lon is None:
             errors.append(f"{where}: lon is not a number: '{r['lon']}'")
@@ -464,6 +506,7 @@ def read_dir(path: str | Path) -> RegistryData:
     data.grids = sorted(grids.values(), key=lambda g: g["id"])
     data.cameras = sorted(cameras, key=lambda c: c["id"])
     data.base_data = sorted(base_data, key=lambda b: b["centre"])
+    data.vocabulary = vocabulary
     return data
 
 
@@ -479,6 +522,7 @@ def write_registry(engine: Engine, data: RegistryData) -> None:
     with session_scope(engine) as s:
         s.execute(delete(Camera))
         s.execute(delete(BaseData))
+        s.execute(delete(VocabularyRow))
         s.execute(delete(Grid))
         s.execute(update(Centre).values(parent=None))
         s.execute(delete(Centre))
@@ -487,6 +531,7 @@ def write_registry(engine: Engine, data: RegistryData) -> None:
             (Grid, data.grids),
             (Camera, data.cameras),
             (BaseData, data.base_data),
+            (VocabularyRow, data.vocabulary),
         ):
             for i in range(0, len(rows), 2000):
                 if rows[i : i + 2000]:
@@ -567,10 +612,17 @@ def export_dir(engine: Engine, path: str | Path) -> None:
                 BaseData.centre
             )
         ).all()
+        vocab = s.execute(
+            select(VocabularyRow.kind, VocabularyRow.code, VocabularyRow.zh, VocabularyRow.en,
+                   VocabularyRow.colour, VocabularyRow.position)
+        ).all()  # fmt: skip
     _write_csv(d / CENTRES_CSV, CENTRE_COLUMNS, [tuple(r[:5]) for r in centres])
     _write_csv(d / GRIDS_CSV, GRID_COLUMNS, [tuple(r[:4]) for r in grids])
     _write_csv(d / CAMERAS_CSV, CAMERA_COLUMNS, [tuple(r) for r in cameras])
+    rank = {k: i for i, k in enumerate(KINDS)}
+    vocab = sorted(vocab, key=lambda r: (rank.get(r.kind, len(KINDS)), r.kind, r.position, r.code))
     optional = {
+        VOCABULARY_CSV: bool(vocab),
         BASE_DATA_CSV: bool(base),
         CENTRES_GEOJSON: any(r.geometry for r in centres),
         GRIDS_GEOJSON: any(r.geometry for r in grids),
@@ -578,6 +630,8 @@ def export_dir(engine: Engine, path: str | Path) -> None:
     for fname, present in optional.items():
         if not present:
             (d / fname).unlink(missing_ok=True)
+    if vocab:
+        _write_csv(d / VOCABULARY_CSV, VOCABULARY_COLUMNS, [tuple(r[:5]) for r in vocab])
     if base:
         _write_csv(d / BASE_DATA_CSV, BASE_DATA_COLUMNS, [tuple(r) for r in base])
     if optional[CENTRES_GEOJSON]:
@@ -602,7 +656,7 @@ def stats(engine: Engine) -> dict[str, Any]:
         cam_kinds = dict(s.execute(select(Camera.kind, func.count()).group_by(Camera.kind)).all())
     centres = {str(lv): int(levels.get(lv, 0)) for lv in (1, 2, 3, 4)}
     grids = {k: int(grid_kinds.get(k, 0)) for k in GRID_KINDS}
-    cams = {k: int(cam_kinds.get(k, 0)) for k in CAMERA_KINDS}
+    cams = {k: int(cam_kinds.get(k, 0)) for k in load_vocabulary(engine).codes("camera_kind")}
     for k, n in cam_kinds.items():
         cams.setdefault(k, int(n))
     return {

@@ -28,7 +28,6 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from datasources.contract import CATEGORIES
 from datasources.geo import place_case
 from datasources.keys import Keys
 from datasources.rollup import RESOLVED_OF_REPORTED
@@ -42,7 +41,6 @@ FANOUT = 16  # a capped slice of late arrivals is read again in this many partsâ
 MAX_ROUNDS = 5  # â€¦and its crowded parts again, this many times at most (one round trip each)
 MIN_CAP = 4  # entries per slice, at least
 MIN_SLICES = 24
-_CATEGORIES = frozenset(CATEGORIES)
 
 
 def hour_starts(now_ms: int, hours: int = 24) -> list[int]:
@@ -190,7 +188,7 @@ def read_reported(r, keys: Keys, topo: Topology, code: str, start_ms: int, end_m
             key = (eid, centre)  # the aggregator's idempotency key of a report
             if not start_ms <= ts <= end_ms or centre not in topo.centres or key in cases:
                 continue
-            if category not in _CATEGORIES or not topo.is_within(centre, code):
+            if category not in topo.vocab.categories or not topo.is_within(centre, code):
                 continue
             cases[key] = (ts, eid, centre, category, 1 if f.get(b"urgency") == b"urgent" else 0)
     return {"cases": sorted(cases.values()), "sample": sample, "cap": cap,

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from datasources.registry import CAMERA_KINDS, BaseData, Camera, Centre, Grid
+from datasources.registry import BaseData, Camera, Centre, Grid
+from datasources.vocabulary import DEFAULT, Vocabulary, load_vocabulary
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Topology:
     totals: dict[str, dict[str, int]] = field(default_factory=dict)  # subtree static figures
     order: tuple[str, ...] = ()  # centre codes, sorted: a centre's index is its position
     index: dict[str, int] = field(default_factory=dict)
+    vocab: Vocabulary = DEFAULT  # the region's categories, channels and camera kinds
 
     @property
     def shards(self) -> tuple[str, ...]:
@@ -113,8 +115,10 @@ def build_topology(
     centre_rows: list[tuple[str, str, int, str | None, float | None, float | None, str | None]],
     grid_rows: list[tuple[str, str, str, int]],
     camera_rows: list[tuple[str, str, str]],
+    vocab: Vocabulary = DEFAULT,
 ) -> Topology:
-    """Build the topology from plain rows (code, name, level, parent, lon, lat, conference)."""
+    """Build the topology from plain rows (code, name, level, parent, lon, lat, conference);
+    the static totals `cameras_<kind>` follow `vocab`'s camera kinds."""
     raw = {r[0]: (r[2], r[3]) for r in centre_rows}
     children: dict[str, list[str]] = defaultdict(list)
     centres: dict[str, CentreInfo] = {}
@@ -161,7 +165,7 @@ def build_topology(
             "grids_staffed": t["grids_staffed"],
             "workers": t["workers"],
             "cameras": t["cameras"],
-            **{f"cameras_{k}": t[f"cameras_{k}"] for k in CAMERA_KINDS},
+            **{f"cameras_{k}": t[f"cameras_{k}"] for k in vocab.codes("camera_kind")},
         }
         for code, t in totals.items()
         if code in centres
@@ -175,6 +179,7 @@ def build_topology(
         grid_centre=grid_centre,
         camera=camera,
         totals=full,
+        vocab=vocab,
     )
 
 
@@ -191,7 +196,7 @@ def load_topology(engine: Engine) -> Topology:
         ]
         grid_rows = [tuple(r) for r in s.execute(select(Grid.id, Grid.centre, Grid.kind, Grid.workers))]
         camera_rows = [tuple(r) for r in s.execute(select(Camera.id, Camera.centre, Camera.kind))]
-    return build_topology(centre_rows, grid_rows, camera_rows)
+    return build_topology(centre_rows, grid_rows, camera_rows, load_vocabulary(engine))
 
 
 def load_base_data(engine: Engine, topo: Topology) -> dict[str, dict[str, int]]:
