@@ -16,6 +16,7 @@ from dashboard.auth import install_auth
 from dashboard.calls import CallDesk
 from dashboard.command_api import install_console
 from dashboard.embed import register_embed_routes
+from dashboard.gateway import Gateway, register_gateway_routes
 from dashboard.headers import install_headers
 from dashboard.live import register_routes
 from dashboard.runtime import Runtime
@@ -33,6 +34,7 @@ from dashboard.versions import VersionWatcher
 from datasources.accesslog import AccessLog
 from datasources.janus import JanusClient
 from datasources.keys import Keys
+from datasources.registry_watch import registry_version_or_none
 from datasources.signal import SignalHub, Signals
 from datasources.topology import Topology
 from datasources.validate import is_conference_url
@@ -57,12 +59,21 @@ class Services:
 
 
 def build_services(runtime: Runtime) -> Services:
-    settings, r, topo = runtime.settings, runtime.redis, runtime.topology
+    settings, r = runtime.settings, runtime.redis
     keys = Keys(settings.key_prefix)
+    seen = registry_version_or_none(r, keys)  # read before the registry it was loaded at
+    topo = runtime.topology
     conferences = Conferences(r, topo, settings.key_prefix, settings.conference_url_template,
                               settings.vc_timeout_s)
     cache = FlightCache(limits={"replay": REPLAY_CACHE_SIZE, WALL_JSON: WALL_JSON_CACHE_SIZE})
-    watcher = VersionWatcher(r, keys, topo.shards, conferences, on_rewind=cache.invalidate)
+
+    def reload_registry() -> None:  # the registry version moved: datasources/registry_watch.py
+        runtime.reload_registry()  # the shared `topo` is refreshed in place
+        watcher.set_shards(topo.shards)
+        screens.registry_changed()
+
+    watcher = VersionWatcher(r, keys, topo.shards, conferences, on_rewind=cache.invalidate,
+                             on_registry=reload_registry, registry_seen=seen)
     screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings,
                          read_model=runtime.read_model, geo=lambda: runtime.geo,
                          watcher=watcher, cache=cache)
@@ -111,6 +122,8 @@ def create_app(settings: Settings | None = None) -> Dash:
     register_vc_routes(app.server, svc.calls, svc.signal_hub, settings, svc.topology)
     register_embed_routes(app.server, settings, svc.screens, runtime.engine)
     register_screen_routes(app.server, svc.screens, settings)
+    register_gateway_routes(app.server, Gateway(settings, lambda: runtime.engine, runtime.redis,
+                                                svc.topology, svc.access_log))
     install_auth(app.server, runtime, svc.access_log)
     install_headers(app, settings, (c.conference for c in svc.topology.centres.values()))
     app.server.config[SERVICES] = svc

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from dashboard.runtime import Runtime
+from dashboard.secret import SecretKeyError
 from dashboard.settings import Settings, SettingsError, describe, markdown_table
 from dashboard.stopflag import StopFlag
 from datasources.migrations import SchemaError
@@ -100,13 +101,22 @@ def aggregate(ctx, until_idle, batch) -> None:
     """Apply the streams to the read model (runs until stopped)."""
     import logging
 
+    from datasources import producers
     from datasources.aggregator import Aggregator
+    from datasources.keys import Keys
+    from datasources.registry_watch import registry_version
+    from datasources.topology import load_topology
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = ctx.obj if batch is None else replace(ctx.obj, batch_size=batch)
     rt = Runtime(settings)
+    seen = registry_version(rt.redis, Keys(settings.key_prefix))  # before the registry is read
     _require_registry(rt)
-    agg = Aggregator(rt.redis, rt.topology, settings.pipeline)
+    engine = rt.engine
+    # registry changes on a running system: reloaded when the registry version moves
+    agg = Aggregator(rt.redis, rt.topology, settings.pipeline,
+                     reload=lambda: load_topology(engine),
+                     producer_names=lambda: producers.names(engine), registry_seen=seen)
     started = time.monotonic()
     totals = agg.run(until_idle=until_idle, should_stop=StopFlag())
     secs = time.monotonic() - started
@@ -254,42 +264,48 @@ def _as_env(value) -> str:
 @main.command("embed-url")
 @click.argument("widget")
 @click.argument("code")
-@click.option("--ttl", default="1h", show_default=True,
-              help="How long the URL works: seconds or 30m, 1h, 7d, 2w.")
+@click.option("--ttl", default=None,
+              help="How long the URL works: seconds or 30m, 1h, 7d, 2w "
+                   "[default: PINGAN_EMBED_DEFAULT_TTL, 1h].")
+@click.option("--note", default="", help="What the URL is for (shown by `pingan embeds list`).")
 @click.option("--base-url", default="http://127.0.0.1:8050", show_default=True,
               help="The wall's address as the portal's visitors reach it.")
 @click.option("--theme", type=click.Choice(["dark", "light", "transparent"]), default=None,
               help="Widget theme (the page's default: dark).")
 @click.option("--lang", type=click.Choice(["zh", "en"]), default=None,
               help="Widget language (the page's default: zh).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"url", "id", "expires"} only.')
 @click.pass_context
-def embed_url(ctx, widget, code, ttl, base_url, theme, lang) -> None:
+def embed_url(ctx, widget, code, ttl, note, base_url, theme, lang, as_json) -> None:
     """Print a signed URL of WIDGET for centre CODE (and the centres below it), for a portal
-    iframe. Widgets: events, trend, closure, coverage, cameras, petitions, map."""
-    from urllib.parse import urlencode
-
-    from dashboard.embed import WIDGETS, mint, parse_ttl
+    iframe, and record its id (`pingan embeds list|revoke`). Widgets: events, trend, closure,
+    coverage, cameras, petitions, map."""
+    from dashboard.cli_embeds import check_note, mint_url
+    from dashboard.embed import WIDGETS, parse_ttl
 
     if widget not in WIDGETS:
         raise click.BadParameter(f"unknown widget {widget!r}; one of: {', '.join(WIDGETS)}",
                                  param_hint="WIDGET")
     try:
-        ttl_s = parse_ttl(ttl)
+        ttl_s = parse_ttl(ttl if ttl is not None else ctx.obj.embed_default_ttl)
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--ttl") from None
+        raise click.BadParameter(str(e), param_hint="--ttl" if ttl is not None
+                                 else "PINGAN_EMBED_DEFAULT_TTL") from None
     limit = ctx.obj.embed_max_ttl_s
     if ttl_s > limit:
-        raise click.BadParameter(f"{ttl} is longer than the longest allowed ({limit} s, "
-                                 f"{limit // 86400} days)", param_hint="--ttl")
+        raise click.BadParameter(f"{ttl or ctx.obj.embed_default_ttl} is longer than the longest "
+                                 f"allowed ({limit} s, {limit // 86400} days: "
+                                 "PINGAN_EMBED_MAX_TTL_S)", param_hint="--ttl")
+    note = check_note(note)
     rt = _runtime(ctx)
     _require_registry(rt)
     if code not in rt.topology.centres:
-        raise click.BadParameter(f"unknown centre {code!r}", param_hint="CODE")
-    token = mint(rt.settings, widget, code, ttl_s)
-    query = {"token": token, **({"theme": theme} if theme else {}), **({"lang": lang} if lang else {})}
-    click.echo(f"{base_url.rstrip('/')}/embed/{widget}?{urlencode(query)}")
-    expires = datetime.fromtimestamp(time.time() + ttl_s, ZoneInfo(rt.settings.tz))
-    click.echo(f"expires {expires:%Y-%m-%d %H:%M:%S} ({rt.settings.tz})", err=True)
+        raise click.BadParameter(f"unknown centre {code[:64]!r}", param_hint="CODE")
+    query = {**({"theme": theme} if theme else {}), **({"lang": lang} if lang else {})}
+    try:
+        mint_url(rt, widget, code, ttl_s, note, base_url, query, as_json)
+    except SecretKeyError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _register_optional() -> None:
@@ -311,12 +327,18 @@ def _register_optional() -> None:
     from dashboard.cli_alerts import alerts  # issue 10: 预警
 
     main.add_command(alerts)
+    from dashboard.cli_embeds import embeds_group  # issue 12: embed tokens
+
+    main.add_command(embeds_group)
     from dashboard.cli_access import access_log  # issue 12: who did what
 
     main.add_command(access_log)
     from dashboard.cli_producers import producers  # issue 12: producers and their keys
 
     main.add_command(producers)
+    from dashboard.cli_ingest import ingest_cmd  # issue 12: files from systems that only export
+
+    main.add_command(ingest_cmd)
 
 
 _register_optional()

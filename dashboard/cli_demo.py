@@ -15,7 +15,7 @@ import click
 from dashboard.datadir import private_dir
 from dashboard.janus_server import JanusServer, JanusServerError, janus_binary
 from dashboard.runtime import Runtime
-from dashboard.secret import SecretKeyError, load_secret
+from dashboard.secret import SecretKeyError, load_embed_keys, load_secret
 from dashboard.stopflag import StopFlag
 from datasources.connection import embedded_alive, ensure_redis, redis_url, stop_embedded
 from datasources.users import list_users
@@ -84,6 +84,7 @@ def serve(ctx, port, host, workers) -> None:
     s = rt.settings
     try:
         load_secret(s)  # refused here, not in every gunicorn worker
+        load_embed_keys(s)
     except SecretKeyError as e:
         raise click.ClickException(str(e)) from None
     rt.redis.ping()

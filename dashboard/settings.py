@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -75,6 +76,22 @@ def _weights(raw: str) -> dict[str, float]:
         raise ValueError("weights must be numbers") from None
 
 
+def parse_instant(raw: str) -> datetime:
+    """An ISO 8601 date and time with its UTC offset, e.g. 2026-12-08T00:00+08:00."""
+    try:
+        when = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError("not an ISO 8601 date and time, e.g. 2026-12-08T00:00+08:00") from None
+    if when.tzinfo is None:
+        raise ValueError("needs its UTC offset, e.g. 2026-12-08T00:00+08:00")
+    return when
+
+
+def _instant(raw: str) -> str:
+    parse_instant(raw)
+    return raw.strip()
+
+
 def choice(*options: str, lower: bool = False) -> Parser:
     def parse(raw: str) -> str:
         value = raw.lower() if lower else raw
@@ -96,6 +113,7 @@ PATH = Parser("path", Path)
 FLAG = Parser("flag", lambda raw: raw.lower() not in ("0", "false", "no"))  # else on
 WORDS = Parser("words", lambda raw: tuple(raw.split()))
 WEIGHTS = Parser("JSON object", _weights)
+INSTANT = Parser("ISO 8601 date and time with offset", _instant)
 
 
 def _alert_rules(raw: str) -> Path:
@@ -283,9 +301,9 @@ class Settings:
         "portal origins allowed to frame `/embed/*` (space separated); unset → no one "
         "(docs/embeds.md)")
     embed_max_ttl_s: int = setting(
-        "PINGAN_EMBED_MAX_TTL_S", INTEGER, 366 * 86400,
+        "PINGAN_EMBED_MAX_TTL_S", INTEGER, 90 * 86400,
         "the longest an embed URL may work (`pingan embed-url --ttl`)",
-        shown="`31622400` (366 days)")
+        shown="`7776000` (90 days)")
     # web hardening (docs/security.md)
     session_max_hours: float = setting(
         "PINGAN_SESSION_MAX_HOURS", NUMBER, 24.0,
@@ -326,14 +344,15 @@ class Settings:
         "`--rate`; more → 429")
     embed_key: str | None = setting(
         "PINGAN_EMBED_KEY", TEXT, None,
-        "signs embed tokens, at least 32 bytes, apart from the session key so that it can "
-        "rotate alone; unset → derived from `PINGAN_SECRET_KEY` (docs/embeds.md)")
+        "signs embed tokens, at least 32 bytes (a shorter one is refused at start), apart from "
+        "the session key so that it can rotate alone; unset → the server secret "
+        "(`PINGAN_SECRET_KEY` or `secret.key`), as before (docs/embeds.md)")
     embed_key_previous: str | None = setting(
         "PINGAN_EMBED_KEY_PREVIOUS", TEXT, None,
         "the embed key before the last rotation: tokens it signed are still accepted until "
         "`PINGAN_EMBED_KEY_PREVIOUS_UNTIL`")
     embed_key_previous_until: str | None = setting(
-        "PINGAN_EMBED_KEY_PREVIOUS_UNTIL", TEXT, None,
+        "PINGAN_EMBED_KEY_PREVIOUS_UNTIL", INSTANT, None,
         "the end of the rotation's grace period (ISO date and time, e.g. "
         "`2026-12-08T00:00+08:00`); unset → the previous key is accepted while it is set")
     embed_default_ttl: str = setting(
@@ -444,7 +463,7 @@ def _plain(value: Any) -> Any:
 
 
 def _redacted(name: str, value: Any) -> Any:
-    if value and name == "secret_key":
+    if value and name in ("secret_key", "embed_key", "embed_key_previous"):
         return "(set)"
     if isinstance(value, str):
         return _PASSWORD.sub(r"\1***@", value)

@@ -306,6 +306,21 @@ STRINGS: dict[str, dict[str, str]] = {
     "console_span_m": {"zh": "{m}分钟", "en": "{m} min"},
     "console_span_hm": {"zh": "{h}小时{m}分", "en": "{h} h {m} min"},
     "console_span_dh": {"zh": "{d}天{h}小时", "en": "{d} d {h} h"},
+    # the producers panel of the duty console (issue 12)
+    "console_producers": {"zh": "数据来源", "en": "Producers"},
+    "console_producers_none": {"zh": "暂无数据来源", "en": "No producers yet"},
+    "console_producers_count": {"zh": "{n} 个 · {silent} 个静默", "en": "{n} · {silent} silent"},
+    "console_prod_col_name": {"zh": "来源", "en": "Producer"},
+    "console_prod_col_accepted": {"zh": "已接收", "en": "Accepted"},
+    "console_prod_col_dead": {"zh": "死信", "en": "Dead"},
+    "console_prod_col_last": {"zh": "最近数据", "en": "Last entry"},
+    "console_prod_col_lag": {"zh": "延迟", "en": "Lag"},
+    "console_prod_col_state": {"zh": "状态", "en": "State"},
+    "console_prod_silent": {"zh": "静默", "en": "silent"},
+    "console_prod_ok": {"zh": "正常", "en": "ok"},
+    "console_prod_sim": {"zh": "模拟数据", "en": "simulator"},
+    "console_prod_unregistered": {"zh": "未登记来源", "en": "unregistered"},
+    "console_span_s": {"zh": "{s}秒", "en": "{s} s"},
     "console_note_placeholder": {"zh": "督办意见（200字以内）", "en": "Note (up to 200 characters)"},
     "console_supervise": {"zh": "督办", "en": "Supervise"},
     "console_wall": {"zh": "上墙", "en": "On the wall"},
@@ -349,6 +364,16 @@ STRINGS: dict[str, dict[str, str]] = {
     "embed_tampered": {
         "zh": "访问令牌无效：签名不符或已被修改。",
         "en": "The access token is invalid: its signature does not match or it was altered.",
+    },
+    "embed_revoked": {
+        "zh": "该嵌入链接已被撤销或未登记，请向系统管理员索取新链接。",
+        "en": "This embed link has been revoked or is not on record; ask the administrator "
+              "for a new one.",
+    },
+    "embed_rotated": {
+        "zh": "该链接的签名密钥已于 {when} 停用，请向系统管理员索取新链接。",
+        "en": "This link was signed with an embed key retired at {when}; ask the "
+              "administrator for a new one.",
     },
     "embed_wrong_widget": {
         "zh": "该访问令牌不能用于组件“{widget}”。",
