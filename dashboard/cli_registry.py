@@ -75,6 +75,31 @@ def import_cmd(ctx: click.Context, directory: Path) -> None:
         f"{report.base_data} base-data rows ({report.centre_geometries} centre and "
         f"{report.grid_geometries} grid geometries)"
     )
+    announce_change(ctx)
+
+
+def announce_change(ctx: click.Context) -> None:
+    """After a committed registry change: bump the registry version, so that the running
+    aggregators and web workers reload within seconds (datasources/registry_watch.py). Redis
+    being away is said on stderr, not an error: the SQL change stands, and processes started
+    later read it anyway."""
+    import redis
+
+    from datasources.connection import connect
+    from datasources.keys import Keys
+    from datasources.registry_watch import bump
+
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.from_env()
+    if not settings.redis_url and not settings.embedded_redis_socket.exists():
+        return  # no embedded Redis running: no running process to tell (none is started)
+    try:
+        version = bump(connect(settings.redis), Keys(settings.key_prefix))
+    except (redis.RedisError, OSError) as exc:
+        click.echo(f"warning: could not tell running processes ({exc}); restart the "
+                   "aggregators and web workers to see the change", err=True)
+        return
+    click.echo(f"registry version {version}: running processes reload within seconds",
+               err=True)
 
 
 @registry.command("export")
@@ -105,6 +130,7 @@ def demo_cmd(ctx: click.Context, seed: int, force: bool) -> None:
     st = build_demo(engine, seed=seed)
     click.echo(f"built the demo region (seed {seed}) in {time.perf_counter() - t0:.1f} s")
     _print_stats(st, as_json=False)
+    announce_change(ctx)
 
 
 @registry.command("stats")

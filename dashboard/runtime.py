@@ -17,6 +17,7 @@ from datasources.geo import Geo, load_geometry
 from datasources.migrations import ensure_schema
 from datasources.readmodel import ReadModel
 from datasources.registry import Grid, make_engine
+from datasources.registry_watch import refresh_in_place
 from datasources.topology import Topology, load_base_data, load_topology
 
 
@@ -55,3 +56,17 @@ class Runtime:
     def read_model(self) -> ReadModel:
         return ReadModel(self.redis, self.topology, self.settings.read_model,
                          load_base_data(self.engine, self.topology))
+
+    def reload_registry(self) -> Topology:
+        """Read the registry again and refresh what this runtime derived from it in place:
+        the shared topology (`refresh_in_place`: every holder sees the new registry), the read
+        model's base data; the geometry is loaded again when next used. Everything is read
+        before anything changes, so a failure (SQL away) leaves the old registry whole."""
+        new = load_topology(self.engine)
+        base = load_base_data(self.engine, new)
+        topo = self.topology
+        refresh_in_place(topo, new)
+        if "read_model" in self.__dict__:
+            self.read_model.base_data = base
+        self.__dict__.pop("geo", None)
+        return topo

@@ -173,6 +173,13 @@ class ScreenData:
                 self._geo = self._load_geo()
             return self._geo
 
+    def registry_changed(self) -> None:
+        """The registry was reloaded in place (dashboard/versions.py): drop the geometry and
+        every cached view (names, vocabulary, children and totals may all have changed)."""
+        with self._geo_lock:
+            self._geo = None
+        self.cache.invalidate()
+
     def versions(self, code: str, metas: dict[str, dict] | None = None) -> tuple:
         """The versions of the shards in `code`'s scope: the cache key of its views."""
         metas = metas if metas is not None else self.watcher.metas_now()
@@ -322,6 +329,8 @@ class ScreenData:
         if metas is not None:
             vm = self.view(code, metas)
             current = version_tag(code, vm)
+            if self.watcher.registry_generation:  # a reloaded registry: every screen redraws
+                current += f":r{self.watcher.registry_generation}"
             # the page is rendered with the view model but not the alert strip: a tag the
             # strip went with ends in ALERTS_SENT (the router's first tag does not)
             base = (have or "").removesuffix(ALERTS_SENT)

@@ -14,6 +14,11 @@ Hardening (docs/security.md):
   `pingan rebuild`), calls `on_rewind`: nothing cached before may look fresh.
 - The polling thread logs (rate-limited) and survives any exception: a dead loop would freeze
   every screen of the worker.
+
+Registry changes (datasources/registry_watch.py): the same round trip reads the registry
+version; when it moves, `on_registry` reloads the worker's registry in place (from the polling
+thread, between two ticks) and the waiters are woken. A reload that fails (SQL away) is logged
+and tried again a second later, the old registry staying in use.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import redis
 
 from datasources.keys import Keys
 from datasources.readmodel import parse_meta
+from datasources.registry_watch import read_version
 from datasources.vc import Conferences
 
 log = logging.getLogger(__name__)
 THREAD_NAME = "pingan-live-hub"
+REGISTRY_RETRY_S = 1.0  # a failed registry reload is tried again this much later
 
 
 class VersionWatcher:
@@ -39,10 +46,18 @@ class VersionWatcher:
 
     def __init__(self, r: redis.Redis, keys: Keys, shards: Iterable[str],
                  conferences: Conferences, on_rewind: Callable[[], None] = lambda: None,
-                 poll_s: float = 0.05) -> None:
+                 poll_s: float = 0.05, on_registry: Callable[[], None] | None = None,
+                 registry_seen: str | None = None) -> None:
+        """`on_registry` reloads the registry when its version moves past `registry_seen`
+        (the version the worker's registry was loaded at; None: the first one read)."""
         self.r = r
         self.keys = keys
         self.shards = tuple(shards)
+        self.on_registry = on_registry
+        self.registry_seen = registry_seen
+        self.registry_generation = 0  # registry reloads so far (a screen's tag includes it)
+        self._registry_read: str | None = None  # as of the last tick
+        self._registry_retry_at = 0.0
         self.conferences = conferences
         self.on_rewind = on_rewind
         self.poll_s = poll_s
@@ -79,6 +94,7 @@ class VersionWatcher:
         while not self._stop.wait(self.poll_s):
             try:
                 self.publish(self.read_metas())
+                self.check_registry()
                 n += 1
                 if n % max(1, int(1 / self.poll_s)) == 0:
                     self.refresh_calls()
@@ -92,15 +108,18 @@ class VersionWatcher:
     def read_metas(self) -> dict[str, dict] | None:
         """Every shard's meta hash (garbage values left out and logged, readmodel.parse_meta);
         None while Redis cannot be reached."""
+        shards = self.shards  # one tuple per tick: a registry reload replaces it
         try:
             pipe = self.r.pipeline(transaction=False)
-            for s in self.shards:
+            for s in shards:
                 pipe.hgetall(self.keys.meta(s))
-            replies = pipe.execute()
+            pipe.get(self.keys.registry_version())
+            *replies, registry = pipe.execute()
         except (redis.RedisError, OSError):
             return None
+        self._registry_read = read_version(registry)
         metas, bad = {}, set()
-        for s, raw in zip(self.shards, replies, strict=True):
+        for s, raw in zip(shards, replies, strict=True):
             metas[s], fields = parse_meta(raw)
             bad.update((s, f) for f in fields)
         if bad != self._bad_meta:  # logged when it changes, not 20 times a second
@@ -124,6 +143,36 @@ class VersionWatcher:
             if changed:
                 self._tick += 1
                 self._cond.notify_all()
+
+    def check_registry(self) -> bool:
+        """After a tick: when the registry version read moved, `on_registry` (reload in
+        place) and wake the waiters. True when the registry was reloaded."""
+        version = self._registry_read
+        if version is None or self.on_registry is None:
+            return False
+        if self.registry_seen is None:
+            self.registry_seen = version  # the registry was loaded just before the first tick
+            return False
+        if version == self.registry_seen or time.monotonic() < self._registry_retry_at:
+            return False
+        try:
+            self.on_registry()
+        except Exception:
+            self._registry_retry_at = time.monotonic() + REGISTRY_RETRY_S
+            log.exception("live: registry version %s: reload failed; keeping the registry "
+                          "loaded before, trying again in %.0f s", version, REGISTRY_RETRY_S)
+            return False
+        log.info("live: registry version %s: registry reloaded", version)
+        with self._cond:
+            self.registry_seen = version
+            self.registry_generation += 1
+            self._tick += 1
+            self._cond.notify_all()
+        return True
+
+    def set_shards(self, shards: Iterable[str]) -> None:
+        """Watch these shards from the next tick on (a registry reload may add one)."""
+        self.shards = tuple(shards)
 
     def _check_rewound(self, metas: dict[str, dict]) -> None:
         """A shard whose version went down, or whose epoch changed, since the last answer

@@ -27,7 +27,8 @@ import re
 import socket
 import time
 import uuid
-from collections import deque
+from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
@@ -52,6 +53,8 @@ from datasources.contract import (
     validate_handoff,
 )
 from datasources.keys import GROUP, HANDIN, QUARANTINED, READ_KINDS, VC_KIND, Keys
+from datasources.producers import SIMULATOR, UNREGISTERED, reason_class
+from datasources.registry_watch import registry_version
 from datasources.rollup import (
     TS,
     CorruptKey,
@@ -59,6 +62,7 @@ from datasources.rollup import (
     compute,
     expire_commands,
     load_state,
+    producer_commands,
     tail_commands,
 )
 from datasources.topology import Topology
@@ -71,6 +75,7 @@ INCIDENTS_MAX = 10_000
 QUARANTINE_TTL_S = 7 * 86400
 MAX_QUARANTINES = 8  # keys set aside for one batch before it is split instead
 CONSOLE_S = 0.2  # the console stream (alert acks) is read this often per shard at most
+REGISTRY_POLL_S = 1.0  # the registry version is read this often at most (one GET)
 # errors of a Redis that is busy, loading, out of memory or failing over: wait, do not split
 TRANSIENT = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
              "NOREPLICAS", "NOSCRIPT", "UNBLOCKED")
@@ -174,6 +179,11 @@ class Aggregator:
     )
     clock: TimeSource = WALL
     housekeeping_s: float = 30.0  # real seconds between a shard's trims and expiries
+    # registry changes on a running system (datasources/registry_watch.py): the registry as
+    # it is now, and the active producers' names; both read from SQL by the caller's wiring
+    reload: Callable[[], Topology] | None = None
+    producer_names: Callable[[], frozenset[str]] | None = None
+    registry_seen: str | None = None  # the registry version `topo` was loaded at, if known
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.config.key_prefix)
@@ -212,6 +222,10 @@ class Aggregator:
         self.alerts = AlertEngine(load_rules(s.alert_rules), self.topo, self.keys, self.tz)
         self._last_alert_tick: dict[str, float] = {}
         self._last_console: dict[str, float] = {}  # when each shard's console was last read
+        self._registry_checked = -math.inf
+        self._registry_version = self.registry_seen  # None: not read yet
+        self._producers: frozenset[str] = frozenset({SIMULATOR})  # counted under their name
+        self._names_loaded = False
 
     # ---- time ---------------------------------------------------------------------------
     def batch_clock(self) -> Clock:
@@ -401,12 +415,63 @@ class Aggregator:
                         st.draining = True
         self._last_sweep = time.monotonic()
 
+    # ---- registry changes on a running system -------------------------------------------
+    def check_registry(self, force: bool = False) -> bool:
+        """Between rounds, at most every REGISTRY_POLL_S (one GET): when the registry version
+        moved, reload the registry (`reload`) and the producers' names (`producer_names`).
+        A reload that fails (SQL away) is logged and tried again at the next poll; the old
+        registry stays in use meanwhile. The topology given at the start is taken as of
+        `registry_seen` (unknown: as of the first version read); the producers' names are
+        loaded at the first poll. Returns whether the topology changed."""
+        if self.reload is None and self.producer_names is None:
+            return False
+        now = time.monotonic()
+        if not force and now - self._registry_checked < REGISTRY_POLL_S:
+            return False
+        self._registry_checked = now
+        version = registry_version(self.r, self.keys)
+        if version == self._registry_version and self._names_loaded:
+            return False
+        moved = self._registry_version not in (None, version)
+        try:
+            topo = self.reload() if self.reload is not None and moved else None
+            names = self.producer_names() if self.producer_names is not None else frozenset()
+        except Exception:
+            log.exception("registry version %s: reloading the registry failed; keeping the "
+                          "one loaded before, trying again in %.0f s", version, REGISTRY_POLL_S)
+            return False
+        self._producers = frozenset(names) | {SIMULATOR}
+        self._names_loaded = True
+        self._registry_version = version
+        if topo is None:
+            return False
+        self.set_topology(topo)
+        log.info("registry version %s: reloaded (%d centres, %d shards, %d producers)",
+                 version, len(topo.centres), len(topo.shards), len(names))
+        return True
+
+    def set_topology(self, topo: Topology) -> None:
+        """Use `topo` from the next batch on (never within one): the per-shard lookups, the
+        alert engine, the shard weights of the plan; shards that left the registry are given
+        back, new ones are taken by the next balance (which creates their groups)."""
+        self.topo = topo
+        self._lookups.clear()
+        self.__dict__.pop("_shard_weights", None)
+        self.alerts = AlertEngine(self.alerts.rules, topo, self.keys, self.tz)
+        gone = [s for s in self.held if s not in set(topo.shards)]
+        for shard in gone:
+            st = self.held.pop(shard)
+            with contextlib.suppress(redis.RedisError):
+                self._release(keys=[self.keys.lease(shard)], args=[st.token])
+        self._last_balance = 0.0  # balance at the start of the next round
+
     # ---- the loop -----------------------------------------------------------------------
     def step(self) -> int:
         """One round over the held shards; returns how many entries were read."""
         if self._outage:
             self.after_outage()  # raises while Redis is still away
             self._outage = False
+        self.check_registry()
         if time.monotonic() - self._last_balance > min(1.0, self.config.lease_ms / 3000):
             self.balance()
         if time.monotonic() - self._last_sweep > max(1.0, self.config.lease_ms / 1000):
@@ -579,12 +644,18 @@ class Aggregator:
         self.apply(st, items[mid:])
 
     def _validate(self, st: ShardState, items: list[Item], clock: Clock):
+        """(records, dead letters, XACKs per stream, per-producer figures): the figures are
+        {name: [accepted, newest ts]} and {(name, reason class): dead letters} of the
+        producers' entries (the internal hand-ins are not a producer's)."""
         records: list[tuple] = []
         dead: list[tuple] = []
         acks: dict[str, list] = {}
+        accepted: dict[str, list[int]] = {}
+        refused: dict[tuple[str, str], int] = defaultdict(int)
         topo, shard = self.topo, st.shard
         look = self._lookup(shard)
         arrival = clock.arrival
+        known = self._producers
         for it in items:
             acks.setdefault(it.stream, []).append(it.id)
             f = it.flat
@@ -597,14 +668,34 @@ class Aggregator:
                 fields = dict(zip(pairs, pairs, strict=True))
                 arrived = arrival(it.id)
                 # the common shapes in one pass; the rest (and the reasons) from `validate`
-                records.append(validate_fast(it.kind, fields, look, clock, arrived)
-                               or validate(it.kind, fields, shard, topo, clock, arrived))
+                rec = (validate_fast(it.kind, fields, look, clock, arrived)
+                       or validate(it.kind, fields, shard, topo, clock, arrived))
+                records.append(rec)
+                if it.kind != HANDIN:
+                    src = fields.get("src")
+                    fig = accepted.get(src if src in known else UNREGISTERED)
+                    if fig is None:
+                        accepted[src if src in known else UNREGISTERED] = [1, rec[TS]]
+                    else:
+                        fig[0] += 1
+                        if rec[TS] > fig[1]:
+                            fig[1] = rec[TS]
                 continue
             except InvalidEntry as exc:
                 reason = str(exc)
             if not self._replayed(st, it):
                 dead.append(dead_letter(it.stream, it.id, reason, it.pairs()))
-        return records, dead, acks
+                if it.kind != HANDIN:
+                    refused[(self._producer_of(it), reason_class(reason))] += 1
+        return records, dead, acks, (accepted, refused)
+
+    def _producer_of(self, it: Item) -> str:
+        """The stats name of an entry's `src` (the first one written; rare path)."""
+        f = it.flat or []
+        for i in range(0, len(f) - 1, 2):
+            if f[i] == "src":
+                return f[i + 1] if f[i + 1] in self._producers else UNREGISTERED
+        return UNREGISTERED
 
     def _lookup(self, shard: str) -> ShardLookup:
         held = self._lookups.get(shard)
@@ -620,7 +711,7 @@ class Aggregator:
     def _apply_once(self, st: ShardState, items: list[Item]) -> None:
         shard = st.shard
         clock = self.batch_clock()
-        records, dead, acks = self._validate(st, items, clock)
+        records, dead, acks, figures = self._validate(st, items, clock)
         state = load_state(self.r, self.keys, shard, records, self.topo)
         limits = self.limits if not st.count_from_day else self.limits.rebuilding(
             st.count_from_day)
@@ -633,6 +724,7 @@ class Aggregator:
         max_ts = max((rec[TS] for rec in records), default=0)
         tail = tail_commands(self.keys, shard, dead, acks, self.limits, clock.now_ms,
                              out.applied, out.duplicates, max_ts)
+        tail[-1:-1] = producer_commands(self.keys, shard, *figures, clock.now_ms)
         # None (DUP): a retry of this very call found it applied (only the lease holder writes
         # the shard, so the attempt whose reply was lost was ours): it counts all the same
         self._fenced_write(st, out.commands + alert_cmds + tail)
@@ -675,8 +767,12 @@ class Aggregator:
         cmds = [["XADD", self.keys.dead(st.shard), "MAXLEN", "~", self.limits.dead_max, "*",
                  *dead_letter(it.stream, it.id, reason, it.pairs())],
                 ["!XACK", it.stream, GROUP, it.id],
-                ["HINCRBY", meta, "dead", 1],
-                ["HINCRBY", meta, "version", 1]]
+                ["HINCRBY", meta, "dead", 1]]
+        if it.kind != HANDIN and it.flat is not None:
+            cmds += producer_commands(self.keys, st.shard, {},
+                                      {(self._producer_of(it), reason_class(reason)): 1},
+                                      self.clock.now_ms())
+        cmds.append(["HINCRBY", meta, "version", 1])
         self._fenced_write(st, cmds)  # DUP: our own attempt whose reply was lost
         self.totals.dead += 1
         self.totals.read += 1

@@ -662,6 +662,30 @@ def tail_commands(keys: Keys, shard: str, dead: list[list], acks: dict[str, list
     return cmds
 
 
+def producer_commands(keys: Keys, shard: str, accepted: dict[str, list[int]],
+                      refused: dict[tuple[str, str], int], now_ms: int) -> list[list]:
+    """The per-producer figures of a batch (`Keys.producer_stats`), for its own fenced write:
+    `accepted` {name: [entries, newest ts]}, `refused` {(name, reason class): dead letters}.
+    Counters add up (HINCRBYMANY), `last_ts` only grows (HMAXLAST), `applied_at` and `lag_ms`
+    (applied_at − the batch's newest ts of that producer, never below 0) are set."""
+    if not accepted and not refused:
+        return []
+    key = keys.producer_stats(shard)
+    counts: list = []
+    for name, (n, _ts) in accepted.items():
+        counts += (f"{name}|accepted", n)
+    for (name, cls), n in refused.items():
+        counts += (f"{name}|dead|{cls}", n)
+    cmds: list[list] = []
+    _bulk(cmds, ["HINCRBYMANY", key], counts, pairs=True)
+    sets: list = []
+    for name, (_n, ts) in accepted.items():
+        sets += (f"{name}|applied_at", now_ms, f"{name}|lag_ms", max(0, now_ms - ts))
+        cmds.append(["HMAXLAST", key, f"{name}|last_ts", ts])
+    _bulk(cmds, ["HSET", key], sets, pairs=True)
+    return cmds
+
+
 def expire_commands(keys: Keys, shard: str, topo: Topology, eids: list[str],
                     held: list[str | None], now_ms: int, limits: Limits) -> list[list]:
     """Close open cases that have been open longer than the case age limit: they leave the

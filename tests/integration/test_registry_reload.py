@@ -1,0 +1,142 @@
+"""Registry changes on a running system (issue 12 item 9) and the aggregator's per-producer
+figures: `pingan registry import` of a changed registry reaches a running `pingan aggregate`
+and a running gunicorn within seconds, without a restart of either."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from dashboard.devkit.stack import Stack, copy_registry
+from datasources.aggregator import Aggregator
+from datasources.keys import Keys
+from datasources.producers import UNREGISTERED
+from datasources.registry_watch import registry_version
+from tests.helpers import wait_until
+
+CITY, DISTRICT = "610200", "610202"
+NEW_NAME = "王益新区"
+NEW_GRID, NEW_CAM = "610202001001-G99", "CAM-610202001001-9999"
+VILLAGE = "610202001001"
+
+
+def _event(centre: str, eid: str, src: str, category: str = "dispute", **extra) -> dict:
+    now = int(time.time() * 1000)
+    f = {"v": "1", "ts": str(now), "src": src, "eid": eid, "status": "reported",
+         "centre": centre, "category": category, "channel": "hotline_12345",
+         "urgency": "normal", "due": str(now + 3_600_000)}
+    f.update(extra)
+    return f
+
+
+# ---- the aggregator's per-producer figures (real Redis) -------------------------------------
+def test_producer_figures_per_src(r, topo, settings):
+    keys = Keys(settings.key_prefix)
+    shard = topo.centres[VILLAGE].shard
+    stream = keys.stream(shard, "events")
+    before = int(time.time() * 1000)
+    for entry in (_event(VILLAGE, "p-1", "city12345"), _event(VILLAGE, "p-1", "city12345"),
+                  _event(VILLAGE, "p-2", "city12345", ts=str(before - 5000)),
+                  _event(VILLAGE, "s-1", "pingan-sim"),
+                  _event(VILLAGE, "u-1", "evil|src:junk"),
+                  _event(VILLAGE, "u-2", "revoked-one"),
+                  _event("999999", "d-1", "city12345"),  # unknown centre: a dead letter
+                  {**_event(VILLAGE, "d-2", "x" * 60), "ts": "yesterday"}):
+        r.xadd(stream, entry)
+    agg = Aggregator(r, topo, settings.pipeline,
+                     producer_names=lambda: frozenset({"city12345"}))
+    agg.run(until_idle=True)
+    after = int(time.time() * 1000)
+    h = {k.decode(): int(v) for k, v in r.hgetall(keys.producer_stats(shard)).items()}
+    assert h["city12345|accepted"] == 3  # the duplicate counts as accepted
+    assert h["pingan-sim|accepted"] == 1
+    assert h[f"{UNREGISTERED}|accepted"] == 2  # an unknown and a revoked producer's src
+    assert h["city12345|dead|unknown centre"] == 1
+    assert h[f"{UNREGISTERED}|dead|not an integer"] == 1
+    assert before <= h["city12345|last_ts"] <= after
+    assert before <= h["city12345|applied_at"] <= after
+    assert 0 <= h["city12345|lag_ms"] < 60_000
+    assert not [k for k in h if "evil" in k or "revoked" in k or "xxx" in k]
+    assert agg.totals.applied == 5 and agg.totals.dead == 2
+
+
+# ---- a running system picks up `pingan registry import` -------------------------------------
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, demo_db):
+    d = tmp_path_factory.mktemp("reloadstack")
+    db_url, _ = copy_registry(demo_db, d)
+    s = Stack(d, db_url, prefix="rld")
+    s.start_redis()
+    s.start_aggregator()
+    s.start_web()
+    yield s
+    s.close()
+
+
+def _changed_registry(stack: Stack, out) -> None:
+    """The registry exported, then: a district renamed, a grid and a camera added and, when
+    the registry takes a vocabulary, the category 数字城管."""
+    stack.run("registry", "export", str(out))
+    rows = list(csv.reader((out / "centres.csv").open(encoding="utf-8")))
+    for row in rows:
+        if row[0] == DISTRICT:
+            row[1] = NEW_NAME
+    with (out / "centres.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(rows)
+    with (out / "grids.csv").open("a", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerow([NEW_GRID, VILLAGE, "urban", 2])
+    with (out / "cameras.csv").open("a", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerow([NEW_CAM, VILLAGE, NEW_GRID, "dome", "", ""])
+    from datasources.vocabulary import DEFAULT, KINDS
+
+    with (out / "vocabulary.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["kind", "code", "zh", "en", "colour"])
+        for kind in KINDS:
+            for t in DEFAULT.terms(kind):
+                w.writerow([kind, t.code, t.zh, t.en, t.colour])
+        w.writerow(["category", "digital_city", "数字城管", "Digital city management",
+                    "#3a7bd5"])
+
+
+def _wall(stack: Stack, code: str) -> str:
+    with urllib.request.urlopen(f"{stack.url}/screen/wall?centre={code}", timeout=20) as resp:
+        return resp.read().decode("utf-8")
+
+
+def test_registry_import_reaches_running_processes(stack, tmp_path):
+    r = stack.redis()
+    keys = Keys(stack.prefix)
+    assert NEW_NAME not in _wall(stack, CITY)
+    v0 = registry_version(r, keys)
+    _changed_registry(stack, tmp_path / "reg")
+    res = subprocess.run(stack.pingan("registry", "import", str(tmp_path / "reg")),
+                         env=stack.env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "registry version" in res.stderr
+    assert int(registry_version(r, keys)) == int(v0) + 1
+    shard = DISTRICT
+    # entries the old registry refuses: a new category, the new camera, the new grid
+    r.xadd(keys.stream(shard, "events"),
+           _event(VILLAGE, "dc-1", "pingan-sim", category="digital_city", grid=NEW_GRID))
+    r.xadd(keys.stream(shard, "cameras"), {"v": "1", "ts": str(int(time.time() * 1000)),
+                                           "src": "pingan-sim", "cam": NEW_CAM,
+                                           "state": "online"})
+
+    def accepted() -> bool:
+        stats = r.hgetall(keys.producer_stats(shard))
+        return int(stats.get(b"pingan-sim|accepted", 0)) >= 2
+
+    wait_until(accepted, timeout=15)
+    assert r.xlen(keys.dead(shard)) == 0, r.xrange(keys.dead(shard))
+    # the wall: the new name and the category's label, without a restart
+    wait_until(lambda: NEW_NAME in _wall(stack, CITY) and "数字城管" in _wall(stack, CITY),
+               timeout=15)
+    body = json.loads(_wall(stack, DISTRICT))
+    assert NEW_NAME in json.dumps(body, ensure_ascii=False)
+    assert stack.procs["aggregate"].poll() is None and stack.procs["web"].poll() is None
