@@ -114,10 +114,13 @@ class VersionWatcher:
             for s in shards:
                 pipe.hgetall(self.keys.meta(s))
             pipe.get(self.keys.registry_version())
-            *replies, registry = pipe.execute()
+            *replies, registry = pipe.execute(raise_on_error=False)
         except (redis.RedisError, OSError):
             return None
-        self._registry_read = read_version(registry)
+        if any(isinstance(reply, Exception) for reply in replies):
+            return None  # as when the pipeline raised: a meta hash that cannot be read
+        # an overwritten registry version (not a string) must not blank the wall: ignored
+        self._registry_read = None if isinstance(registry, Exception) else read_version(registry)
         metas, bad = {}, set()
         for s, raw in zip(shards, replies, strict=True):
             metas[s], fields = parse_meta(raw)

@@ -429,7 +429,12 @@ class Aggregator:
         if not force and now - self._registry_checked < REGISTRY_POLL_S:
             return False
         self._registry_checked = now
-        version = registry_version(self.r, self.keys)
+        try:
+            version = registry_version(self.r, self.keys)
+        except redis.ResponseError as exc:  # overwritten with another type: nothing to follow
+            log.warning("registry version unreadable (%s); registry changes are not followed",
+                        exc)
+            return False
         if version == self._registry_version and self._names_loaded:
             return False
         moved = self._registry_version not in (None, version)

@@ -65,6 +65,45 @@ def test_producer_figures_per_src(r, topo, settings):
     assert agg.totals.applied == 5 and agg.totals.dead == 2
 
 
+def test_aggregator_reloads_between_batches_and_keeps_the_old_registry_on_failure(
+        r, topo, settings, demo_db):
+    from datasources.registry import make_engine
+    from datasources.topology import load_topology
+
+    keys = Keys(settings.key_prefix)
+    engine = make_engine(demo_db)
+    new = load_topology(engine)
+    engine.dispose()
+    sql_up = [False]
+
+    def reload():
+        if not sql_up[0]:
+            raise OSError("SQL is away")
+        return new
+
+    agg = Aggregator(r, topo, settings.pipeline, reload=reload,
+                     producer_names=lambda: frozenset({"city12345"}),
+                     registry_seen=registry_version(r, keys))
+    assert not agg.check_registry(force=True)  # the version has not moved: names only
+    assert "city12345" in agg._producers and agg.topo is topo
+    shard = topo.centres[VILLAGE].shard
+    agg._lookup(shard)
+    r.incr(keys.registry_version())
+    assert not agg.check_registry(force=True) and agg.topo is topo  # failed: kept, logged
+    sql_up[0] = True
+    assert not agg.check_registry()  # at most once a second
+    assert agg.check_registry(force=True)
+    assert agg.topo is new and agg.alerts.topo is new and not agg._lookups
+    assert agg._lookup(shard) is not None and agg._lookups[shard][0] is new
+    # hostile: the version key overwritten with another type is not followed, not fatal
+    r.delete(keys.registry_version())
+    r.hset(keys.registry_version(), "x", "1")
+    assert not agg.check_registry(force=True)
+    r.xadd(keys.stream(shard, "events"), _event(VILLAGE, "h-1", "city12345"))
+    agg.run(until_idle=True)
+    assert agg.totals.applied == 1
+
+
 # ---- a running system picks up `pingan registry import` -------------------------------------
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, demo_db):
