@@ -33,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 LEVELS = {1: "city", 2: "district", 3: "town", 4: "village"}
 GRID_KINDS = ("urban", "rural")
-CAMERA_KINDS = ("dome", "face", "checkpoint", "smart", "integrated")
+# camera kinds are the region's vocabulary (datasources/vocabulary.py, `topo.vocab`)
 
 
 class Base(DeclarativeBase):

@@ -16,14 +16,10 @@ Font sizes are in px here and are rescaled to the canvas by assets/scale.js.
 
 from __future__ import annotations
 
-from datasources.contract import (
-    CAMERA_KINDS,
-    CATEGORIES,
-    CLOSED_LEVELS,
-    EVENT_CHANNELS,
-    PETITION_CHANNELS,
-)
+from datasources.contract import CLOSED_LEVELS
+from datasources.vocabulary import Vocabulary
 from layouts.i18n import t
+from layouts.viewmodel import vocab_of
 
 FONT = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", sans-serif'
 TEXT = "#9fb8d6"
@@ -38,7 +34,6 @@ VIOLET = "#8c7bff"
 BLUE = "#4f8cff"
 GREY = "#6f86a3"
 
-PETITION_COLOURS = {"letter": CYAN, "visit": AMBER, "online": VIOLET}
 CLOSED_COLOURS = {"village": TEAL, "town": CYAN, "district": BLUE, "city": VIOLET}
 
 
@@ -80,9 +75,23 @@ def _wrap(label: str, width: int = 7) -> str:
     return label[:cut] + "<br>" + label[cut + 1:]
 
 
-def _label_axis(keys: list[str], prefix: str, lang: str, wrap: bool = True, **kw) -> dict:
+def plain(label: str) -> str:
+    """A label as plain text for Plotly, which reads tags (`<b>`, `<a href>`) and entities
+    in its texts: the region's labels are data, never markup."""
+    return label.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _terms(vm: dict, kind: str, key: str, lang: str) -> tuple[list[str], list[str], list[str]]:
+    """The codes of `vm[key]` in the vocabulary's order (then any others it carries), with
+    their labels in `lang` (plain text for Plotly) and their colours."""
+    vocab: Vocabulary = vocab_of(vm)
+    keys = _keys(vm[key], vocab.codes(kind))
+    return (keys, [plain(vocab.label(kind, k, lang)) for k in keys],
+            [vocab.colour(kind, k) for k in keys])
+
+
+def _label_axis(keys: list[str], labels: list[str], wrap: bool = True, **kw) -> dict:
     kw.setdefault("tickangle", 0)
-    labels = [t(prefix + k, lang) for k in keys]
     return _axis(type="category", categoryorder="array", categoryarray=keys, tickvals=keys,
                  ticktext=[_wrap(x) for x in labels] if wrap else labels, showgrid=False, **kw)
 
@@ -109,28 +118,28 @@ def hourly(vm: dict, lang: str) -> dict:
 
 
 def by_category(vm: dict, lang: str) -> dict:
-    keys = _keys(vm["by_category"], CATEGORIES)
+    keys, labels, colours = _terms(vm, "category", "by_category", lang)
     return {
         "data": [{
             "type": "bar", "orientation": "h",
             "y": keys, "x": [vm["by_category"][k] for k in keys],
-            "marker": {"color": CYAN, "line": {"width": 0}},
+            "marker": {"color": colours, "line": {"width": 0}},
             "texttemplate": "%{x:,}", "textposition": "outside", "cliponaxis": False, "constraintext": "none",
             "textfont": {"color": "#d8e6f5"},
             "meta": {"series": "by_category{}", "x": "by_category{}"},
         }],
         "layout": _layout(
             bargap=0.28,
-            yaxis=_label_axis(keys, "cat_", lang, wrap=False, autorange="reversed"),
+            yaxis=_label_axis(keys, labels, wrap=False, autorange="reversed"),
             xaxis=_axis(rangemode="tozero", showticklabels=False, showgrid=False),
             margin={"l": 4, "r": 48, "t": 2, "b": 2, "pad": 4},
         ),
     }
 
 
-def _count_bars(vm: dict, key: str, keys: list[str], colors: list[str], prefix: str,
-                lang: str) -> dict:
-    """Vertical bars of the counts in `vm[key]`, labelled with the `prefix` strings."""
+def _count_bars(vm: dict, key: str, keys: list[str], colors: list[str],
+                labels: list[str]) -> dict:
+    """Vertical bars of the counts in `vm[key]`, labelled with `labels`."""
     return {
         "data": [{
             "type": "bar", "x": keys, "y": [vm[key][k] for k in keys],
@@ -140,7 +149,7 @@ def _count_bars(vm: dict, key: str, keys: list[str], colors: list[str], prefix: 
             "meta": {"series": f"{key}{{}}", "x": f"{key}{{}}"},
         }],
         "layout": _layout(
-            xaxis=_label_axis(keys, prefix, lang),
+            xaxis=_label_axis(keys, labels),
             yaxis=_axis(rangemode="tozero", showticklabels=False, showgrid=False),
             margin={"l": 2, "r": 2, "t": 22, "b": 2, "pad": 2},
         ),
@@ -148,15 +157,14 @@ def _count_bars(vm: dict, key: str, keys: list[str], colors: list[str], prefix: 
 
 
 def by_channel(vm: dict, lang: str) -> dict:
-    keys = _keys(vm["by_channel"], EVENT_CHANNELS)
-    colors = [CYAN, AMBER, VIOLET, TEAL, BLUE][: len(keys)] + [GREY] * max(0, len(keys) - 5)
-    return _count_bars(vm, "by_channel", keys, colors, "ch_", lang)
+    keys, labels, colours = _terms(vm, "event_channel", "by_channel", lang)
+    return _count_bars(vm, "by_channel", keys, colours, labels)
 
 
 def closed_at_level(vm: dict, lang: str) -> dict:
     keys = _keys(vm["closed_at_level"], CLOSED_LEVELS)
     return _count_bars(vm, "closed_at_level", keys, [CLOSED_COLOURS.get(k, GREY) for k in keys],
-                       "closed_", lang)
+                       [t("closed_" + k, lang) for k in keys])
 
 
 def child_coverage(vm: dict, lang: str) -> dict:
@@ -181,17 +189,17 @@ def child_coverage(vm: dict, lang: str) -> dict:
 
 
 def camera_kinds(vm: dict, lang: str) -> dict:
-    keys = _keys(vm["cameras_by_kind"], CAMERA_KINDS)
+    keys, labels, colours = _terms(vm, "camera_kind", "cameras_by_kind", lang)
     return {
         "data": [{
             "type": "bar", "x": keys, "y": [vm["cameras_by_kind"][k] for k in keys],
-            "marker": {"color": BLUE},
+            "marker": {"color": colours},
             "texttemplate": "%{y:.1%}", "textposition": "outside", "cliponaxis": False, "constraintext": "none",
             "textfont": {"color": "#d8e6f5"},
             "meta": {"series": "cameras_by_kind{}", "x": "cameras_by_kind{}"},
         }],
         "layout": _layout(
-            xaxis=_label_axis(keys, "kind_", lang),
+            xaxis=_label_axis(keys, labels),
             yaxis=_axis(range=[0, 1.15], showticklabels=False, showgrid=False),
             margin={"l": 2, "r": 2, "t": 4, "b": 2, "pad": 2},
         ),
@@ -203,17 +211,20 @@ def petitions(vm: dict, lang: str, window: str) -> dict:
     rows = vm[rows_key]
     days = [r["day"] for r in rows]
     bars = window == "7d"
+    vocab = vocab_of(vm)
     data = []
-    for ch in PETITION_CHANNELS:
+    for ch in vocab.codes("petition_channel"):
+        colour = vocab.colour("petition_channel", ch)
         trace = {
-            "name": t("pet_" + ch, lang), "x": days, "y": [r.get(ch, 0) for r in rows],
+            "name": plain(vocab.label("petition_channel", ch, lang)), "x": days,
+            "y": [r.get(ch, 0) for r in rows],
             "meta": {"series": f"{rows_key}[].{ch}", "x": f"{rows_key}[].day"},
         }
         if bars:
-            trace.update(type="bar", marker={"color": PETITION_COLOURS[ch]})
+            trace.update(type="bar", marker={"color": colour})
         else:
             trace.update(type="scatter", mode="lines",
-                         line={"color": PETITION_COLOURS[ch], "width": 2, "shape": "spline"})
+                         line={"color": colour, "width": 2, "shape": "spline"})
         data.append(trace)
     return {
         "data": data,

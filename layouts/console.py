@@ -13,7 +13,9 @@ on either screen):
 - the case list: a row per case (`data-case`), overdue first;
 - the case card: the stages 受理 → 分流 → 处置 → 反馈 → 评价, the timeline of every
   transition (escalations with the tiers, 督办 with who and when, time spent at each step
-  against the deadline), and the actions (督办 with a note, 视频连线, 上墙).
+  against the deadline), and the actions (督办 with a note, 视频连线, 上墙);
+- on the console only, the producers (数据来源): per producer entries accepted, dead letters,
+  last entry, lag, and a silent one marked (`data-silent`, 静默).
 assets/console.js adds the keyboard (j/k or arrows move, Enter opens, a acknowledges).
 """
 
@@ -84,7 +86,7 @@ def tier_text(level: int | None, lang: str) -> str:
 
 
 def label(prefix: str, value: str, lang: str) -> str:
-    """The catalogue's text for a vocabulary value (`cat_fire`), or the value itself."""
+    """The catalogue's text for a value (`console_step_resolved`), or the value itself."""
     key = f"{prefix}{value}"
     return t(key, lang) if key in STRINGS else str(value)
 
@@ -206,8 +208,8 @@ def case_row(row: dict, topo: Topology, lang: str, now_ms: int, tz: str,
     cells = {
         "eid": [html.Span(eid, className="eid")]
         + ([html.Span(t("console_urgent", lang), className="chip chip-urgent")] if urgent else []),
-        "category": label("cat_", str(row.get("category", "")), lang),
-        "channel": label("ch_", str(row.get("channel", "")), lang),
+        "category": topo.vocab.label("category", str(row.get("category", "")), lang),
+        "channel": topo.vocab.label("event_channel", str(row.get("channel", "")), lang),
         "centre": centre_name(topo, str(row.get("centre", ""))),
         "tier": tier_text(row.get("tier"), lang),
         "status": label("console_step_", str(row.get("status", "")), lang),
@@ -315,8 +317,9 @@ def card_body(card: dict, topo: Topology, lang: str, now_ms: int, tz: str) -> li
     facts = [
         ("console_col_centre", f"{centre_name(topo, str(row.get('centre', '')))} · "
                                f"{tier_text(row.get('tier'), lang)}"),
-        ("console_col_category", label("cat_", str(row.get("category", "")), lang)),
-        ("console_col_channel", label("ch_", str(row.get("channel", "")), lang)),
+        ("console_col_category", topo.vocab.label("category", str(row.get("category", "")), lang)),
+        ("console_col_channel", topo.vocab.label("event_channel", str(row.get("channel", "")),
+                                                 lang)),
         ("console_col_reported", clock_text(row.get("reported_at"), tz, now_ms)),
         ("console_col_due", clock_text(due, tz, now_ms)),
         ("console_deadline", due_text),
@@ -369,6 +372,73 @@ def card_actions(card: dict, lang: str, *, can_supervise: bool, can_act: bool,
 def card_note(key: str, lang: str) -> list:
     """The card's place when no card is shown (none selected, or not one the viewer may see)."""
     return [html.Div(t(key, lang), className="empty-note", **{"data-card-note": key})]
+
+
+# -- producers (数据来源, issue 12) -------------------------------------------------------------
+PRODUCER_COLUMNS = ("name", "accepted", "dead", "last", "lag", "state")
+SIMULATOR, UNREGISTERED = "pingan-sim", "(unregistered)"  # datasources/producers.py's buckets
+
+
+def lag_text(ms: int | None, lang: str) -> str:
+    """A lag in seconds under a minute, else as a span."""
+    if ms is None:
+        return DASH
+    ms = max(0, int(ms))
+    return t("console_span_s", lang, s=f"{ms / 1000:.1f}") if ms < 60_000 else span_text(ms, lang)
+
+
+def producer_row(p: dict, lang: str, now_ms: int, tz: str) -> html.Div:
+    """One producer's figures (`datasources.producers.stats` row); a silent one is marked."""
+    name = str(p.get("name", ""))
+    silent = bool(p.get("silent"))
+    dead = p.get("dead") if isinstance(p.get("dead"), dict) else {}
+    names = [html.Span(name, className="prod-name")]
+    if name in (SIMULATOR, UNREGISTERED):
+        key = "console_prod_sim" if name == SIMULATOR else "console_prod_unregistered"
+        names = [html.Span(t(key, lang), className="prod-name"),
+                 *([html.Span(name, className="prod-id")] if name == SIMULATOR else [])]
+    counts = {str(k): v for k, v in dead.items() if isinstance(v, int) and not isinstance(v, bool)}
+    reasons = " · ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:3])
+    cells = {
+        "name": names,
+        "accepted": f"{int(p.get('accepted') or 0):,}",
+        "dead": f"{int(p.get('dead_total') or 0):,}",
+        "last": clock_text(p.get("last_ts"), tz, now_ms),
+        "lag": lag_text(p.get("lag_ms"), lang),
+        "state": html.Span(t("console_prod_silent" if silent else "console_prod_ok", lang),
+                           className="chip chip-silent" if silent else "prod-ok"),
+    }
+    cols = [html.Span(cells[c], className=f"col col-{c}") for c in PRODUCER_COLUMNS]
+    if reasons:  # the dead letters' commonest reasons, on a line of their own
+        cols.append(html.Span(reasons, className="col col-reasons"))
+    return html.Div(cols, key=name, role="row",
+                    className="producer-row" + (" is-silent" if silent else "")
+                    + (" has-dead" if counts else ""),
+                    **{"data-producer": name, "data-silent": "1" if silent else "0"})
+
+
+def producer_list(rows: list[dict], lang: str, now_ms: int, tz: str) -> list:
+    if not rows:
+        return [html.Div(t("console_producers_none", lang), className="empty-note")]
+    head = html.Div([html.Span(t(f"console_prod_col_{c}", lang), className=f"col col-{c}")
+                     for c in PRODUCER_COLUMNS], className="producer-row producer-head", role="row")
+    return [head, *[producer_row(p, lang, now_ms, tz) for p in rows]]
+
+
+def producer_count(rows: list[dict], lang: str) -> str:
+    return t("console_producers_count", lang, n=len(rows),
+             silent=sum(1 for p in rows if p.get("silent")))
+
+
+def producers_section(lang: str) -> html.Section:
+    """The duty console's 数据来源 panel, empty; its own interval refreshes it."""
+    return html.Section([
+        html.Div([html.H2(t("console_producers", lang), className="con-title"),
+                  html.Span("", id=cid.PRODUCER_COUNT, className="con-count")],
+                 className="con-head"),
+        html.Div([], id=cid.PRODUCERS, className="con-body producer-table", role="table"),
+        dcc.Interval(id=cid.PRODUCERS_TICK, interval=cid.PRODUCERS_TICK_MS),
+    ], className="con-section con-producers", **{"data-section": "producers"})
 
 
 # -- the screens -------------------------------------------------------------------------------
@@ -451,7 +521,8 @@ def console_screen(vm: dict, lang: str, *, options: list[dict], can_act: bool,
                            **{"aria-live": "polite"})], className="con-status"),
     ], className="con-header")
     return html.Div(
-        [head, html.Main(pieces(code, lang), className="con-grid"), *machinery(code)],
+        [head, html.Main([*pieces(code, lang), producers_section(lang)], className="con-grid"),
+         *machinery(code)],
         id=cid.ROOT,
         className="console-screen",
         lang="zh-CN" if lang == "zh" else "en",
@@ -482,4 +553,6 @@ def validation_components() -> list:
     return [*machinery(""), html.Div(id=cid.ALERTS), html.Span(id=cid.ALERT_COUNT),
             html.Div(id=cid.TABS), html.Div(id=cid.CASES), html.Div(id=cid.CARD),
             html.Div(id=cid.CARD_ACTIONS), html.Div(id=cid.MESSAGE), dcc.Dropdown(id=cid.PICKER),
-            dcc.Input(id=cid.GROUP), html.Button(id=cid.WALL_CENTRE)]
+            dcc.Input(id=cid.GROUP), html.Button(id=cid.WALL_CENTRE),
+            html.Div(id=cid.PRODUCERS), html.Span(id=cid.PRODUCER_COUNT),
+            dcc.Interval(id=cid.PRODUCERS_TICK)]

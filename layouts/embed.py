@@ -30,7 +30,7 @@ from datasources.contract import CLOSED_LEVELS
 from layouts import map as mapview
 from layouts.formats import fmt, raw
 from layouts.i18n import t
-from layouts.viewmodel import HEADLINES
+from layouts.viewmodel import HEADLINES, vocab_of
 
 WIDGETS = ("events", "trend", "closure", "coverage", "cameras", "petitions", "map")
 THEMES = ("dark", "light", "transparent")
@@ -284,11 +284,12 @@ def _static(widget: str, vm: dict, lang: str, features: list[dict] | None,
     if widget == "trend":
         return {**TREND, "hours": [f"{h:02d}" for h in (0, 6, 12, 18, 23)]}
     if widget in ("closure", "cameras"):
-        keys = CLOSED_LEVELS if widget == "closure" else tuple(vm["cameras_by_kind"])
-        label = "closed_{}" if widget == "closure" else "kind_{}"
-        path = "closed_at_level.{}" if widget == "closure" else "cameras_by_kind.{}"
-        return {"rows": [{"key": k, "label": t(label.format(k), lang), "path": path.format(k)}
-                         for k in keys]}
+        if widget == "closure":
+            return {"rows": [{"key": k, "label": t(f"closed_{k}", lang),
+                              "path": f"closed_at_level.{k}"} for k in CLOSED_LEVELS]}
+        vocab = vocab_of(vm)  # the region's camera kinds, labelled in its words
+        return {"rows": [{"key": k, "label": vocab.label("camera_kind", k, lang),
+                          "path": f"cameras_by_kind.{k}"} for k in vm["cameras_by_kind"]]}
     if widget == "petitions":
         return {"cols": range(len(vm["petitions_7d"])), "spark": SPARK}
     if widget == "map":

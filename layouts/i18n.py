@@ -2,6 +2,9 @@
 
 `t(key, lang)` looks a key up (falls back to zh, then to the key itself) and fills `{name}`
 placeholders from keyword arguments: `t("ago_s", "en", n=3)` → "3 s ago".
+
+The labels of the region's vocabularies (categories, event and petition channels, camera
+kinds) are not here: they are the region's data, `datasources.vocabulary` (`topo.vocab`).
 """
 
 from __future__ import annotations
@@ -89,18 +92,6 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "today": {"zh": "今日", "en": "Today"},
     "yesterday": {"zh": "昨日", "en": "Yesterday"},
-    "cat_dispute": {"zh": "矛盾纠纷", "en": "Disputes"},
-    "cat_security": {"zh": "治安隐患", "en": "Security hazards"},
-    "cat_fire": {"zh": "消防", "en": "Fire safety"},
-    "cat_sanitation": {"zh": "环境卫生", "en": "Sanitation"},
-    "cat_special_population": {"zh": "特殊人群", "en": "Special populations"},
-    "cat_citizen_request": {"zh": "民生诉求", "en": "Citizen requests"},
-    "cat_other": {"zh": "其他", "en": "Other"},
-    "ch_grid_worker": {"zh": "网格员", "en": "Grid worker"},
-    "ch_hotline_12345": {"zh": "12345", "en": "12345"},
-    "ch_video": {"zh": "视频", "en": "Video"},
-    "ch_public": {"zh": "群众", "en": "Public"},
-    "ch_police_110": {"zh": "110", "en": "110"},
     "closed_village": {"zh": "村", "en": "Village"},
     "closed_town": {"zh": "镇", "en": "Town"},
     "closed_district": {"zh": "县", "en": "County"},
@@ -124,20 +115,12 @@ STRINGS: dict[str, dict[str, str]] = {
     "cameras.total": {"zh": "总数", "en": "Total"},
     "chart_camera_kind": {"zh": "分类在线率", "en": "Online rate by kind"},
     "worst_cameras": {"zh": "在线率最低", "en": "Lowest online rate"},
-    "kind_dome": {"zh": "球机", "en": "Dome"},
-    "kind_face": {"zh": "人脸", "en": "Face"},
-    "kind_checkpoint": {"zh": "卡口", "en": "Checkpoint"},
-    "kind_smart": {"zh": "智能", "en": "Smart"},
-    "kind_integrated": {"zh": "一体化", "en": "Integrated"},
     # -- petitions ------------------------------------------------------------------------
     "petitions.today": {"zh": "今日信访", "en": "Today"},
     "petitions.group": {"zh": "集体访", "en": "Group"},
     "petitions.skip_level": {"zh": "越级访", "en": "Skip-level"},
     "chart_petitions_7d": {"zh": "近7日", "en": "Last 7 days"},
     "chart_petitions_30d": {"zh": "近30日", "en": "Last 30 days"},
-    "pet_letter": {"zh": "来信", "en": "Letter"},
-    "pet_visit": {"zh": "来访", "en": "Visit"},
-    "pet_online": {"zh": "网上", "en": "Online"},
     # -- ranking columns ------------------------------------------------------------------
     "col_centre": {"zh": "中心", "en": "Centre"},
     "col_index": {"zh": "平安指数", "en": "Index"},

@@ -14,12 +14,11 @@ import math
 
 from dash import dcc, html
 
-from datasources.contract import PETITION_CHANNELS
 from layouts import charts, vc
 from layouts import wall_ids as wid
 from layouts.formats import fmt, raw
 from layouts.i18n import t
-from layouts.viewmodel import CHILD_FIGURES, HEADLINES
+from layouts.viewmodel import CHILD_FIGURES, HEADLINES, vocab_of
 
 GRAPH_CONFIG = {"displayModeBar": False, "staticPlot": False, "responsive": True}
 GRAPH_STYLE = {"height": "100%", "width": "100%"}
@@ -207,7 +206,8 @@ def cameras_panel(vm: dict, lang: str) -> html.Section:
 
 
 def petitions_panel(vm: dict, lang: str) -> html.Section:
-    items = [(t("pet_" + ch, lang), charts.PETITION_COLOURS[ch]) for ch in PETITION_CHANNELS]
+    vocab = vocab_of(vm)
+    items = [(x.label(lang), x.colour) for x in vocab.terms("petition_channel")]
     figs = html.Div([kpi(vm, p, lang, "md") for p in
                      ("petitions.today", "petitions.group", "petitions.skip_level")],
                     className="kpis kpis-petitions")

@@ -12,6 +12,7 @@ from typing import Any
 
 from datasources.contract import SEVERITIES
 from datasources.topology import Topology
+from datasources.vocabulary import DEFAULT, Vocabulary
 from layouts.i18n import t
 
 # Every headline figure on screen: its snapshot path and how it is formatted.
@@ -117,7 +118,16 @@ def build(snap: dict, topo: Topology, now_ms: int) -> dict:
         "freshness": {"now": now_ms, "as_of": snap["as_of"], "shards": snap["shards"]},
         "version": snap["version"],
         "demo": snap.get("demo"),
+        # the region's labels and colours of categories, channels and camera kinds (the
+        # charts' and embeds' labels; sent to a browser once, it changes with the registry)
+        "vocab": topo.vocab.to_plain(),
     }
+
+
+def vocab_of(vm: dict) -> Vocabulary:
+    """The vocabulary a view model carries (`DEFAULT` for one built without it)."""
+    plain = vm.get("vocab")
+    return DEFAULT if plain is None else Vocabulary.from_plain(plain)
 
 
 def demo_note(vm: dict, lang: str) -> str | None:

@@ -10,10 +10,11 @@ import json
 
 from dash import dcc, html
 
+from datasources.vocabulary import DEFAULT, Vocabulary
 from layouts import panels, vc
 from layouts.formats import date_strings, date_text
 from layouts.i18n import STRINGS, client_strings, norm_lang, t
-from layouts.viewmodel import demo_note
+from layouts.viewmodel import demo_note, vocab_of
 
 
 def centre_href(code: str, lang: str) -> str:
@@ -41,13 +42,16 @@ def breadcrumb(vm: dict, lang: str, in_app: bool = False) -> html.Nav:
 
 
 # Catalogue keys the wall's command-post script needs (assets/wall.js: strip, case lists).
-COMMAND_KEY_PREFIXES = ("wc_", "cat_", "ch_", "level_")
+COMMAND_KEY_PREFIXES = ("wc_", "level_")
 
 
-def command_strings(lang: str) -> dict[str, str]:
+def command_strings(lang: str, vocab: Vocabulary = DEFAULT) -> dict[str, str]:
     """The catalogue strings of the alert strip, the case lists and the spotlight card
-    (placeholders left in place: the browser fills them)."""
-    return {k: t(k, lang) for k in STRINGS if k.startswith(COMMAND_KEY_PREFIXES)}
+    (placeholders left in place: the browser fills them), and the region's labels of the
+    case lists' categories and channels as `cat_<code>` and `ch_<code>`."""
+    return {**{k: t(k, lang) for k in STRINGS if k.startswith(COMMAND_KEY_PREFIXES)},
+            **{f"cat_{x.code}": x.label(lang) for x in vocab.terms("category")},
+            **{f"ch_{x.code}": x.label(lang) for x in vocab.terms("event_channel")}}
 
 
 def _initial_age(vm: dict, lang: str) -> str:
@@ -111,6 +115,7 @@ def wall_screen(vm: dict, lang: str = "zh", the_map=None, calls: bool = True,
             "data-centre": vm["code"],
             "data-lang": lang,
             "data-i18n": json.dumps({**client_strings(lang), **date_strings(lang),
-                                     **command_strings(lang)}, ensure_ascii=False),
+                                     **command_strings(lang, vocab_of(vm))},
+                                    ensure_ascii=False),
         },
     )

@@ -1,8 +1,9 @@
 """The structure rules import-linter cannot see, checked on the source (pure: AST only).
 
 - no private name (`_x`) is imported from another module;
-- the vocabularies of the contract (categories, channels, camera kinds, …) are written once,
-  in `datasources/contract.py`, and imported everywhere else;
+- the vocabularies of the contract (statuses, urgencies, camera states, …) are written once,
+  in `datasources/contract.py`, and the region's defaults (categories, channels, camera kinds)
+  once, in `datasources/vocabulary.py`; both are imported everywhere else;
 - Redis keys are built by `datasources.keys.Keys` only (no f-string starting with a prefix);
 - tools in `bench/` and `scripts/` import the project, they do not patch `sys.path`.
 """
@@ -17,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("dashboard", "callbacks", "layouts", "datasources")
 VOCAB_HOME = ROOT / "datasources" / "contract.py"
+REGION_VOCAB_HOME = ROOT / "datasources" / "vocabulary.py"
 KEYS_HOME = ROOT / "datasources" / "keys.py"
 
 
@@ -69,15 +71,25 @@ def test_no_private_name_is_imported_from_another_module(path):
     assert not bad, "private names are private to their module; make them public or move them:\n" + "\n".join(bad)
 
 
+def _region_vocabularies() -> dict[str, frozenset[str]]:
+    """The default codes of the region's vocabularies (issue 12: datasources/vocabulary.py)."""
+    from datasources.vocabulary import DEFAULT, KINDS
+
+    return {f"vocabulary.DEFAULT {k}": DEFAULT.allowed(k) for k in KINDS}
+
+
 def test_the_contract_defines_the_vocabularies():
     vocab = _vocabularies()
-    for name in ("CATEGORIES", "EVENT_CHANNELS", "PETITION_CHANNELS"):
+    for name in ("STATUSES", "CAMERA_STATES"):
         assert name in vocab, f"datasources/contract.py lost {name}"
+    region = _region_vocabularies()
+    assert all(len(codes) >= 3 for codes in region.values())
 
 
-@pytest.mark.parametrize("path", [p for p in _sources(*PACKAGES) if p != VOCAB_HOME], ids=_rel)
+@pytest.mark.parametrize("path", [p for p in _sources(*PACKAGES)
+                                  if p not in (VOCAB_HOME, REGION_VOCAB_HOME)], ids=_rel)
 def test_vocabularies_are_written_once(path):
-    vocab = _vocabularies()
+    vocab = {**_vocabularies(), **_region_vocabularies()}
     copies = [
         f"{_rel(path)}:{line}: a copy of contract.{name}"
         for line, values in _string_collections(_tree(path))
