@@ -4,6 +4,7 @@ headers, figures and sizes; one Chromium test of an embed framed by a page of an
 
 from __future__ import annotations
 
+import functools
 import gzip
 import html
 import json
@@ -23,12 +24,14 @@ import pytest
 from click.testing import CliRunner
 from selenium.webdriver.common.by import By
 
-from dashboard import cli
+from dashboard import cli, embed
 from dashboard.devkit.browser import chromium
 from dashboard.devkit.stack import Stack, copy_registry, free_port
-from dashboard.embed import mint
 from dashboard.runtime import Runtime
 from dashboard.settings import Settings
+from datasources.accesslog import AccessLog
+from datasources.keys import Keys
+from datasources.registry import make_engine
 from layouts import viewmodel
 from tests.helpers import wait_until as wait_for
 
@@ -83,7 +86,7 @@ def stack(tmp_path_factory, demo_db, portal):
     s.start_redis()
     s.run("simulate", "--events", "9000")  # history: 4,520 camera heartbeats + events
     s.start_aggregator()
-    s.start_web()
+    s.start_web(workers=2)  # a revocation must reach every worker
     yield s
     s.close()
 
@@ -112,6 +115,16 @@ def live(stack):
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4)
+def _engine(url: str):
+    return make_engine(url)
+
+
+def mint(settings: Settings, widget: str, code: str, ttl_s: int, now: float | None = None) -> str:
+    """A token recorded in the stack's registry, as `pingan embed-url` makes them."""
+    return embed.issue(_engine(settings.effective_database_url), settings, widget, code, ttl_s,
+                       now=now).token
 
 
 
@@ -351,7 +364,8 @@ def test_embed006_cli_mints_a_working_url_and_refuses_bad_input(stack, topo):
                                       "--base-url", stack.url, "--lang", "en", "--theme", "light"),
                          env=stack.env, capture_output=True, text=True, check=True)
     minted = out.stdout.strip()
-    assert minted.startswith(f"{stack.url}/embed/coverage?token=") and "expires" in out.stderr
+    assert minted.startswith(f"{stack.url}/embed/coverage?token=")
+    assert re.match(r"id [A-Za-z0-9_-]{12,} expires 20\d\d-", out.stderr), out.stderr
     status, _, body = fetch(minted)
     assert status == 200 and "Grid patrol coverage" in body and 'class="theme-light"' in body
     status, _, body = fetch(minted + f"&centre={topo.children[DISTRICT][0]}")
@@ -366,6 +380,72 @@ def test_embed006_cli_mints_a_working_url_and_refuses_bad_input(stack, topo):
         r = runner.invoke(cli.main, ["embed-url", *args], env=stack.env)
         assert r.exit_code == 2 and message in r.output, (args, r.output)
         assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+
+
+def _refusals(urls: list[str]) -> list[str | None]:
+    """Fetch the URLs at once (so that both workers answer); each one's refusal reason or None."""
+    got: list[str | None] = [None] * len(urls)
+
+    def one(i: int) -> None:
+        status, _, body = fetch(urls[i])
+        got[i] = json.loads(body).get("error") if status != 200 else None
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(urls))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(15)
+    return got
+
+
+def test_embed009_revoked_on_every_worker_within_seconds(stack, settings):
+    runner = CliRunner()
+    r = runner.invoke(cli.main, ["embed-url", "events", DISTRICT, "--ttl", "10m", "--json",
+                                 "--note", "门户首页 <b>", "--base-url", stack.url], env=stack.env)
+    assert r.exit_code == 0, r.output
+    minted = json.loads(r.stdout)  # only JSON on stdout
+    assert set(minted) == {"url", "id", "expires"} and minted["url"].startswith(stack.url)
+    data_url = minted["url"].replace("/events?", "/events/data?")
+    assert _refusals([data_url] * 12) == [None] * 12  # both workers have it as active
+    listed = runner.invoke(cli.main, ["embeds", "list", "--json"], env=stack.env)
+    rows = {row["id"]: row for row in json.loads(listed.stdout)}
+    assert rows[minted["id"]]["state"] == "active" and rows[minted["id"]]["note"] == "门户首页 <b>"
+    assert rows[minted["id"]]["expires"] == minted["expires"]
+
+    version = stack.redis().get(Keys(stack.prefix).registry_version())
+    r = runner.invoke(cli.main, ["embeds", "revoke", minted["id"]], env=stack.env)
+    assert r.exit_code == 0 and r.stdout == "" and "revoked" in r.stderr, r.output
+    revoked_at = time.monotonic()
+    assert stack.redis().get(Keys(stack.prefix).registry_version()) != version
+    wait_for(lambda: _refusals([data_url] * 12) == ["revoked"] * 12, 6, every=0.25)
+    assert time.monotonic() - revoked_at < 5
+    status, _, body = fetch(minted["url"] + "&lang=en")
+    assert status == 403 and 'data-reason="revoked"' in body and "has been revoked" in body
+
+    listed = runner.invoke(cli.main, ["embeds", "list", "--all", "--json"], env=stack.env)
+    assert {r["id"]: r["state"] for r in json.loads(listed.stdout)}[minted["id"]] == "revoked"
+    active = json.loads(runner.invoke(cli.main, ["embeds", "list", "--json"], env=stack.env).stdout)
+    assert minted["id"] not in {r["id"] for r in active}
+    log = [e for e in AccessLog(stack.redis(), Keys(stack.prefix), 1).entries()
+           if e.get("id") == minted["id"]]
+    assert [(e["action"], e["widget"], e["centre"]) for e in log] == \
+        [("embed_minted", "events", DISTRICT), ("embed_revoked", "events", DISTRICT)]
+    assert all(e["who"].startswith("cli:") for e in log) and log[0]["expires"] == minted["expires"]
+
+    # revoking again changes nothing; an unknown or odd id is a clear error
+    again = runner.invoke(cli.main, ["embeds", "revoke", minted["id"]], env=stack.env)
+    assert again.exit_code == 0 and "already revoked" in again.stderr
+    for odd in ("nope", "' OR 1=1 --", "x" * 5000, "../../etc", "ab\x1bcdefghijklmn"):
+        r = runner.invoke(cli.main, ["embeds", "revoke", odd], env=stack.env)
+        assert r.exit_code == 1 and "unknown embed id" in r.stderr and r.stdout == "", r.output
+    # a signed token whose id is not on record (another registry, the same key): refused
+    stray = embed.mint(settings, "events", DISTRICT, 600).token
+    assert _refusals([url(stack, "events", stray).replace("/events?", "/events/data?")]) == \
+        ["revoked"]
+    for args, message in ((("--note", "a\nb"), "control characters"),
+                          (("--note", "x" * 129), "at most 128")):
+        r = runner.invoke(cli.main, ["embed-url", "events", DISTRICT, *args], env=stack.env)
+        assert r.exit_code == 2 and message in r.output, r.output
 
 
 # -- live -------------------------------------------------------------------------------------
