@@ -61,6 +61,14 @@ WEEKLY = {
 CATEGORY_WEIGHTS = [28, 18, 8, 16, 6, 20, 4]
 CHANNEL_WEIGHTS = {"grid_worker": 45, "hotline_12345": 20, "video": 10, "public": 15, "police_110": 10}
 PETITION_CHANNELS = {"letter": 30, "visit": 35, "online": 35}
+OTHER_WEIGHT = 5  # a term of the region's own vocabulary the tables above do not weigh
+
+
+def drawn(codes: tuple[str, ...], weights: dict[str, int]) -> tuple[list[str], list[int]]:
+    """The region's codes (`topo.vocab`) with their weights, for `random.choices`: the
+    demo's own lists draw exactly as they always have, a region's new term gets
+    `OTHER_WEIGHT`."""
+    return list(codes), [weights.get(c, OTHER_WEIGHT) for c in codes]
 # ---- cases behind the figures (issue 10, helper CASES) ----
 # what a hotline operator or grid worker writes (`summary`, producer data, not UI text), and
 # 督办 from a centre above: share of reports with a summary, of cases in handling supervised
@@ -111,6 +119,11 @@ class Simulator:
         # summaries and 督办 draw from their own generator, so the rest of the sequence (and a
         # demo continued by a newer version) is drawn as before
         self.case_rng = random.Random(f"{self.seed}-cases")
+        vocab = self.topo.vocab  # draw only what the region's contract accepts
+        self._categories = drawn(vocab.codes("category"), dict(zip(CATEGORIES, CATEGORY_WEIGHTS,
+                                                                   strict=True)))
+        self._channels = drawn(vocab.codes("event_channel"), CHANNEL_WEIGHTS)
+        self._petition_channels = drawn(vocab.codes("petition_channel"), PETITION_CHANNELS)
         def loud(code: str) -> bool:
             return not self.quiet or not set(self.topo.ancestors(code)) & self.quiet
 
@@ -188,10 +201,10 @@ class Simulator:
             urgent = rng.random() < 0.12
             due = t + (4 if urgent else 24) * HOUR_MS // int(self.speed)
             case = Case(f"{self._run}-{next(self._case_seq):07d}", owner,
-                        rng.choices(CATEGORIES, CATEGORY_WEIGHTS)[0], urgent, due)
+                        rng.choices(*self._categories)[0], urgent, due)
             fields = {"eid": case.eid, "status": "reported", "centre": owner,
                       "category": case.category,
-                      "channel": rng.choices(list(CHANNEL_WEIGHTS), list(CHANNEL_WEIGHTS.values()))[0],
+                      "channel": rng.choices(*self._channels)[0],
                       "urgency": "urgent" if urgent else "normal", "due": str(due)}
             if owner in self.grids_of:
                 fields["grid"] = rng.choice(self.grids_of[owner])[0]
@@ -217,7 +230,7 @@ class Simulator:
         centre = rng.choice(self.by_level.get(level) or self.by_level[max(self.by_level)])
         return [self._entry(t, centre, "petitions", {
             "pid": f"{self._run}-T{next(self._seq)}", "centre": centre,
-            "channel": rng.choices(list(PETITION_CHANNELS), list(PETITION_CHANNELS.values()))[0],
+            "channel": rng.choices(*self._petition_channels)[0],
             "group": "1" if rng.random() < 0.08 else "0",
             "skip_level": "1" if rng.random() < 0.05 else "0"})]
 
