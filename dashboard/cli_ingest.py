@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import click
 
 from dashboard.runtime import Runtime
+from datasources.accesslog import AccessLog
 from datasources.file_ingest import (
     KIND_FIELDS,
     FileError,
@@ -18,6 +20,7 @@ from datasources.file_ingest import (
     load_mapping,
     open_table,
 )
+from datasources.keys import Keys
 
 
 def _fail(as_json: bool, message: str) -> None:
@@ -76,6 +79,10 @@ def ingest_cmd(ctx, file, kind, mapping_path, producer, dry_run, as_json) -> Non
                         on_progress=on_progress)
     except FileError as exc:
         _fail(as_json, f"{file}: {exc}")
+    if report.written:  # who wrote what: one access-log entry per file ingested
+        AccessLog(rt.redis, Keys(rt.settings.key_prefix), rt.settings.access_log_days).record(
+            "producer_used", who.name, via="file", file=Path(file).name, kind=kind,
+            written=report.written, bad=report.bad)
     if as_json:
         click.echo(json.dumps({"file": str(file), "kind": kind, "producer": producer,
                                "dry_run": dry_run, **report.to_dict()}, ensure_ascii=False))

@@ -116,6 +116,9 @@ def test_events_dry_run_then_twice_counts_once(env, tmp_path):
     assert {f[b"src"] for f in entries} == {b"hotline-12345"}
     assert {f[b"eid"] for f in entries} == {b"GD-1", b"GD-2", b"GD-6"}
     assert entries[2][b"summary"] == b"=cmd|' /C calc'!A0"  # a string, nothing more
+    log = [f for _, f in r.xrange(Keys(env["prefix"]).access_log())]
+    assert [(f[b"action"], f[b"who"], f[b"via"], f[b"written"]) for f in log] == \
+        [(b"producer_used", b"hotline-12345", b"file", b"3")] * 2  # one per file ingested
     rm = aggregate(env)
     snap = rm.snapshot(VILLAGE)
     assert snap["events"]["reported"] == 3
