@@ -15,7 +15,7 @@ from dashboard.runtime import Runtime
 from datasources.accesslog import ACTIONS, AccessLog
 from datasources.keys import Keys
 
-_SPAN = re.compile(r"(\d{1,6})([smhdw])")
+_SPAN = re.compile(r"(\d{1,6})([smhdw])", re.ASCII)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_SPAN_S = 20 * 366 * 86400   # "--since 99999d" is a typo, not twenty-seven centuries
 MAX_WHEN = 40
