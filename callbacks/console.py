@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from dataclasses import replace
 
 import redis
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.clicks import clicked
 from callbacks.router import BadQuery, Query, current_query, search_for
 from dashboard import access, command
 from dashboard.screens import ScreenData
 from dashboard.settings import Settings
+from datasources import producers
 from datasources.accesslog import AccessLog
 from datasources.contract import STATUS_FILTERS
 from datasources.topology import Topology, in_subtree
@@ -50,9 +54,11 @@ def refusal(e: command.CommandError, lang: str) -> str:
 
 
 def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData,
-             access_log: AccessLog | None = None) -> None:
+             access_log: AccessLog | None = None, engine: Engine | None = None) -> None:
+    """`engine`: the registry, for the producers panel's list of registered producers."""
     r, keys, tz = screens.r, screens.keys, settings.tz
     top = topo.top_shard or ""  # the top centre's shard
+    registered = _Registered(r, keys.registry_version(), engine)
 
     def query(search: object) -> Query:
         q = current_query(search if isinstance(search, str) else None, topo)
@@ -295,6 +301,24 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData,
             return no_update
         return search_for(replace(q, tour=None, tour_root=None), code)
 
+    @app.callback(
+        Output(cid.PRODUCERS, "children"),
+        Output(cid.PRODUCER_COUNT, "children"),
+        Input(cid.PRODUCERS_TICK, "n_intervals"),
+        State(ids.URL, "search"),
+    )
+    def producer_panel(_n, search):
+        """数据来源 (the console only): the figures of the producers writing into the shards of
+        the centre in view, on the panel's own cadence."""
+        q = query(search)
+        access.require_viewer()
+        now = now_ms()
+        try:
+            rows = producers.figures(r, keys, topo, registered.rows(), now, scope=q.centre)
+        except (redis.RedisError, OSError, SQLAlchemyError):
+            raise PreventUpdate from None  # keep what is shown
+        return layout.producer_list(rows, q.lang, now, tz), layout.producer_count(rows, q.lang)
+
     app.clientside_callback(
         ClientsideFunction(namespace="pinganConsole", function_name="mark"),
         Output(cid.SINK, "children"),
@@ -310,3 +334,24 @@ def digest(*parts: object) -> str:
 
 def _bump(acted: object) -> int:
     return (acted if isinstance(acted, int) and not isinstance(acted, bool) else 0) + 1
+
+
+class _Registered:
+    """The registered producers (SQL), read again only when the registry version moved."""
+
+    def __init__(self, r: redis.Redis, version_key: str, engine: Engine | None) -> None:
+        self.r, self.version_key, self.engine = r, version_key, engine
+        self._lock = threading.Lock()
+        self._seen: tuple[bytes | None, list[dict]] | None = None
+
+    def rows(self) -> list[dict]:
+        if self.engine is None:
+            return []
+        version = self.r.get(self.version_key)
+        with self._lock:
+            if self._seen is not None and self._seen[0] == version:
+                return self._seen[1]
+        rows = producers.list_producers(self.engine)
+        with self._lock:
+            self._seen = (version, rows)
+        return rows

@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     vc.register(app, svc.topology, settings, svc.calls)
     brief.register(app, svc.topology, svc.screens)
     # the duty console: JSON routes and callbacks
-    install_console(app, svc.screens, settings, svc.access_log)
+    install_console(app, svc.screens, settings, svc.access_log, runtime.engine)
     register_routes(app.server, svc.watcher, svc.screens, runtime.redis, settings)
     register_vc_routes(app.server, svc.calls, svc.signal_hub, settings, svc.topology)
     register_embed_routes(app.server, settings, svc.screens, runtime.engine)

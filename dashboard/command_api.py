@@ -25,6 +25,7 @@ import time
 import redis
 from dash import Dash, html
 from flask import Flask, Response, request
+from sqlalchemy.engine import Engine
 
 from dashboard import access, command
 from dashboard.screens import ScreenData
@@ -141,15 +142,16 @@ def register_command_routes(server: Flask, screens: ScreenData,
 
 
 def install_console(app: Dash, screens: ScreenData, settings: Settings,
-                    access_log: AccessLog | None = None) -> None:
+                    access_log: AccessLog | None = None, engine: Engine | None = None) -> None:
     """The duty console (/console) and the tablet's command panel: the JSON routes, the
     callbacks, and their components in the app's validation layout. Acknowledgements and
-    督办 go to `access_log`."""
+    督办 go to `access_log`; `engine` (the registry) lists the producers of the console's
+    数据来源 panel."""
     from callbacks import console
     from layouts import console as console_layout
 
     register_command_routes(app.server, screens, access_log)
-    console.register(app, screens.topology, settings, screens, access_log)
+    console.register(app, screens.topology, settings, screens, access_log, engine)
     audit = logging.getLogger(command.__name__)
     if not audit.handlers and not logging.getLogger().handlers:
         # the actions' log lines (who, when) go to stderr: gunicorn's log, the demo's terminal

@@ -265,15 +265,31 @@ def _fold(row: dict, field: str, rest: str, value: int) -> None:
 
 
 def stats(r: redis.Redis, keys: Keys, topo: Topology, engine: Engine,
-          now_ms: int | None = None, silent_ms: int = SILENT_MS) -> list[dict]:
-    """Per producer, summed over every shard (one pipeline): accepted, dead letters by reason
+          now_ms: int | None = None, silent_ms: int = SILENT_MS,
+          scope: str | None = None) -> list[dict]:
+    """Per producer, summed over every shard (or those of `scope`): see `figures`."""
+    return figures(r, keys, topo, list_producers(engine), now_ms, silent_ms, scope)
+
+
+def _writes_into(topo: Topology, producer_scope: str, shards: set[str]) -> bool:
+    return producer_scope in topo.centres and bool(shards & set(shards_in_scope(topo, producer_scope)))
+
+
+def figures(r: redis.Redis, keys: Keys, topo: Topology, registered: list[dict],
+            now_ms: int | None = None, silent_ms: int = SILENT_MS,
+            scope: str | None = None) -> list[dict]:
+    """Per producer, summed over the shards (one pipeline): accepted, dead letters by reason
     class, the newest entry's time, when its newest batch was applied and that batch's lag (of
-    the shard applied last: the current lag). Every active producer is listed, a silent one
-    too; then the simulator, revoked producers with figures and the unregistered bucket.
-    `silent`: a producer with no entry applied (or dated) within `silent_ms`, or never."""
+    the shard applied last: the current lag). `registered` is `list_producers`: every active
+    producer is listed, a silent one too (with `scope`: those writing into its shards); then
+    the simulator, revoked producers with figures and the unregistered bucket. `silent`: no
+    entry applied (or dated) within `silent_ms`, or never (active producers and the simulator:
+    a revoked one is expected to be quiet, the unregistered bucket is not a producer)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
+    shards = (shards_in_scope(topo, scope) if scope in topo.centres else []) if scope \
+        else list(topo.shards)
     pipe = r.pipeline(transaction=False)
-    for shard in topo.shards:
+    for shard in shards:
         pipe.hgetall(keys.producer_stats(shard))
     rows: dict[str, dict] = {}
     latest: dict[str, int] = {}
@@ -298,15 +314,16 @@ def stats(r: redis.Redis, keys: Keys, topo: Topology, engine: Engine,
                 latest[name] = at
                 rows[name]["applied_at"] = at
                 rows[name]["lag_ms"] = lag_of.get(name)
-    registered = {p["name"]: p for p in list_producers(engine)}
-    for name, p in registered.items():
-        if p["active"] or name in rows:
+    wanted = set(shards)
+    registered_by = {p["name"]: p for p in registered}
+    for name, p in registered_by.items():
+        if name in rows or (p["active"] and (scope is None or _writes_into(topo, p["scope"], wanted))):
             row = rows.setdefault(name, _empty(name))
             row.update(registered=True, kinds=p["kinds"], scope=p["scope"])
     for row in rows.values():
         seen = max(row["applied_at"] or 0, row["last_ts"] or 0)
-        row["silent"] = row["name"] != UNREGISTERED and (not seen or now - seen > silent_ms)
-        row["active"] = row["name"] == SIMULATOR or registered.get(row["name"], {}).get("active", False)
+        row["active"] = row["name"] == SIMULATOR or registered_by.get(row["name"], {}).get("active", False)
+        row["silent"] = row["active"] and (not seen or now - seen > silent_ms)
 
     def order(row: dict) -> tuple[int, str]:
         rank = 3 if row["name"] == UNREGISTERED else 1 if row["name"] == SIMULATOR else (

@@ -27,6 +27,9 @@ CARD_ACTIONS = "console-card-actions"  # its actions (drawn when a case is opene
 PICKER = "console-picker"        # dcc.Dropdown: the centre in view (within the scope)
 GROUP = "console-wall-group"     # dcc.Input: the wall group 上墙 drives (default `main`)
 WALL_CENTRE = "console-wall-centre"  # button: show the centre in view on the walls
+PRODUCERS = "console-producers"  # the producers panel (数据来源): per producer figures
+PRODUCER_COUNT = "console-producer-count"
+PRODUCERS_TICK = "console-producers-tick"  # dcc.Interval of the producers panel (its own cadence)
 
 # pattern-matching types (the second key names the item)
 TAB = "console-tab"              # {"type": TAB, "status": s}
@@ -40,3 +43,4 @@ WALL_ALERT = "console-wall-alert"  # {"type": WALL_ALERT, "alert": alert_id}: sh
 
 DEFAULT_GROUP = "main"
 TICK_MS = 1000
+PRODUCERS_TICK_MS = 15_000  # the figures move per aggregator batch; silence is minutes

@@ -178,3 +178,37 @@ def test_stats_sum_two_shards_and_show_a_silent_producer(cli, r, engine, prefix)
     assert {p["name"] for p in printed} >= {busy, quiet, "pingan-sim", P.UNREGISTERED}
     table = cli("stats")
     assert "SILENT" in table.stdout and "silent" in table.stderr
+
+
+def test_console_panel_callback_lists_the_producers_of_the_centre_in_view(
+        cli, db, redis_url, prefix, tmp_path):
+    """The 数据来源 callback in a real app (sign-in off): a silent producer of the district
+    in view is listed and marked, one writing only another district is not; a refused URL
+    gets nothing."""
+    from dashboard.app import create_app
+    from dashboard.settings import Settings
+
+    here, there = f"here-{prefix}", f"there-{prefix}"
+    cli("add", here, "--kinds", "events", "--scope", DISTRICT)
+    cli("add", there, "--kinds", "events", "--scope", OTHER)
+    app = create_app(Settings.from_env(data_dir=tmp_path, redis_url=redis_url, database_url=db,
+                                       key_prefix=prefix, auth="off"))
+    client = app.server.test_client()
+
+    def panel(search: str):
+        return client.post("/_dash-update-component", json={
+            "output": "..console-producers.children...console-producer-count.children..",
+            "outputs": [{"id": "console-producers", "property": "children"},
+                        {"id": "console-producer-count", "property": "children"}],
+            "inputs": [{"id": "console-producers-tick", "property": "n_intervals", "value": 3}],
+            "state": [{"id": "app-url", "property": "search", "value": search}],
+            "changedPropIds": ["console-producers-tick.n_intervals"]})
+
+    res = panel(f"?centre={DISTRICT}")
+    assert res.status_code == 200
+    shown = json.dumps(res.get_json()["response"], ensure_ascii=False, separators=(",", ":"))
+    assert f'"data-producer":"{here}","data-silent":"1"' in shown and "静默" in shown
+    assert there not in shown
+    for hostile in ("?centre=999999", "?centre=610202%27%20OR%201=1", "?centre=%00"):
+        res = panel(hostile)
+        assert res.status_code == 204 and here not in res.get_data(as_text=True), hostile

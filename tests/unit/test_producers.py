@@ -80,3 +80,72 @@ def test_acl_setuser_command():
     assert cmd[:6] == ["ACL", "SETUSER", "pingan-producer-xl", "reset", "on", ">s3cret"]
     assert cmd[-1] == "~pingan:{D2}:events"
     assert ">" not in " ".join(P.acl_setuser(Keys("pingan"), small_topology(), p))
+
+
+# ---- the console's 数据来源 panel (pure layout) ----------------------------------------------
+NOW = 1_764_500_000_000
+
+
+def _row(name: str, **kw) -> dict:
+    base = {"name": name, "registered": True, "accepted": 0, "dead": {}, "dead_total": 0,
+            "last_ts": None, "applied_at": None, "lag_ms": None, "silent": False, "active": True}
+    return {**base, **kw}
+
+
+def _walk(tree):
+    from tests.components import walk
+
+    return list(walk(tree if not isinstance(tree, list) else __import__("dash").html.Div(tree)))
+
+
+def test_console_panel_marks_a_silent_producer():
+    from layouts import console as layout
+    from layouts.i18n import t
+
+    rows = [_row("busy", accepted=1234, dead={"bad ts": 5, "<b>x</b>": 1}, dead_total=6,
+                 last_ts=NOW - 5000, applied_at=NOW - 1000, lag_ms=4000),
+            _row("quiet", silent=True),
+            _row("pingan-sim", accepted=9, last_ts=NOW, registered=False),
+            _row(P.UNREGISTERED, accepted=3, registered=False, active=False)]
+    for lang in ("zh", "en"):
+        tree = layout.producer_list(rows, lang, NOW, "Asia/Shanghai")
+        found = {c.to_plotly_json()["props"].get("data-producer"): c for c in _walk(tree)
+                 if "data-producer" in c.to_plotly_json()["props"]}
+        assert list(found) == ["busy", "quiet", "pingan-sim", P.UNREGISTERED]
+        quiet = found["quiet"].to_plotly_json()["props"]
+        assert quiet["data-silent"] == "1" and "is-silent" in quiet["className"]
+        texts = [c.children for c in _walk(found["quiet"]) if isinstance(c.children, str)]
+        assert t("console_prod_silent", lang) in texts
+        busy = found["busy"].to_plotly_json()["props"]
+        assert busy["data-silent"] == "0" and "has-dead" in busy["className"]
+        busy_texts = [c.children for c in _walk(found["busy"]) if isinstance(c.children, str)]
+        assert "1,234" in busy_texts and "6" in busy_texts and "bad ts 5 · <b>x</b> 1" in busy_texts
+        assert t("console_span_s", lang, s="4.0") in busy_texts
+        assert layout.producer_count(rows, lang) == t("console_producers_count", lang, n=4, silent=1)
+    assert t("console_prod_silent", "zh") == "静默" and t("console_prod_silent", "en") == "silent"
+
+
+def test_console_panel_empty_and_hostile_rows():
+    from layouts import console as layout
+
+    assert "empty-note" in layout.producer_list([], "zh", NOW, "UTC")[0].className
+    odd = {"name": "x", "dead": {"a": "many", "b": True, "c": 2}, "dead_total": 2, "lag_ms": 90 * 60_000}
+    row = layout.producer_row(odd, "en", NOW, "Nowhere/Zone")
+    assert row.to_plotly_json()["props"]["data-silent"] == "0"
+    texts = [c.children for c in _walk(row) if isinstance(c.children, str)]
+    assert "c 2" in texts and "1 h 30 min" in texts
+
+
+def test_console_screen_has_the_producers_panel():
+    from layouts import console as layout
+    from layouts import console_ids as cid
+
+    vm = {"code": "D1", "name": "District 1", "level": 2,
+          "breadcrumb": [{"code": "C", "name": "City", "level": 1},
+                         {"code": "D1", "name": "District 1", "level": 2}]}
+    screen = layout.console_screen(vm, "zh", options=[], can_act=True)
+    ids_ = {c.id for c in _walk(screen) if isinstance(getattr(c, "id", None), str)}
+    assert {cid.PRODUCERS, cid.PRODUCER_COUNT, cid.PRODUCERS_TICK} <= ids_
+    panel = layout.command_panel(vm, "zh")  # the tablet's panel: not there
+    assert cid.PRODUCERS not in {getattr(c, "id", None) for c in _walk(panel)
+                                 if isinstance(getattr(c, "id", None), str)}
