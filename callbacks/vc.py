@@ -21,7 +21,6 @@ from layouts.i18n import t
 
 
 def register(app: Dash, topo: Topology, settings: Settings, calls: CallDesk) -> None:
-    names = {c: i.name for c, i in topo.centres.items()}
 
     @app.callback(
         Output(ids.VC_BODY, "children"),
@@ -66,6 +65,7 @@ def register(app: Dash, topo: Topology, settings: Settings, calls: CallDesk) -> 
             return vc.refused(t(e.key, q.lang)), False, no_update, no_update
         if call is None:
             return vc.refused(t("vc_no_sfu", q.lang)), False, no_update, no_update
+        names = {c: i.name for c, i in topo.centres.items()}  # as of the last registry reload
         data = {"cid": call.cid, "centres": list(call.centres), "convener": call.convener,
                 "group": call.group, "url": call.url, "mode": call.mode,
                 "names": {c: names[c] for c in call.members},

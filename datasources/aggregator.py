@@ -678,9 +678,10 @@ class Aggregator:
                 records.append(rec)
                 if it.kind != HANDIN:
                     src = fields.get("src")
-                    fig = accepted.get(src if src in known else UNREGISTERED)
+                    name = src if src in known else UNREGISTERED
+                    fig = accepted.get(name)
                     if fig is None:
-                        accepted[src if src in known else UNREGISTERED] = [1, rec[TS]]
+                        accepted[name] = [1, rec[TS]]
                     else:
                         fig[0] += 1
                         if rec[TS] > fig[1]:
