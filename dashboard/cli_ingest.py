@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import click
+import redis
 
 from dashboard.runtime import Runtime
 from datasources.accesslog import AccessLog
@@ -79,6 +80,8 @@ def ingest_cmd(ctx, file, kind, mapping_path, producer, dry_run, as_json) -> Non
                         on_progress=on_progress)
     except FileError as exc:
         _fail(as_json, f"{file}: {exc}")
+    except redis.RedisError as exc:  # some batches may be written: a re-run counts them once
+        _fail(as_json, f"{file}: Redis: {exc}; ingest the file again (nothing counts twice)")
     if report.written:  # who wrote what: one access-log entry per file ingested
         AccessLog(rt.redis, Keys(rt.settings.key_prefix), rt.settings.access_log_days).record(
             "producer_used", who.name, via="file", file=Path(file).name, kind=kind,

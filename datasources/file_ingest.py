@@ -122,6 +122,8 @@ def parse_mapping(doc: dict[str, Any], kind: str, default_zone: str) -> Mapping:
     values = {}
     for name, table in raw_values.items():
         _known(name, kind, f"values.{name}")
+        if name not in columns:
+            raise MappingError(f"[values.{name}]: {name} is not in [columns]")
         values[name] = _strings(table, f"values.{name}")
     tdoc = doc.get("time", {})
     if not isinstance(tdoc, dict):

@@ -94,7 +94,8 @@ def doc(**over) -> dict:
     ({"delimiter": ";;"}, "delimiter"),
     ({"header_row": 0}, "header_row"),
     ({"kind": "petitions"}, "the mapping is for kind 'petitions', not 'events'"),
-    ({"columns": {"eid": "工单编号"}}, "[columns] ts"),
+    ({"columns": {"eid": "工单编号"}, "values": {}}, "[columns] ts"),
+    ({"values": {"status": {"新建": "reported"}}}, "[values.status]: status is not in [columns]"),
 ])
 def test_bad_mappings_say_what(over, needle):
     with pytest.raises(MappingError) as exc:
