@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from dashboard.app import SERVICES, create_app
 from dashboard.cli import main as pingan
 from dashboard.devkit.stack import copy_registry
-from dashboard.embed import mint
+from dashboard.embed import issue
 from dashboard.hashing import Busy, HashPool
 from dashboard.live import stream
 from dashboard.runtime import Runtime
@@ -65,6 +65,15 @@ def make(registry, redis_url, prefix, **kw):
     app = create_app(s)
     MADE.append(app)
     return app
+
+
+def mint(settings: Settings, widget: str, code: str, ttl_s: int) -> str:
+    """An embed token recorded in the registry (issue 12: tokens carry an id on record)."""
+    engine = make_engine(settings.effective_database_url)
+    try:
+        return issue(engine, settings, widget, code, ttl_s).token
+    finally:
+        engine.dispose()
 
 
 def client(app, addr: str = "10.0.0.1"):
