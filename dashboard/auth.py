@@ -152,7 +152,7 @@ def install_auth(server: Flask, runtime: Runtime, access_log: AccessLog | None =
     failed ones and sign-outs go to `access_log` (docs/security.md "Access log")."""
     s = runtime.settings
     journal = access_log or AccessLog(runtime.redis, Keys(s.key_prefix), s.access_log_days)
-    seen = _SeenOnce(max_age_s=max(60, int(s.session_max_hours * 3600)))
+    seen = SeenOnce(max_age_s=max(60, int(s.session_max_hours * 3600)))
     server.secret_key = load_secret(s)
     server.config.update(
         SESSION_COOKIE_NAME="pingan_session",
@@ -364,7 +364,7 @@ def install_auth(server: Flask, runtime: Runtime, access_log: AccessLog | None =
 
 
 @dataclass
-class _SeenOnce:
+class SeenOnce:
     """Per worker: has this key been seen in its current window? (Spares a Redis round trip
     on every request of a proxied user, and caps the log's throttled entries per address.)"""
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from dashboard.auth import _SeenOnce
+from dashboard.auth import SeenOnce
 from dashboard.cli_access import MAX_SPAN_S, as_json, as_line, matches, parse_when
 from datasources.accesslog import ACTIONS, MAX_VALUE, AccessLog, clean, session_tag
 from datasources.keys import Keys
@@ -104,7 +104,7 @@ def test_output_forms():
 
 
 def test_seen_once_per_window():
-    seen = _SeenOnce(max_age_s=3600)
+    seen = SeenOnce(max_age_s=3600)
     assert seen.first("a") and not seen.first("a") and seen.first("b")
     assert seen.window_tag("proxy", "alice") == seen.window_tag("proxy", "alice")
     assert seen.window_tag("proxy", "alice") != seen.window_tag("demo", "alice")
