@@ -130,7 +130,7 @@ def _changed_registry(stack: Stack, out) -> None:
     with (out / "grids.csv").open("a", encoding="utf-8", newline="") as f:
         csv.writer(f).writerow([NEW_GRID, VILLAGE, "urban", 2])
     with (out / "cameras.csv").open("a", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerow([NEW_CAM, VILLAGE, NEW_GRID, "dome", "", ""])
+        csv.writer(f).writerow([NEW_CAM, VILLAGE, NEW_GRID, "dome", "109.113", "35.089"])
     from datasources.vocabulary import DEFAULT, KINDS
 
     with (out / "vocabulary.csv").open("w", encoding="utf-8", newline="") as f:
