@@ -47,7 +47,8 @@ def lstack(tmp_path_factory, demo_db, redis_url):
     add_user(engine, "carol", PASSWORD, "duty", DISTRICT)
     engine.dispose()
     s = Stack(d, db_url, prefix=PREFIX)
-    s.env.update(PINGAN_AUTH="on", REDIS_URL=redis_url)
+    # the tests' client is also the trusted SSO proxy (127.0.0.1) when it sends the header
+    s.env.update(PINGAN_AUTH="on", REDIS_URL=redis_url, PINGAN_TRUSTED_USER_HEADER="X-Remote-User")
     s.redis = lambda: redis.Redis.from_url(redis_url)
     s.start_web()
     yield s
@@ -107,6 +108,28 @@ def test_alog001_sign_in_view_sign_out_in_order(lstack, topo):
     open_wall(c2, DISTRICT)
     assert [e["action"] for e in logged(r)][-2:] == ["sign_in", "centre_viewed"]
     assert logged(r)[-1]["session"] != tag
+
+
+class ProxiedClient(Client):
+    """Requests as the SSO proxy sends them: the user named in a header, no cookie."""
+
+    def request(self, path, data=None, headers=None, method=None):
+        return super().request(path, data, {"X-Remote-User": "carol", **(headers or {})}, method)
+
+
+def test_alog001b_a_proxy_sign_in_once_per_window(lstack):
+    r = lstack.redis()
+    before = len(logged(r))
+    p = ProxiedClient(lstack.url)
+    for _ in range(3):
+        assert p.request("/auth/ping")[0] == 200
+    open_wall(p, DISTRICT)
+    open_wall(p, DISTRICT, "/brief")
+    new = logged(r)[before:]
+    assert [(e["action"], e["who"], e.get("method")) for e in new] == [
+        ("sign_in", "carol", "proxy"), ("centre_viewed", "carol", None)]
+    assert new[0]["session"] == new[1]["session"]
+    assert p.cookie is None
 
 
 def test_alog002_cli_exports_json_and_filters(lstack, monkeypatch):
