@@ -438,6 +438,10 @@ def test_embed009_revoked_on_every_worker_within_seconds(stack, settings):
     for odd in ("nope", "' OR 1=1 --", "x" * 5000, "../../etc", "ab\x1bcdefghijklmn"):
         r = runner.invoke(cli.main, ["embeds", "revoke", odd], env=stack.env)
         assert r.exit_code == 1 and "unknown embed id" in r.stderr and r.stdout == "", r.output
+    # huge or garbled tokens: refused before any work
+    for bad in ("e" * 3000, minted["url"].split("token=")[1] + "\x00"):
+        assert _refusals([url(stack, "events", bad).replace("/events?", "/events/data?")]) == \
+            ["tampered"], bad[:80]
     # a signed token whose id is not on record (another registry, the same key): refused
     stray = embed.mint(settings, "events", DISTRICT, 600).token
     assert _refusals([url(stack, "events", stray).replace("/events?", "/events/data?")]) == \

@@ -357,3 +357,17 @@ def test_emb111_states_remember_for_a_few_seconds(engine):
     assert len(states._seen) <= 3
     with pytest.raises(ValueError):
         embeds.record(engine, "bad id!", "events", "101", datetime.now(UTC), datetime.now(UTC))
+
+
+def test_emb112_serve_and_embed_url_refuse_bad_embed_keys_at_start(tmp_path):
+    from click.testing import CliRunner
+
+    from dashboard.cli import main
+    env = {"PINGAN_DATA_DIR": str(tmp_path), "PINGAN_SECRET_KEY": "k" * 40,
+           "PINGAN_EMBED_KEY": "short-key"}
+    out = CliRunner().invoke(main, ["serve", "--port", "1"], env=env)
+    assert out.exit_code == 1 and "PINGAN_EMBED_KEY is 9 bytes" in out.output
+    assert "short-key" not in out.output
+    env = {**env, "PINGAN_EMBED_KEY": K_NEW, "PINGAN_EMBED_KEY_PREVIOUS_UNTIL": "soon"}
+    out = CliRunner().invoke(main, ["embed-url", "events", "101"], env=env)
+    assert out.exit_code == 1 and "PINGAN_EMBED_KEY_PREVIOUS_UNTIL='soon'" in out.output
