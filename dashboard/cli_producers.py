@@ -27,7 +27,11 @@ def _rt(ctx: click.Context) -> Runtime:
 def _notice(rt: Runtime) -> P.Notice:
     keys = Keys(rt.settings.key_prefix)
     log = AccessLog(rt.redis, keys, rt.settings.access_log_days)
-    return P.Notice(rt.redis, keys, log, f"cli:{getpass.getuser()}")
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name (some containers)
+        user = "?"
+    return P.Notice(rt.redis, keys, log, f"cli:{user}")
 
 
 def _show_token(name: str, token: str, as_json: bool, what: str) -> None:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 import redis
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from datasources.accesslog import AccessLog
 from datasources.keys import STREAM_KINDS, Keys, glob_escape
@@ -128,15 +129,18 @@ def add(engine: Engine, name: str, kinds: Iterable[str], scope: str, rate: int,
     if not isinstance(rate, int) or isinstance(rate, bool) or not 1 <= rate <= 1_000_000:
         raise ProducerError("rate must be an integer from 1 to 1000000 entries per second")
     token = new_token()
-    with session_scope(engine) as s:
-        if not isinstance(scope, str) or s.get(Centre, scope) is None:
-            raise ProducerError(f"unknown centre {str(scope)[:40]!r}")
-        old = s.get(ProducerRow, name)
-        if old is not None:
-            state = " (revoked; names are never reused)" if old.revoked else ""
-            raise ProducerError(f"producer {name!r} exists{state}")
-        s.add(ProducerRow(name=name, kinds=_kinds_text(kind_set), scope=scope, rate=rate,
-                          token_hash=hash_token(token), created=_now()))
+    try:
+        with session_scope(engine) as s:
+            if not isinstance(scope, str) or s.get(Centre, scope) is None:
+                raise ProducerError(f"unknown centre {str(scope)[:40]!r}")
+            old = s.get(ProducerRow, name)
+            if old is not None:
+                state = " (revoked; names are never reused)" if old.revoked else ""
+                raise ProducerError(f"producer {name!r} exists{state}")
+            s.add(ProducerRow(name=name, kinds=_kinds_text(kind_set), scope=scope, rate=rate,
+                              token_hash=hash_token(token), created=_now()))
+    except IntegrityError:  # added at the same moment by another command
+        raise ProducerError(f"producer {name!r} exists") from None
     if notice is not None:
         notice.changed("producer_created", name)
     return token

@@ -94,6 +94,47 @@ def test_cli_refuses_a_duplicate_and_unknown_names(cli, prefix):
         assert "no active producer" in cli(command, "nobody-" + prefix, ok=False).stderr
 
 
+def refusals(user: redis.Redis, keys: Keys) -> list:
+    """What a producer's Redis user of DISTRICT's events must not do."""
+    return [
+        lambda: user.xadd(keys.stream(OTHER, "events"), {"v": "1"}),
+        lambda: user.xadd(keys.stream(DISTRICT, "cameras"), {"v": "1"}),  # a kind it lacks
+        lambda: user.xadd(keys.meta(DISTRICT), {"v": "1"}),
+        lambda: user.xadd(keys.day(DISTRICT, "20260101", DISTRICT), {"v": "1"}),
+        lambda: user.xadd(keys.lease(DISTRICT), {"v": "1"}),
+        lambda: user.xadd(keys.dead(DISTRICT), {"v": "1"}),
+        lambda: user.xadd(keys.handoff(DISTRICT), {"v": "1"}),
+        lambda: user.set(keys.lease(DISTRICT), "mine"),
+        lambda: user.hset(keys.meta(DISTRICT), "version", "0"),
+        lambda: user.xrange(keys.stream(DISTRICT, "events")),
+        lambda: user.xread({keys.stream(DISTRICT, "events"): "0"}),
+        lambda: user.get(keys.lease(DISTRICT)),
+        lambda: user.keys("*"),
+        lambda: user.delete(keys.stream(DISTRICT, "events")),
+        lambda: user.xtrim(keys.stream(DISTRICT, "events"), maxlen=0),
+        lambda: user.eval("return redis.call('SET', KEYS[1], 1)", 1, keys.meta(DISTRICT)),
+        lambda: user.publish("x", "y"),
+        lambda: user.execute_command("ACL", "SETUSER", "evil", "on", "nopass", "+@all"),
+        lambda: user.flushall(),
+    ]
+
+
+def test_acl_user_on_redis_7(redis7, redis7_url, engine, prefix):
+    """The same rule on the machine's Redis (7), applied as the CLI applies it."""
+    name, keys = f"acl7-{prefix}", Keys(prefix)
+    producer = P.Producer(name, frozenset({"events"}), DISTRICT, 10)
+    redis7.execute_command(*P.acl_setuser(keys, load_topology(engine), producer, "pw-" + prefix))
+    user = redis.Redis.from_url(redis7_url, username=P.acl_user(name), password="pw-" + prefix)
+    try:
+        assert user.ping() and user.xadd(keys.stream(DISTRICT, "events"), {"v": "1"})
+        for call in refusals(user, keys):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                call()
+    finally:
+        user.close()
+        redis7.acl_deluser(P.acl_user(name))
+
+
 def test_acl_user_may_only_xadd_to_its_streams(cli, r, redis_url, prefix):
     name = f"acl-{prefix}"
     cli("add", name, "--kinds", "events", "--scope", DISTRICT)
@@ -105,24 +146,7 @@ def test_acl_user_may_only_xadd_to_its_streams(cli, r, redis_url, prefix):
     try:
         assert user.ping()
         assert user.xadd(keys.stream(DISTRICT, "events"), {"v": "1"})
-        refused = [
-            lambda: user.xadd(keys.stream(OTHER, "events"), {"v": "1"}),
-            lambda: user.xadd(keys.stream(DISTRICT, "cameras"), {"v": "1"}),  # a kind it lacks
-            lambda: user.xadd(keys.meta(DISTRICT), {"v": "1"}),
-            lambda: user.xadd(keys.day(DISTRICT, "20260101", DISTRICT), {"v": "1"}),
-            lambda: user.xadd(keys.lease(DISTRICT), {"v": "1"}),
-            lambda: user.xadd(keys.dead(DISTRICT), {"v": "1"}),
-            lambda: user.set(keys.lease(DISTRICT), "mine"),
-            lambda: user.hset(keys.meta(DISTRICT), "version", "0"),
-            lambda: user.xrange(keys.stream(DISTRICT, "events")),
-            lambda: user.get(keys.lease(DISTRICT)),
-            lambda: user.keys("*"),
-            lambda: user.delete(keys.stream(DISTRICT, "events")),
-            lambda: user.eval("return redis.call('SET', KEYS[1], 1)", 1, keys.meta(DISTRICT)),
-            lambda: user.publish("x", "y"),
-            lambda: user.execute_command("ACL", "SETUSER", "evil", "on", "nopass", "+@all"),
-        ]
-        for call in refused:
+        for call in refusals(user, keys):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 call()
         assert r.xlen(keys.stream(OTHER, "events")) == 0 and not r.exists(keys.meta(DISTRICT))
@@ -180,6 +204,18 @@ def test_stats_sum_two_shards_and_show_a_silent_producer(cli, r, engine, prefix)
     assert "SILENT" in table.stdout and "silent" in table.stderr
 
 
+def props_of(tree: object):
+    """Every component's props in a callback's JSON answer."""
+    if isinstance(tree, dict):
+        if isinstance(tree.get("props"), dict):
+            yield tree["props"]
+        for v in tree.values():
+            yield from props_of(v)
+    elif isinstance(tree, list):
+        for v in tree:
+            yield from props_of(v)
+
+
 def test_console_panel_callback_lists_the_producers_of_the_centre_in_view(
         cli, db, redis_url, prefix, tmp_path):
     """The 数据来源 callback in a real app (sign-in off): a silent producer of the district
@@ -206,9 +242,10 @@ def test_console_panel_callback_lists_the_producers_of_the_centre_in_view(
 
     res = panel(f"?centre={DISTRICT}")
     assert res.status_code == 200
-    shown = json.dumps(res.get_json()["response"], ensure_ascii=False, separators=(",", ":"))
-    assert f'"data-producer":"{here}","data-silent":"1"' in shown and "静默" in shown
-    assert there not in shown
+    rows = {p["data-producer"]: p for p in props_of(res.get_json()["response"])
+            if "data-producer" in p}
+    assert rows[here]["data-silent"] == "1" and "is-silent" in rows[here]["className"]
+    assert there not in rows and "静默" in json.dumps(rows[here], ensure_ascii=False)
     for hostile in ("?centre=999999", "?centre=610202%27%20OR%201=1", "?centre=%00"):
         res = panel(hostile)
         assert res.status_code == 204 and here not in res.get_data(as_text=True), hostile
