@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,19 @@ from datasources.topology import Topology
 if TYPE_CHECKING:
     from datasources.producers import Producer
 
+# XADD of a request's entries of one stream in one call (one key: one Cluster slot). ARGV:
+# per entry its field count, then its names and values; returns the new ids in order.
+_XADD_MANY = """
+local ids, i, n = {}, 1, #ARGV
+while i <= n do
+  local count = tonumber(ARGV[i])
+  local args = {KEYS[1], '*'}
+  for j = 1, 2 * count do args[j + 2] = ARGV[i + j] end
+  ids[#ids + 1] = redis.call('XADD', unpack(args))
+  i = i + 1 + 2 * count
+end
+return ids
+"""
 EDGE_MS = 30_000  # refused this close to the lateness or future bound (clocks, transit)
 _KINDS = frozenset(STREAM_KINDS)
 
@@ -78,12 +92,14 @@ class Intake:
     r: redis.Redis
     topo: Topology
     config: PipelineConfig
-    _lookups: tuple[object, dict[str, ShardLookup]] = field(
-        default_factory=lambda: (None, {}), repr=False)
+    # per registry (keyed on `topo.centres`): shard lookups, and the centres of each scope
+    _lookups: tuple[object, dict[str, ShardLookup], dict[str, frozenset[str]]] = field(
+        default_factory=lambda: (None, {}, {}), repr=False)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.config.key_prefix)
         self.tz = ZoneInfo(self.config.tz)
+        self._xadd_many = self.r.register_script(_XADD_MANY)
 
     def clock(self, now_ms: int | None = None) -> Clock:
         """The time rules of one request, as the aggregator's `batch_clock`."""
@@ -92,16 +108,33 @@ class Intake:
         return Clock(self.tz, now, lateness_ms=c.max_lateness_s * 1000,
                      skew_ms=c.max_future_skew_s * 1000)
 
-    def _lookup(self, shard: str) -> ShardLookup:
+    def _caches(self) -> tuple[dict[str, ShardLookup], dict[str, frozenset[str]]]:
         centres = self.topo.centres
-        owner, cache = self._lookups
+        owner, looks, scopes = self._lookups
         if owner is not centres:
-            cache = {}
-            self._lookups = (centres, cache)
-        look = cache.get(shard)
+            looks, scopes = {}, {}
+            self._lookups = (centres, looks, scopes)
+        return looks, scopes
+
+    def _lookup(self, shard: str) -> ShardLookup:
+        looks, _ = self._caches()
+        look = looks.get(shard)
         if look is None:
-            look = cache[shard] = shard_lookup(self.topo, shard)
+            look = looks[shard] = shard_lookup(self.topo, shard)
         return look
+
+    def subtree(self, scope: str) -> frozenset[str]:
+        """The centres a producer of `scope` may write (empty for an unknown scope)."""
+        _, scopes = self._caches()
+        found = scopes.get(scope)
+        if found is None:
+            topo, out, todo = self.topo, set(), [scope] if scope in self.topo.centres else []
+            while todo:
+                code = todo.pop()
+                out.add(code)
+                todo.extend(topo.children.get(code, ()))
+            found = scopes[scope] = frozenset(out)
+        return found
 
     def centre_of(self, kind: str, fields: dict[str, str]) -> str | None:
         """The centre an entry belongs to (it decides the shard and the scope): `centre` for
@@ -132,7 +165,7 @@ class Intake:
         if centre is None:  # unknown or missing: the contract's reason
             validate(kind, fields, topo.top_shard or "", topo, clock, clock.now_ms)
             raise InvalidEntry("unknown centre")  # not reached: validate refuses it
-        if producer.scope not in topo.centres or not topo.is_within(centre, producer.scope):
+        if centre not in self.subtree(producer.scope):
             raise InvalidEntry(f"out of scope: centre {centre} is not under {producer.scope}")
         shard = topo.centres[centre].shard
         now = clock.now_ms
@@ -148,25 +181,31 @@ class Intake:
         return shard, fields
 
     def submit(self, producer: Producer, kind: str, entries: list[object]) -> list[dict]:
-        """Check every entry and XADD the valid ones in one non-transactional pipeline;
-        results in order: {"ok": True, "id": …} or {"ok": False, "error": reason}. Redis
-        errors propagate (nothing is reported written; a retry is counted once, by the
-        aggregator's idempotency)."""
+        """Check every entry and XADD the valid ones: one script call per stream (a request's
+        entries of one shard in one round of Redis's work, not one command each), all in one
+        non-transactional pipeline. Results in order: {"ok": True, "id": …} or
+        {"ok": False, "error": reason}. Redis errors propagate (a retry of the request is
+        counted once, by the aggregator's idempotency)."""
         clock = self.clock()
         results: list[dict] = []
-        pending: list[int] = []
-        pipe = self.r.pipeline(transaction=False)
-        stream = self.keys.stream
+        streams: dict[str, tuple[list, list[dict]]] = {}
         for entry in entries:
             try:
                 shard, fields = self.check(producer, kind, entry, clock)
             except InvalidEntry as exc:
                 results.append({"ok": False, "error": str(exc)})
                 continue
-            pending.append(len(results))
-            results.append({"ok": True, "id": ""})
-            pipe.xadd(stream(shard, kind), fields)
-        if pending:
-            for i, entry_id in zip(pending, pipe.execute(), strict=True):
-                results[i]["id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            ok = {"ok": True, "id": ""}
+            results.append(ok)
+            argv, oks = streams.setdefault(shard, ([], []))
+            argv.append(len(fields))
+            argv.extend(chain.from_iterable(fields.items()))
+            oks.append(ok)
+        if streams:
+            pipe = self.r.pipeline(transaction=False)
+            for shard, (argv, _oks) in streams.items():
+                self._xadd_many(keys=[self.keys.stream(shard, kind)], args=argv, client=pipe)
+            for (_argv, oks), ids in zip(streams.values(), pipe.execute(), strict=True):
+                for ok, entry_id in zip(oks, ids, strict=True):
+                    ok["id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         return results
