@@ -1,8 +1,7 @@
 """The OpenAPI 3.1 document of the producer gateway (`GET /api/v1/openapi.json`).
 
-Built from the same facts the gateway checks against: the contract's limits and fields, the
-region's vocabulary (`topo.vocab`, the contract's defaults without one) and the settings'
-limits. The schemas describe the shapes; the registry (known centres, grids, cameras, the tree
+Built per request from the same facts the gateway checks against: the contract's limits and
+fields, the region's vocabulary (`topo.vocab`) and the settings' limits. The schemas describe the shapes; the registry (known centres, grids, cameras, the tree
 for `to` and `by`) and the time bounds are checked per entry and answered in `results`.
 """
 
@@ -20,19 +19,11 @@ VERSION = "1"
 # server's check is Python's str.isprintable)
 _TEXT = r"^[^\u0000-\u001f\u007f-\u00a0\u2000-\u200f\u2028-\u202f\u3000\ufeff]*$"
 _DIGITS = r"^[0-9]{1,16}$"
-_DEFAULTS = {
-    "category": contract.CATEGORIES,
-    "event_channel": contract.EVENT_CHANNELS,
-    "petition_channel": contract.PETITION_CHANNELS,
-}
 
 
 def _codes(topo: Topology, kind: str) -> list[str]:
-    """A vocabulary's codes: the region's (`topo.vocab`), else the contract's defaults."""
-    vocab = getattr(topo, "vocab", None)
-    if vocab is not None:
-        return list(vocab.codes(kind))
-    return list(_DEFAULTS[kind])
+    """A vocabulary's codes: the region's (`topo.vocab`, followed on a registry reload)."""
+    return list(topo.vocab.codes(kind))
 
 
 def _id(description: str, limit: int = contract.MAX_ID) -> dict:

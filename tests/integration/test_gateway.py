@@ -7,6 +7,7 @@ accepted is dead-lettered by the aggregator."""
 from __future__ import annotations
 
 import json
+import random
 import time
 
 import pytest
@@ -280,6 +281,38 @@ def test_fuzzed_schema_no_5xx_and_accepted_entries_aggregate(gw, http, tokens, r
     assert time.monotonic() - t0 < 15
     applied, dead = aggregate(rt)  # asserts: no dead letter at all
     assert dead == 0 and accepted[0] >= 4
+
+
+def test_entries_near_every_bound_are_accepted_only_when_they_will_apply(gw, http, tokens, rt):
+    """Random entries of every status near the time bounds, with `to`/`by`/`grid` right or
+    wrong: whatever the gateway accepts, the aggregator applies (no dead letter)."""
+    rng = random.Random(12)
+    topo = rt.topology
+    codes = [c for c in topo.order if topo.centres[c].level >= 3][::20]
+    grids = sorted(topo.grid_centre)[::50]
+    late, skew = rt.settings.max_lateness_s * 1000, rt.settings.max_future_skew_s * 1000
+    accepted = 0
+    for _ in range(3):
+        now = int(time.time() * 1000)
+        batch = []
+        for i in range(MAX_ENTRIES):
+            centre = rng.choice(codes)
+            status = rng.choice(("reported", "handling", "escalated", "supervised", "evaluated"))
+            ts = rng.choice((now - late - 60_000, now - late + 10_000, now - late + 40_000,
+                             now - 1000, now + skew - 10_000, now + skew - 40_000))
+            e = {"v": 1, "ts": ts, "eid": f"B-{i}-{ts}", "status": status, "centre": centre,
+                 "category": rng.choice(topo.vocab.codes("category")),
+                 "channel": rng.choice(topo.vocab.codes("event_channel")),
+                 "urgency": "normal", "due": ts + 3_600_000, "satisfied": rng.choice((0, 1, 2)),
+                 "grid": rng.choice(["", "", rng.choice(grids)])}
+            e["to" if status == "escalated" else "by"] = rng.choice(
+                [*topo.ancestors(centre), rng.choice(codes)])
+            batch.append(e)
+        resp = post(http, gw, "events", batch, tokens["city"])
+        assert resp.status_code == 200, resp.text
+        accepted += sum(r["ok"] for r in resp.json()["results"])
+    applied, dead = aggregate(rt)  # asserts: no dead letter at all
+    assert accepted > 10 and dead == 0 and applied == accepted
 
 
 def test_redis_down_is_503_json(gw, http, tokens):
