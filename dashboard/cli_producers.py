@@ -34,6 +34,11 @@ def _notice(rt: Runtime) -> P.Notice:
     return P.Notice(rt.redis, keys, log, f"cli:{user}")
 
 
+def _warn(notice: P.Notice) -> None:
+    for problem in notice.problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
 def _show_token(name: str, token: str, as_json: bool, what: str) -> None:
     if as_json:
         click.echo(json.dumps({"token": token, "name": name}))
@@ -59,12 +64,14 @@ def producers() -> None:
 def add(ctx, name, kinds, scope, rate, as_json) -> None:
     """Register producer NAME and print its token (once)."""
     rt = _rt(ctx)
+    notice = _notice(rt)
     try:
         token = P.add(rt.engine, name, kinds, scope,
-                      rt.settings.api_rate if rate is None else rate, notice=_notice(rt))
+                      rt.settings.api_rate if rate is None else rate, notice=notice)
     except P.ProducerError as exc:
         raise click.ClickException(str(exc)) from None
     _show_token(name, token, as_json, "added")
+    _warn(notice)
 
 
 @producers.command("list")
@@ -87,8 +94,10 @@ def list_(ctx, as_json) -> None:
 def revoke(ctx, name) -> None:
     """Revoke NAME: its token stops working at once (its Redis ACL user, if any, is removed)."""
     rt = _rt(ctx)
-    if not P.revoke(rt.engine, name, notice=_notice(rt)):
+    notice = _notice(rt)
+    if not P.revoke(rt.engine, name, notice=notice):
         raise click.ClickException(f"no active producer {name!r}")
+    _warn(notice)
     try:
         gone = rt.redis.acl_deluser(P.acl_user(name))
     except redis.RedisError:
@@ -103,11 +112,13 @@ def revoke(ctx, name) -> None:
 def rotate(ctx, name, as_json) -> None:
     """Give NAME a new token; the old one stops working at once."""
     rt = _rt(ctx)
+    notice = _notice(rt)
     try:
-        token = P.rotate(rt.engine, name, notice=_notice(rt))
+        token = P.rotate(rt.engine, name, notice=notice)
     except P.ProducerError as exc:
         raise click.ClickException(str(exc)) from None
     _show_token(name, token, as_json, "rotated")
+    _warn(notice)
 
 
 @producers.command("acl")
@@ -158,8 +169,11 @@ def _when(ms: int | None, tz: str) -> str:
 def stats(ctx, as_json) -> None:
     """Per producer: entries accepted, dead letters by reason, last entry, lag, silent."""
     rt = _rt(ctx)
-    rows = P.stats(rt.redis, Keys(rt.settings.key_prefix), rt.topology, rt.engine,
-                   now_ms=int(time.time() * 1000))
+    try:
+        rows = P.stats(rt.redis, Keys(rt.settings.key_prefix), rt.topology, rt.engine,
+                       now_ms=int(time.time() * 1000))
+    except redis.RedisError as exc:
+        raise click.ClickException(f"Redis is not reachable: {exc}") from None
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return

@@ -20,7 +20,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
@@ -60,16 +60,24 @@ class Producer:
 
 @dataclass(frozen=True)
 class Notice:
-    """Where add/rotate/revoke announce a change: the registry version and the access log."""
+    """Where add/rotate/revoke announce a change: the registry version and the access log.
+    The change is committed before; a Redis error here must not lose a token that was just
+    made, so it is kept in `problems` (the caller warns) instead of raised."""
 
     r: redis.Redis
     keys: Keys
     log: AccessLog
     who: str
+    problems: list[str] = field(default_factory=list)
 
     def changed(self, action: str, name: str) -> None:
-        self.r.incr(self.keys.registry_version())
-        self.log.record(action, self.who, producer=name)
+        try:
+            self.r.incr(self.keys.registry_version())
+        except redis.RedisError as exc:
+            self.problems.append(f"the registry version was not bumped ({exc}); running "
+                                 "processes pick the change up at their next reload")
+        if not self.log.record(action, self.who, producer=name):
+            self.problems.append(f"the access log did not record {action}")
 
 
 def hash_token(token: str) -> str:
@@ -329,9 +337,9 @@ def figures(r: redis.Redis, keys: Keys, topo: Topology, registered: list[dict],
         row["active"] = row["name"] == SIMULATOR or registered_by.get(row["name"], {}).get("active", False)
         row["silent"] = row["active"] and (not seen or now - seen > silent_ms)
 
-    def order(row: dict) -> tuple[int, str]:
+    def order(row: dict) -> tuple[int, bool, str]:  # the silent ones first in their group
         rank = 3 if row["name"] == UNREGISTERED else 1 if row["name"] == SIMULATOR else (
             0 if row["active"] else 2)
-        return rank, row["name"]
+        return rank, not row["silent"], row["name"]
 
     return sorted(rows.values(), key=order)

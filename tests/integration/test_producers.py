@@ -8,6 +8,8 @@ import json
 import pytest
 import redis
 from click.testing import CliRunner
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from dashboard.cli import main
 from dashboard.devkit.stack import copy_registry
@@ -249,3 +251,14 @@ def test_console_panel_callback_lists_the_producers_of_the_centre_in_view(
     for hostile in ("?centre=999999", "?centre=610202%27%20OR%201=1", "?centre=%00"):
         res = panel(hostile)
         assert res.status_code == 204 and here not in res.get_data(as_text=True), hostile
+
+
+def test_a_token_is_not_lost_when_redis_is_away(engine, prefix):
+    """The producer is committed first: Redis away afterwards costs the version bump and the
+    log entry (reported), never the token."""
+    away = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5,
+                       retry=Retry(NoBackoff(), 0))
+    notice = P.Notice(away, Keys(prefix), AccessLog(away, Keys(prefix), 1), "cli:test")
+    token = P.add(engine, f"away-{prefix}", ["events"], CITY, 5, notice=notice)
+    assert P.lookup(engine, token).name == f"away-{prefix}"
+    assert len(notice.problems) == 2 and "registry version" in notice.problems[0]
