@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import redis
 from flask import Blueprint, Flask, Response, request
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -105,7 +106,7 @@ class Gateway:
     change (datasources/registry_watch.py), and the producer is read per request."""
 
     settings: Settings
-    engine: Callable[[], object]
+    engine: Callable[[], Engine]  # the registry's (Runtime.engine is created on first use)
     r: redis.Redis
     topo: Topology
     access_log: AccessLog
@@ -188,7 +189,7 @@ def register_gateway_routes(server: Flask, gateway: Gateway) -> None:
     """`POST /api/v1/<kind>`, `GET /api/v1/openapi.json`, and JSON answers for anything else
     under /api/v1/ (unknown paths, wrong methods, errors)."""
     bp = Blueprint("gateway", __name__, url_prefix=PREFIX.rstrip("/"))
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # all answered here, in JSON
 
     @bp.route("/openapi.json", methods=["GET"])
     def openapi() -> Response:

@@ -157,6 +157,7 @@ def test_unknown_kind_path_and_method(gw, http, tokens):
     is_json_error(resp, 405)
     assert resp.headers["Allow"] == "POST"
     is_json_error(http.delete(gw.url + "/api/v1/events", timeout=10), 405)
+    is_json_error(http.options(gw.url + "/api/v1/events", timeout=10), 405)
     is_json_error(http.post(gw.url + "/api/v1/openapi.json", timeout=10), 405)
 
 
