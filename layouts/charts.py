@@ -90,6 +90,12 @@ def _terms(vm: dict, kind: str, key: str, lang: str) -> tuple[list[str], list[st
             [vocab.colour(kind, k) for k in keys])
 
 
+def _one_or_each(colours: list[str]) -> str | list[str]:
+    """One colour for every bar when the terms share it (as the default lists do), else one
+    per bar."""
+    return colours[0] if colours and len(set(colours)) == 1 else colours
+
+
 def _label_axis(keys: list[str], labels: list[str], wrap: bool = True, **kw) -> dict:
     kw.setdefault("tickangle", 0)
     return _axis(type="category", categoryorder="array", categoryarray=keys, tickvals=keys,
@@ -123,7 +129,7 @@ def by_category(vm: dict, lang: str) -> dict:
         "data": [{
             "type": "bar", "orientation": "h",
             "y": keys, "x": [vm["by_category"][k] for k in keys],
-            "marker": {"color": colours, "line": {"width": 0}},
+            "marker": {"color": _one_or_each(colours), "line": {"width": 0}},
             "texttemplate": "%{x:,}", "textposition": "outside", "cliponaxis": False, "constraintext": "none",
             "textfont": {"color": "#d8e6f5"},
             "meta": {"series": "by_category{}", "x": "by_category{}"},
@@ -193,7 +199,7 @@ def camera_kinds(vm: dict, lang: str) -> dict:
     return {
         "data": [{
             "type": "bar", "x": keys, "y": [vm["cameras_by_kind"][k] for k in keys],
-            "marker": {"color": colours},
+            "marker": {"color": _one_or_each(colours)},
             "texttemplate": "%{y:.1%}", "textposition": "outside", "cliponaxis": False, "constraintext": "none",
             "textfont": {"color": "#d8e6f5"},
             "meta": {"series": "cameras_by_kind{}", "x": "cameras_by_kind{}"},
