@@ -2,8 +2,9 @@
 
 The recount shares no logic with the aggregator. From the aggregator's side it uses only key
 names (`datasources.keys.Keys`), the registry's plain data (each centre's parent and level,
-grid → centre, camera → centre and kind) and the backlog report (`shard_backlog`). Everything
-that decides a figure is written here again from docs/STREAMS.md:
+grid → centre, camera → centre and kind, the region's vocabulary) and the backlog report
+(`shard_backlog`). Everything that decides a figure is written here again from
+docs/STREAMS.md:
 
 - the ancestor walk and the shard rule (§1: the level-2 ancestor; a level-1 centre is its own
   shard), and so each centre's in-shard rollup chain;
