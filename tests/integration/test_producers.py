@@ -262,3 +262,23 @@ def test_a_token_is_not_lost_when_redis_is_away(engine, prefix):
     token = P.add(engine, f"away-{prefix}", ["events"], CITY, 5, notice=notice)
     assert P.lookup(engine, token).name == f"away-{prefix}"
     assert len(notice.problems) == 2 and "registry version" in notice.problems[0]
+
+
+def test_stats_of_what_the_aggregator_wrote_in_two_shards(cli, r, engine, topo, settings, prefix):
+    """End to end: entries of one producer in two shards (one dead-lettered), the aggregator's
+    batches, then `stats` sums them."""
+    from datasources.aggregator import Aggregator
+    from tests.helpers import event, now_ms
+
+    name, keys = f"e2e-{prefix}", Keys(prefix)
+    cli("add", name, "--kinds", "events", "--scope", CITY)
+    ts = now_ms() - 60_000
+    for i, centre in enumerate((DISTRICT, OTHER, OTHER)):
+        r.xadd(keys.stream(centre, "events"), event(centre, f"E2E-{prefix}-{i}", ts=ts + i, src=name))
+    r.xadd(keys.stream(OTHER, "events"), event("999999", f"E2E-{prefix}-x", ts=ts, src=name))
+    Aggregator(r, topo, settings.pipeline, producer_names=lambda: frozenset({name})).run(
+        until_idle=True)
+    row = next(p for p in P.stats(r, keys, topo, engine) if p["name"] == name)
+    assert (row["accepted"], row["dead_total"], row["silent"]) == (3, 1, False)
+    assert row["last_ts"] == ts + 2 and 0 <= row["lag_ms"] < 120_000
+    assert list(row["dead"]) == [P.reason_class("unknown centre: 999999")]
