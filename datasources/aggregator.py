@@ -417,8 +417,9 @@ class Aggregator:
 
     # ---- registry changes on a running system -------------------------------------------
     def check_registry(self, force: bool = False) -> bool:
-        """Between rounds, at most every REGISTRY_POLL_S (one GET): when the registry version
-        moved, reload the registry (`reload`) and the producers' names (`producer_names`).
+        """Between rounds, at most every REGISTRY_POLL_S (one GET), and before a batch with
+        dead letters is written (`force`): when the registry version moved, reload the
+        registry (`reload`) and the producers' names (`producer_names`).
         A reload that fails (SQL away) is logged and tried again at the next poll; the old
         registry stays in use meanwhile. The topology given at the start is taken as of
         `registry_seen` (unknown: as of the first version read); the producers' names are
@@ -718,6 +719,10 @@ class Aggregator:
         shard = st.shard
         clock = self.batch_clock()
         records, dead, acks, figures = self._validate(st, items, clock)
+        if dead and self.check_registry(force=True):
+            # entries of a registry change not yet seen (a new category, camera, grid) are not
+            # dead letters: the batch is judged again under the registry as reloaded
+            records, dead, acks, figures = self._validate(st, items, clock)
         state = load_state(self.r, self.keys, shard, records, self.topo)
         limits = self.limits if not st.count_from_day else self.limits.rebuilding(
             st.count_from_day)

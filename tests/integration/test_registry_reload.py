@@ -167,15 +167,34 @@ def test_registry_import_reaches_running_processes(stack, tmp_path):
                                            "src": "pingan-sim", "cam": NEW_CAM,
                                            "state": "online"})
 
-    def accepted() -> bool:
+    def applied() -> bool:  # both taken: applied or dead-lettered
         stats = r.hgetall(keys.producer_stats(shard))
-        return int(stats.get(b"pingan-sim|accepted", 0)) >= 2
+        return sum(int(v) for k, v in stats.items() if k.startswith(b"pingan-sim|")
+                   and (k.endswith(b"|accepted") or b"|dead|" in k)) >= 2
 
-    wait_until(accepted, timeout=15)
+    wait_until(applied, timeout=15)
     assert r.xlen(keys.dead(shard)) == 0, r.xrange(keys.dead(shard))
+    assert int(r.hget(keys.producer_stats(shard), "pingan-sim|accepted")) == 2
     # the wall: the new name and the category's label, without a restart
     wait_until(lambda: NEW_NAME in _wall(stack, CITY) and "数字城管" in _wall(stack, CITY),
                timeout=15)
     body = json.loads(_wall(stack, DISTRICT))
     assert NEW_NAME in json.dumps(body, ensure_ascii=False)
     assert stack.procs["aggregate"].poll() is None and stack.procs["web"].poll() is None
+
+
+def test_watcher_reads_the_version_in_its_round_trip_and_survives_a_hostile_one(r, settings):
+    from dashboard.versions import VersionWatcher
+
+    keys = Keys(settings.key_prefix)
+    reloads: list[int] = []
+    w = VersionWatcher(r, keys, ("610202",), None, on_registry=lambda: reloads.append(1))
+    assert w.read_metas() == {"610202": {}} and w._registry_read == "0"
+    w.check_registry()  # the first version read: the one the registry was loaded at
+    r.incr(keys.registry_version())
+    w.read_metas()
+    assert w.check_registry() and reloads == [1]
+    r.delete(keys.registry_version())
+    r.hset(keys.registry_version(), "x", "1")  # another type: the metas are still read
+    assert w.read_metas() == {"610202": {}} and w._registry_read is None
+    assert not w.check_registry() and reloads == [1]
