@@ -163,7 +163,9 @@ def test_unknown_kind_path_and_method(gw, http, tokens):
 
 def test_results_in_order_scope_src_and_applied(gw, http, tokens, rt):
     before = reported(rt, DISTRICT)
-    body = [event("E-ok-1"), event("E-out", centre="610203001001"), event("E-bad", category="x"),
+    text = '王益区 "引号" \\ 反斜杠 <b>&amp;</b> \'; DROP TABLE 😀𠀀'
+    body = [event("E-ok-1", summary=text), event("E-out", centre="610203001001"),
+            event("E-bad", category="x"),
             "not an object", event("E-ok-2", src="pingan-sim"), event("E-float", due=1.5),
             event("E\u0000"), event("E-old", ts=1_000)]
     # a cross-site Origin is no matter to a bearer-token API
@@ -178,9 +180,10 @@ def test_results_in_order_scope_src_and_applied(gw, http, tokens, rt):
     assert errors[5] == "bad value type: 'due' is a fraction (a string or an integer is expected)"
     assert errors[6].startswith("control characters") and errors[7].startswith("ts out of range")
     stream = Keys(gw.prefix).stream(DISTRICT, "events")
-    for r in (results[0], results[4]):
+    for r, sent in ((results[0], body[0]), (results[4], body[4])):
         [(_id, fields)] = rt.redis.xrange(stream, r["id"], r["id"])
-        assert fields[b"src"] == b"hotline"
+        expected = {k: str(v) for k, v in sent.items()} | {"src": "hotline"}
+        assert [(k.decode(), v.decode()) for k, v in fields.items()] == list(expected.items())
     assert aggregate(rt) == (2, 0)
     assert reported(rt, DISTRICT) == before + 2
     log = list(AccessLog(rt.redis, Keys(gw.prefix), 30).entries())
