@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import time
 import urllib.request
+import uuid
 
 import pytest
+import redis
 
 from dashboard.devkit.stack import Stack, copy_registry
 from datasources.aggregator import Aggregator
@@ -106,15 +109,23 @@ def test_aggregator_reloads_between_batches_and_keeps_the_old_registry_on_failur
 
 # ---- a running system picks up `pingan registry import` -------------------------------------
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, demo_db):
+def stack(tmp_path_factory, demo_db, redis_url):
+    """`pingan aggregate` and gunicorn on the session's Redis (a Redis of its own takes
+    seconds to stop) under a key prefix of their own."""
     d = tmp_path_factory.mktemp("reloadstack")
     db_url, _ = copy_registry(demo_db, d)
-    s = Stack(d, db_url, prefix="rld")
-    s.start_redis()
+    s = Stack(d, db_url, prefix=f"rld{uuid.uuid4().hex[:8]}")
+    s.env["REDIS_URL"] = redis_url
     s.start_aggregator()
     s.start_web()
     yield s
-    s.close()
+    for name in list(s.procs):
+        s.stop(name, signal.SIGQUIT if name == "web" else signal.SIGTERM)  # gunicorn: at once
+    r = redis.Redis.from_url(redis_url)
+    keys = list(r.scan_iter(match=f"{s.prefix}:*", count=1000))
+    if keys:
+        r.delete(*keys)
+    r.close()
 
 
 def _changed_registry(stack: Stack, out) -> None:
@@ -148,8 +159,8 @@ def _wall(stack: Stack, code: str) -> str:
         return resp.read().decode("utf-8")
 
 
-def test_registry_import_reaches_running_processes(stack, tmp_path):
-    r = stack.redis()
+def test_registry_import_reaches_running_processes(stack, tmp_path, redis_url):
+    r = redis.Redis.from_url(redis_url)
     keys = Keys(stack.prefix)
     assert NEW_NAME not in _wall(stack, CITY)
     v0 = registry_version(r, keys)
