@@ -226,6 +226,7 @@ class Aggregator:
         self._registry_version = self.registry_seen  # None: not read yet
         self._producers: frozenset[str] = frozenset({SIMULATOR})  # counted under their name
         self._names_loaded = False
+        self._reload_failures = 0  # in a row
 
     # ---- time ---------------------------------------------------------------------------
     def batch_clock(self) -> Clock:
@@ -442,10 +443,17 @@ class Aggregator:
         try:
             topo = self.reload() if self.reload is not None and moved else None
             names = self.producer_names() if self.producer_names is not None else frozenset()
-        except Exception:
-            log.exception("registry version %s: reloading the registry failed; keeping the "
-                          "one loaded before, trying again in %.0f s", version, REGISTRY_POLL_S)
+        except Exception as exc:
+            self._reload_failures += 1
+            if self._reload_failures == 1:  # the trace once, then a line a minute
+                log.exception("registry version %s: reloading the registry failed; keeping "
+                              "the one loaded before, trying again every %.0f s", version,
+                              REGISTRY_POLL_S)
+            elif self._reload_failures % 60 == 0:
+                log.warning("registry version %s: reload still failing (%d tries): %s",
+                            version, self._reload_failures, exc)
             return False
+        self._reload_failures = 0
         self._producers = frozenset(names) | {SIMULATOR}
         self._names_loaded = True
         self._registry_version = version
