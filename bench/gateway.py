@@ -74,8 +74,8 @@ def gateway(url: str, token: str, work: list[tuple[str, bytes, int]], clients: i
     for item in work:
         jobs.put(item)
     errors: list[str] = []
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
-               "Accept-Encoding": "identity"}
+    # requests' own defaults otherwise (it asks for gzip: the app compresses JSON answers)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def client() -> None:
         with requests.Session() as s:
