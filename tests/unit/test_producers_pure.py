@@ -56,6 +56,15 @@ def test_reason_class_is_bounded():
     assert P.reason_class("") == "unknown" and P.reason_class(": y") == "unknown"
 
 
+@pytest.mark.parametrize("value", ["2", "abc", "x" * 16, "v9'\"="])
+def test_reason_class_never_carries_a_producers_value(value):
+    """The reasons with no ':' before their value (docs/STREAMS.md §7) are masked: a hostile
+    producer cannot mint one stats field per entry."""
+    assert P.reason_class(f"unsupported version v={value!r}") == "unsupported version …"
+    assert P.reason_class(f"grid G{value} is not under centre 6102") == \
+        "grid … is not under centre …"
+
+
 def test_acl_rule_only_xadd_to_its_shards_streams():
     topo, keys = small_topology(), Keys("pingan")
     town = P.Producer("xl", frozenset({"cameras", "events"}), "T1", 10)
