@@ -727,10 +727,14 @@ class Aggregator:
         shard = st.shard
         clock = self.batch_clock()
         records, dead, acks, figures = self._validate(st, items, clock)
-        if dead and self.check_registry(force=True):
-            # entries of a registry change not yet seen (a new category, camera, grid) are not
-            # dead letters: the batch is judged again under the registry as reloaded
-            records, dead, acks, figures = self._validate(st, items, clock)
+        if dead or UNREGISTERED in figures[0]:
+            # entries of a registry change not yet seen (a new category, camera, grid, a
+            # producer added a moment ago) are neither dead letters nor unregistered: when the
+            # registry moved, the batch is judged again under the registry as reloaded
+            seen = self._registry_version
+            self.check_registry(force=True)
+            if self._registry_version != seen:
+                records, dead, acks, figures = self._validate(st, items, clock)
         state = load_state(self.r, self.keys, shard, records, self.topo)
         limits = self.limits if not st.count_from_day else self.limits.rebuilding(
             st.count_from_day)

@@ -68,6 +68,22 @@ def test_producer_figures_per_src(r, topo, settings):
     assert agg.totals.applied == 5 and agg.totals.dead == 2
 
 
+def test_a_producer_added_a_moment_ago_is_counted_under_its_name(r, topo, settings):
+    """Entries of a producer registered after the aggregator last polled the registry (the
+    gateway accepts them at once) are not `(unregistered)`: the batch re-reads the registry."""
+    keys = Keys(settings.key_prefix)
+    shard = topo.centres[VILLAGE].shard
+    names = {"old": frozenset({"city12345"})}
+    agg = Aggregator(r, topo, settings.pipeline, producer_names=lambda: names["old"])
+    agg.check_registry()  # the names as of now
+    names["old"] = frozenset({"city12345", "newcomer"})
+    r.incr(keys.registry_version())  # what `pingan producers add` does
+    r.xadd(keys.stream(shard, "events"), _event(VILLAGE, "n-1", "newcomer"))
+    agg.run(until_idle=True)
+    h = {k.decode(): int(v) for k, v in r.hgetall(keys.producer_stats(shard)).items()}
+    assert h["newcomer|accepted"] == 1 and f"{UNREGISTERED}|accepted" not in h
+
+
 def test_aggregator_reloads_between_batches_and_keeps_the_old_registry_on_failure(
         r, topo, settings, demo_db):
     from datasources.registry import make_engine
