@@ -32,7 +32,7 @@ import redis
 
 from datasources.keys import Keys
 from datasources.readmodel import parse_meta
-from datasources.registry_watch import read_version
+from datasources.registry_watch import ReloadFailures, read_version
 from datasources.vc import Conferences
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class VersionWatcher:
         self.registry_generation = 0  # registry reloads so far (a screen's tag includes it)
         self._registry_read: str | None = None  # as of the last tick
         self._registry_retry_at = 0.0
-        self._registry_failures = 0  # in a row
+        self._registry_failures = ReloadFailures(log, "live")
         self.conferences = conferences
         self.on_rewind = on_rewind
         self.poll_s = poll_s
@@ -163,16 +163,9 @@ class VersionWatcher:
             self.on_registry()
         except Exception as exc:
             self._registry_retry_at = time.monotonic() + REGISTRY_RETRY_S
-            self._registry_failures += 1
-            if self._registry_failures == 1:  # the trace once, then a line a minute
-                log.exception("live: registry version %s: reload failed; keeping the registry "
-                              "loaded before, trying again every %.0f s", version,
-                              REGISTRY_RETRY_S)
-            elif self._registry_failures % 60 == 0:
-                log.warning("live: registry version %s: reload still failing (%d tries): %s",
-                            version, self._registry_failures, exc)
+            self._registry_failures.failed(version, exc, REGISTRY_RETRY_S)
             return False
-        self._registry_failures = 0
+        self._registry_failures.ok()
         log.info("live: registry version %s: registry reloaded", version)
         with self._cond:
             self.registry_seen = version

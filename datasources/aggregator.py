@@ -54,7 +54,7 @@ from datasources.contract import (
 )
 from datasources.keys import GROUP, HANDIN, QUARANTINED, READ_KINDS, VC_KIND, Keys
 from datasources.producers import SIMULATOR, UNREGISTERED, reason_class
-from datasources.registry_watch import registry_version
+from datasources.registry_watch import ReloadFailures, registry_version
 from datasources.rollup import (
     TS,
     CorruptKey,
@@ -226,7 +226,7 @@ class Aggregator:
         self._registry_version = self.registry_seen  # None: not read yet
         self._producers: frozenset[str] = frozenset({SIMULATOR})  # counted under their name
         self._names_loaded = False
-        self._reload_failures = 0  # in a row
+        self._reload_failures = ReloadFailures(log, "aggregator")
 
     # ---- time ---------------------------------------------------------------------------
     def batch_clock(self) -> Clock:
@@ -444,16 +444,9 @@ class Aggregator:
             topo = self.reload() if self.reload is not None and moved else None
             names = self.producer_names() if self.producer_names is not None else frozenset()
         except Exception as exc:
-            self._reload_failures += 1
-            if self._reload_failures == 1:  # the trace once, then a line a minute
-                log.exception("registry version %s: reloading the registry failed; keeping "
-                              "the one loaded before, trying again every %.0f s", version,
-                              REGISTRY_POLL_S)
-            elif self._reload_failures % 60 == 0:
-                log.warning("registry version %s: reload still failing (%d tries): %s",
-                            version, self._reload_failures, exc)
+            self._reload_failures.failed(version, exc, REGISTRY_POLL_S)
             return False
-        self._reload_failures = 0
+        self._reload_failures.ok()
         self._producers = frozenset(names) | {SIMULATOR}
         self._names_loaded = True
         self._registry_version = version

@@ -11,15 +11,13 @@ refreshed in place (`refresh_in_place`) rather than replaced.
 
 from __future__ import annotations
 
-import threading
+import logging
+from dataclasses import dataclass
 
 import redis
 
 from datasources.keys import Keys
 from datasources.topology import Topology
-
-# one swap at a time per process (two watchers of one process would otherwise interleave)
-_SWAP = threading.Lock()
 
 
 def read_version(raw: bytes | str | None) -> str:
@@ -52,8 +50,31 @@ def refresh_in_place(topo: Topology, new: Topology) -> None:
     never mutated, so such holders stay consistent."""
     if topo is new:
         return
-    with _SWAP:
-        object.__setattr__(topo, "__dict__", dict(new.__dict__))
+    object.__setattr__(topo, "__dict__", dict(new.__dict__))
+
+
+@dataclass
+class ReloadFailures:
+    """A reload that keeps failing (SQL away), tried about once a second: its trace the first
+    time, then one line a minute, so a long outage does not flood the log."""
+
+    log: logging.Logger
+    who: str  # what reloads, for the log line
+    count: int = 0  # failures in a row
+
+    def failed(self, version: str, exc: Exception, retry_s: float) -> None:
+        """Call from the `except` block of the failed reload."""
+        self.count += 1
+        if self.count == 1:
+            self.log.exception("%s: registry version %s: reload failed; keeping the registry "
+                               "loaded before, trying again every %.0f s", self.who, version,
+                               retry_s)
+        elif self.count % 60 == 0:
+            self.log.warning("%s: registry version %s: reload still failing (%d tries): %s",
+                             self.who, version, self.count, exc)
+
+    def ok(self) -> None:
+        self.count = 0
 
 
 def registry_version_or_none(r: redis.Redis, keys: Keys) -> str | None:
