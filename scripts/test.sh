@@ -33,4 +33,4 @@ fi
 scripts/bootstrap.sh dev
 .venv/bin/ruff check .
 .venv/bin/lint-imports   # the layer contracts of pyproject.toml [tool.importlinter]
-exec .venv/bin/pytest -q "$@"
+exec .venv/bin/pytest -q --durations=25 "$@"   # the slowest 25: the suite must stay under 25 minutes
