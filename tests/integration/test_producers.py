@@ -219,11 +219,11 @@ def props_of(tree: object):
 
 
 def test_console_panel_callback_lists_the_producers_of_the_centre_in_view(
-        cli, db, redis_url, prefix, tmp_path):
+        cli, db, redis_url, prefix, tmp_path, request):
     """The 数据来源 callback in a real app (sign-in off): a silent producer of the district
     in view is listed and marked, one writing only another district is not; a refused URL
     gets nothing."""
-    from dashboard.app import create_app
+    from dashboard.app import SERVICES, create_app
     from dashboard.settings import Settings
 
     here, there = f"here-{prefix}", f"there-{prefix}"
@@ -231,6 +231,10 @@ def test_console_panel_callback_lists_the_producers_of_the_centre_in_view(
     cli("add", there, "--kinds", "events", "--scope", OTHER)
     app = create_app(Settings.from_env(data_dir=tmp_path, redis_url=redis_url, database_url=db,
                                        key_prefix=prefix, auth="off"))
+    # the app's version watcher thread must not outlive the test: a thread left polling a
+    # Redis that is gone logs tracebacks while later tests run (and CPython 3.11's traceback
+    # formatting parses source with `ast`, which is not thread-safe: gh-106905)
+    request.addfinalizer(app.server.config[SERVICES].watcher.stop)
     client = app.server.test_client()
 
     def panel(search: str):
