@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from dashboard.app import create_app
+from dashboard.app import SERVICES, create_app
 from dashboard.devkit.stack import copy_registry
 from dashboard.settings import Settings
 from datasources.registry import make_engine
@@ -27,10 +27,24 @@ def registry(tmp_path_factory, demo_db):
     return d, url
 
 
+MADE: list = []  # the apps of the test running, whose threads are stopped after it
+
+
+@pytest.fixture(autouse=True)
+def _stop_services():
+    yield
+    while MADE:
+        svc = MADE.pop().server.config[SERVICES]
+        svc.watcher.stop()
+        svc.signal_hub.stop(wait_s=0)
+
+
 def app_for(registry, redis_url, prefix, **kw):
     d, url = registry
     s = Settings.from_env(data_dir=d, database_url=url, redis_url=redis_url, key_prefix=prefix, **kw)
-    return create_app(s).server.test_client()
+    app = create_app(s)
+    MADE.append(app)
+    return app.server.test_client()
 
 
 def route_post(client, search: str, headers: dict | None = None):
