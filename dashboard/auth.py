@@ -43,7 +43,7 @@ from dashboard.hashing import Busy, HashPool
 from dashboard.runtime import Runtime
 from dashboard.secret import load_secret
 from dashboard.throttle import Throttle
-from datasources.accesslog import AccessLog, session_tag
+from datasources.accesslog import AccessLog, SeenOnce, session_tag
 from datasources.keys import Keys
 from datasources.users import User, authenticate, get_user
 from layouts.i18n import t
@@ -361,31 +361,6 @@ def install_auth(server: Flask, runtime: Runtime, access_log: AccessLog | None =
         """Keeps the session of an open screen alive; 401 once it has ended."""
         v = g.pingan_viewer
         return {"user": v.name, "role": v.role, "scope": v.scope, "demo": v.demo}
-
-
-@dataclass
-class SeenOnce:
-    """Per worker: has this key been seen in its current window? (Spares a Redis round trip
-    on every request of a proxied user, and caps the log's throttled entries per address.)"""
-
-    max_age_s: int
-    _items: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def window_tag(self, kind: str, name: str) -> str:
-        """A session tag for a viewer without a session id (proxy, demo, off): one per
-        account and lifetime window."""
-        return session_tag(f"{kind}|{name}|{int(time.time()) // self.max_age_s}")
-
-    def first(self, key: str, window_s: int | None = None) -> bool:
-        window = int(time.time()) // (window_s or self.max_age_s)
-        with self._lock:
-            if self._items.get(key) == window:
-                return False
-            if len(self._items) > 10_000:
-                self._items.clear()
-            self._items[key] = window
-        return True
 
 
 def _callback_envelope_ok(body: object) -> bool:

@@ -24,10 +24,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from dashboard import command_api
 from dashboard.openapi import document
 from dashboard.settings import Settings
 from datasources import producers
-from datasources.accesslog import AccessLog
+from datasources.accesslog import AccessLog, SeenOnce
 from datasources.intake import Intake
 from datasources.keys import STREAM_KINDS, Keys
 from datasources.producers import Producer
@@ -37,7 +38,6 @@ PREFIX = "/api/v1/"
 OPENAPI_PATH = PREFIX + "openapi.json"
 CHUNK = 64 * 1024
 RETRY_AFTER_S = 1  # the rate window is one second
-USED_MAX = 10_000  # producers remembered per worker for the once-a-minute access-log entry
 _KINDS = frozenset(STREAM_KINDS)
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,8 @@ class Refused(Exception):
 
 
 def answer(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
-    resp = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-                    status=status, mimetype="application/json")
-    resp.headers["Cache-Control"] = "no-store"
+    """The console API's JSON answer (no-store), with the refusal's own headers."""
+    resp = command_api.answer(body, status)
     resp.headers.update(headers or {})
     return resp
 
@@ -110,7 +109,9 @@ class Gateway:
     r: redis.Redis
     topo: Topology
     access_log: AccessLog
-    _used: dict[str, int] = field(default_factory=dict)
+    # the access log's producer_used: once a minute per producer, asked of Redis only the
+    # first time in this worker
+    _used: SeenOnce = field(default_factory=lambda: SeenOnce(max_age_s=60))
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.key_prefix)
@@ -151,13 +152,8 @@ class Gateway:
     def used(self, name: str) -> None:
         """The access log's `producer_used`, at most once per minute per producer (and per
         worker, before asking Redis)."""
-        minute = int(time.time()) // 60
-        if self._used.get(name) == minute:
-            return
-        if len(self._used) > USED_MAX:
-            self._used.clear()
-        self._used[name] = minute
-        self.access_log.producer_used(name)
+        if self._used.first(name):
+            self.access_log.producer_used(name)
 
     def post(self, kind: str) -> Response:
         if kind == "openapi.json":  # its route takes GET only

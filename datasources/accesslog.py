@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import redis
 
@@ -130,3 +132,29 @@ class AccessLog:
 
 def _text(v: bytes | str) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+
+
+@dataclass
+class SeenOnce:
+    """Per process: has this key been seen in its current window? (Spares a Redis round trip
+    on every request of a proxied user or of a producer, and caps the log's throttled entries
+    per address.) At most 10,000 keys are kept; past that the memory starts over."""
+
+    max_age_s: int
+    _items: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def window_tag(self, kind: str, name: str) -> str:
+        """A session tag for a viewer without a session id (proxy, demo, off): one per
+        account and lifetime window."""
+        return session_tag(f"{kind}|{name}|{int(time.time()) // self.max_age_s}")
+
+    def first(self, key: str, window_s: int | None = None) -> bool:
+        window = int(time.time()) // (window_s or self.max_age_s)
+        with self._lock:
+            if self._items.get(key) == window:
+                return False
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[key] = window
+        return True

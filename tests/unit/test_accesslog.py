@@ -10,9 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from dashboard.auth import SeenOnce
 from dashboard.cli_access import MAX_SPAN_S, as_json, as_line, matches, parse_when
-from datasources.accesslog import ACTIONS, MAX_VALUE, AccessLog, clean, session_tag
+from datasources.accesslog import ACTIONS, MAX_VALUE, AccessLog, SeenOnce, clean, session_tag
 from datasources.keys import Keys
 
 NOW = 1_796_083_200_000  # 2026-12-01T08:00+08:00
