@@ -213,7 +213,8 @@ class Table:
 def decode_text(data: bytes, encoding: str | None) -> tuple[str, str]:
     """The text of a CSV file and the encoding it was read with: the mapping's, else UTF-16
     by its BOM, else UTF-8 (with or without BOM), else GB18030 (Chinese government exports)."""
-    if encoding is None:
+    detected = encoding is None
+    if detected:
         if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
             encoding = "utf-16"
         else:
@@ -221,18 +222,15 @@ def decode_text(data: bytes, encoding: str | None) -> tuple[str, str]:
                 return data.decode("utf-8-sig"), "utf-8"
             except UnicodeDecodeError:
                 encoding = "gb18030"
-                try:
-                    return data.decode(encoding), encoding
-                except UnicodeDecodeError as exc:
-                    line = data.count(b"\n", 0, exc.start) + 1
-                    raise FileError(f"line {line}: neither UTF-8 nor GB18030 text (a binary "
-                                    "file? set `encoding` in the mapping)") from None
     try:
         return data.decode(encoding), encoding
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise FileError(f"line {line}: not valid {encoding} (set `encoding` in the mapping, "
-                        "e.g. gb18030 or utf-8)") from None
+        if detected and encoding == "gb18030":
+            why = "neither UTF-8 nor GB18030 text (a binary file? set `encoding` in the mapping)"
+        else:
+            why = f"not valid {encoding} (set `encoding` in the mapping, e.g. gb18030 or utf-8)"
+        raise FileError(f"line {line}: {why}") from None
 
 
 def _csv_rows(text: str, delimiter: str) -> Iterator[tuple[int, list[object]]]:
