@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from datasources.keys import Keys
 from datasources.registry import Camera, Centre, Grid
-from datasources.topology import Topology, shards_in_scope
+from datasources.topology import Topology, shards_in_scope, subtree
 from datasources.validate import as_int
 
 PRECISION = 5  # decimals of a degree: 1e-5° ≈ 1.1 m
@@ -257,12 +257,7 @@ def _scope_index(topo: Topology) -> dict:
 def _subtree(topo: Topology, code: str) -> list[str]:
     if code not in topo.centres:
         raise KeyError(f"unknown centre {code!r}")
-    out, stack = [], [code]
-    while stack:
-        c = stack.pop()
-        out.append(c)
-        stack.extend(topo.children.get(c, ()))
-    return out
+    return subtree(topo, code)
 
 
 def _in_scope(topo: Topology, code: str, what: str) -> dict[str, list[str]]:

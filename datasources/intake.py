@@ -33,7 +33,7 @@ from datasources.contract import (
     validate_fast,
 )
 from datasources.keys import STREAM_KINDS, Keys
-from datasources.topology import Topology
+from datasources.topology import Topology, subtree
 
 if TYPE_CHECKING:
     from datasources.producers import Producer
@@ -126,12 +126,7 @@ class Intake:
         _, scopes = self._caches()
         found = scopes.get(scope)
         if found is None:
-            topo, out, todo = self.topo, set(), [scope] if scope in self.topo.centres else []
-            while todo:
-                code = todo.pop()
-                out.add(code)
-                todo.extend(topo.children.get(code, ()))
-            found = scopes[scope] = frozenset(out)
+            found = scopes[scope] = frozenset(subtree(self.topo, scope))
         return found
 
     def centre_of(self, kind: str, fields: dict[str, str]) -> str | None:

@@ -91,6 +91,16 @@ def in_subtree(topo: Topology, code: object, scope: object) -> bool:
             and scope in topo.centres and topo.is_within(code, scope))
 
 
+def subtree(topo: Topology, code: str) -> list[str]:
+    """`code` and every centre below it, depth first; [] for an unknown code."""
+    out, stack = [], [code] if code in topo.centres else []
+    while stack:
+        c = stack.pop()
+        out.append(c)
+        stack.extend(topo.children.get(c, ()))
+    return out
+
+
 def drill_target(topo: Topology, centre: str, code: object) -> bool:
     """May a screen of `centre` drill to `code`: a known centre strictly below it."""
     return code != centre and in_subtree(topo, code, centre)
