@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -14,6 +16,15 @@ import click
 from dashboard.runtime import Runtime
 from datasources.accesslog import ACTIONS, AccessLog
 from datasources.keys import Keys
+
+
+def cli_who() -> str:
+    """`cli:<the OS account>`: who a command's entries of the access log name."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container)
+        name = f"uid{os.getuid()}"
+    return f"cli:{name}"
 
 _SPAN = re.compile(r"(\d{1,6})([smhdw])", re.ASCII)
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

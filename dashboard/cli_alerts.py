@@ -15,7 +15,8 @@ from datasources.contract import ALERT_STATES
 from datasources.keys import Keys
 
 
-def _when(ms: int, tz: str) -> str:
+def when_text(ms: int | None, tz: str) -> str:
+    """A time in ms as the CLI tables show it (local, to the second); `-` for none."""
     return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%m-%d %H:%M:%S") if ms else "-"
 
 
@@ -59,7 +60,7 @@ def alerts(ctx, args, as_json, every_state, history, limit, user) -> None:
             return
         for h in rows:
             by = f" by {h['by']}" if h["by"] else ""
-            click.echo(f"{_when(h['at'], rt.settings.tz)} {h['event']:<12} {h['id']}{by}")
+            click.echo(f"{when_text(h['at'], rt.settings.tz)} {h['event']:<12} {h['id']}{by}")
         return
     states = ALERT_STATES if every_state else OPEN_STATES
     found = list_alerts(rt.redis, rt.topology, keys, code, states, limit)
@@ -71,7 +72,7 @@ def alerts(ctx, args, as_json, every_state, history, limit, user) -> None:
     click.echo(f"{len(found)} alerts")
     for a in found:
         name = rt.topology.centres[a.centre].name if a.centre in rt.topology.centres else ""
-        acked = f" ({a.acked_by} {_when(a.acked_at, tz)})" if a.acked_by else ""
+        acked = f" ({a.acked_by} {when_text(a.acked_at, tz)})" if a.acked_by else ""
         detail = " ".join(f"{k}={v}" for k, v in a.detail.items())
-        click.echo(f"{a.severity:<8} {a.state:<12} {_when(a.raised_at, tz)} {a.centre} {name} "
+        click.echo(f"{a.severity:<8} {a.state:<12} {when_text(a.raised_at, tz)} {a.centre} {name} "
                    f"{a.rule} {a.eid} {detail}{acked}\n         {a.id}")

@@ -6,9 +6,7 @@ one is refused by every web worker within seconds (`embed_revoked`, registry ver
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import unicodedata
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -16,20 +14,12 @@ from zoneinfo import ZoneInfo
 import click
 import redis
 
+from dashboard.cli_access import cli_who
 from dashboard.runtime import Runtime
 from dashboard.settings import Settings
 from datasources import embeds
 from datasources.accesslog import AccessLog
 from datasources.keys import Keys
-
-
-def who() -> str:
-    """`cli:<the OS account>` for the access log."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (a container)
-        name = f"uid{os.getuid()}"
-    return f"cli:{name}"
 
 
 def check_note(note: str) -> str:
@@ -47,7 +37,7 @@ def log_action(rt: Runtime, action: str, **fields: object) -> None:
     s = rt.settings
     try:
         ok = AccessLog(rt.redis, Keys(s.key_prefix), s.access_log_days).record(
-            action, who(), **fields)
+            action, cli_who(), **fields)
     except (redis.RedisError, OSError):
         ok = False
     if not ok:

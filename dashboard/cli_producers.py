@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import secrets
 import time
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import click
 import redis
 
+from dashboard.cli_access import cli_who
+from dashboard.cli_alerts import when_text
 from dashboard.runtime import Runtime
 from datasources import producers as P
 from datasources.accesslog import AccessLog
@@ -27,11 +26,7 @@ def _rt(ctx: click.Context) -> Runtime:
 def _notice(rt: Runtime) -> P.Notice:
     keys = Keys(rt.settings.key_prefix)
     log = AccessLog(rt.redis, keys, rt.settings.access_log_days)
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name (some containers)
-        user = "?"
-    return P.Notice(rt.redis, keys, log, f"cli:{user}")
+    return P.Notice(rt.redis, keys, log, cli_who())
 
 
 def _warn(notice: P.Notice) -> None:
@@ -157,12 +152,6 @@ def acl(ctx, name, apply_, password) -> None:
                + ("; its password is above, shown once" if generated else ""), err=True)
 
 
-def _when(ms: int | None, tz: str) -> str:
-    if not ms:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz)).strftime("%m-%d %H:%M:%S")
-
-
 @producers.command("stats")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -183,5 +172,5 @@ def stats(ctx, as_json) -> None:
         lag = "-" if p["lag_ms"] is None else f"{p['lag_ms'] / 1000:.1f}s"
         state = "SILENT" if p["silent"] else "ok"
         dead = ", ".join(f"{k}={v}" for k, v in sorted(p["dead"].items())) or "0"
-        click.echo(f"{p['name']}\t{p['accepted']}\t{dead}\t{_when(p['last_ts'], tz)}\t{lag}\t{state}")
+        click.echo(f"{p['name']}\t{p['accepted']}\t{dead}\t{when_text(p['last_ts'], tz)}\t{lag}\t{state}")
     click.echo(f"{len(rows)} producers, {sum(p['silent'] for p in rows)} silent", err=True)
