@@ -25,8 +25,12 @@ STATES = ("active", "expired", "revoked")
 
 
 def new_id() -> str:
-    """16 url-safe random characters (96 bits)."""
-    return secrets.token_urlsafe(12)
+    """16 url-safe random characters (96 bits), never starting with '-' (one in 64 would, and
+    `pingan embeds revoke -x…` reads as an option)."""
+    while True:
+        token_id = secrets.token_urlsafe(12)
+        if not token_id.startswith("-"):
+            return token_id
 
 
 def _utc(dt: datetime) -> datetime:

@@ -371,3 +371,13 @@ def test_emb112_serve_and_embed_url_refuse_bad_embed_keys_at_start(tmp_path):
     env = {**env, "PINGAN_EMBED_KEY": K_NEW, "PINGAN_EMBED_KEY_PREVIOUS_UNTIL": "soon"}
     out = CliRunner().invoke(main, ["embed-url", "events", "101"], env=env)
     assert out.exit_code == 1 and "PINGAN_EMBED_KEY_PREVIOUS_UNTIL='soon'" in out.output
+
+
+def test_ids_never_read_as_a_cli_option():
+    """`pingan embeds revoke ID` with an id starting with '-' failed ("No such option"), one
+    id in 64: the ids are made so that none does."""
+    from datasources import embeds
+
+    ids = [embeds.new_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(embeds.ID.fullmatch(i) and len(i) == 16 for i in ids)
