@@ -193,6 +193,14 @@ class Settings:
         "PINGAN_REDIS_RETRIES", INTEGER, 3,
         "redis-py retries a command whose connection broke (back-off 50 ms … 1 s); safe for "
         "the aggregator, whose batches are idempotent")
+    redis_cluster: str = setting(
+        "PINGAN_REDIS_CLUSTER", choice("auto", "yes", "no", lower=True), "auto",
+        "is `REDIS_URL` a Redis Cluster node: `auto` asks the server (`INFO cluster`) once per "
+        "process; `yes`/`no` skip the question")
+    upper_interval_ms: int = setting(
+        "PINGAN_UPPER_INTERVAL_MS", INTEGER, 500,
+        "how often the aggregator rolls up the figures of the centres above the shard tier "
+        "(city, province) from their children's totals")
     # read model retention
     hour_bucket_ttl_s: int = setting(
         "PINGAN_HOUR_BUCKET_TTL_S", INTEGER, 3 * 86400,
@@ -419,7 +427,7 @@ class Settings:
     @property
     def redis(self) -> RedisConfig:
         return RedisConfig(url=self.redis_url, socket=self.embedded_redis_socket,
-                           retries=self.redis_retries)
+                           retries=self.redis_retries, cluster=self.redis_cluster)
 
     @property
     def pipeline(self) -> PipelineConfig:
@@ -429,7 +437,8 @@ class Settings:
             dead_maxlen=self.dead_maxlen, max_lateness_s=self.max_lateness_s,
             max_future_skew_s=self.max_future_skew_s, case_max_age_days=self.case_max_age_days,
             hour_bucket_ttl_s=self.hour_bucket_ttl_s, day_bucket_ttl_s=self.day_bucket_ttl_s,
-            patrols_per_day=self.patrols_per_day, alert_rules=self.alert_rules)
+            patrols_per_day=self.patrols_per_day, alert_rules=self.alert_rules,
+            upper_interval_ms=self.upper_interval_ms)
 
     @property
     def read_model(self) -> ReadModelConfig:

@@ -23,6 +23,7 @@ class RedisConfig:
     url: str | None  # None → the embedded redis-server listening on `socket`
     socket: Path
     retries: int  # redis-py retries on a lost connection (the aggregator's scripts are idempotent)
+    cluster: str  # auto | yes | no: is `url` a Redis Cluster node (connection.connect)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +44,7 @@ class PipelineConfig:
     day_bucket_ttl_s: int
     patrols_per_day: int
     alert_rules: Path | None  # the 预警 rules file (None: datasources/alert_rules.toml)
+    upper_interval_ms: int  # roll-up period of the centres above the shard tier
 
     def __post_init__(self) -> None:
         if self.max_lateness_s < 0 or self.max_future_skew_s < 0:

@@ -17,6 +17,7 @@ VC_KIND = "vc"
 GROUP = "aggregator"
 AUTH_TAG = "auth"
 QUARANTINED = "quarantined"
+UP = "^"  # a figures source that is an upper centre's roll-up (`Keys.source_meta`)
 
 
 def glob_escape(text: str) -> str:
@@ -276,6 +277,34 @@ class Keys:
         """SET of the centres session `sid` has viewed (the access log records the first view
         of each); expires with the session."""
         return f"{self.prefix}:{{{AUTH_TAG}}}:viewed:{sid}"
+
+    # ---- issue 13: roll-ups above the shard tier (city, province) ----
+    # A centre above the shard tier (level 0/1 with children) is its own shard; the aggregator
+    # holding that shard's lease writes these sums of its children's figures (datasources/upper.py)
+    # so that its snapshot reads O(its children), never every shard below it.
+    def up_day(self, code: str, day: str) -> str:
+        """HASH: the day figures of `code`'s whole subtree (as `day` of a shard head)."""
+        return f"{self.prefix}:{{{code}}}:u:d:{day}"
+
+    def up_hour(self, code: str, hour: str) -> str:
+        """HASH: the hour figures of `code`'s whole subtree (as `hour`)."""
+        return f"{self.prefix}:{{{code}}}:u:h:{hour}"
+
+    def up_gauge(self, code: str) -> str:
+        """HASH: the current figures of `code`'s subtree (as `gauge`), plus `overdue` (the
+        sum of the children's overdue counts when rolled up)."""
+        return f"{self.prefix}:{{{code}}}:u:g"
+
+    def up_meta(self, code: str) -> str:
+        """HASH of the roll-up, shaped like a shard's meta: version (sum of the versions it
+        was rolled from), heartbeat (the oldest of them), applied_at / last_ts (the newest),
+        dead (sum), rolled_at (ms, when written)."""
+        return f"{self.prefix}:{{{code}}}:u:meta"
+
+    def source_meta(self, source: str) -> str:
+        """The meta hash of a figures source (`Topology.sources`): a shard name, or `^CODE`
+        for the roll-up of an upper centre."""
+        return self.up_meta(source[1:]) if source.startswith(UP) else self.meta(source)
 
     # the demo (`pingan demo`): its simulation, kept so that a restart continues it
     def demo_run(self) -> str:

@@ -14,8 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from datasources.keys import UP
 from datasources.registry import BaseData, Camera, Centre, Grid
 from datasources.vocabulary import DEFAULT, Vocabulary, load_vocabulary
+
+SHARD_LEVEL = 2  # a district/county (区县) and everything below it is one shard
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,36 @@ class Topology:
         for child in self.children.get(code, ()):
             heads.extend(self.shard_heads(child))
         return heads
+
+
+def rolled(topo: Topology, code: str) -> bool:
+    """Is `code` rolled up (datasources/upper.py): a centre above the shard tier with children,
+    whose figures are the sum of its own shard head and its children's figures."""
+    return topo.centres[code].level < SHARD_LEVEL and bool(topo.children.get(code))
+
+
+def upper_order(topo: Topology) -> list[str]:
+    """The rolled-up centres, deepest first (a city's sums are written before the province
+    reads them)."""
+    return sorted((c for c in topo.centres if rolled(topo, c)),
+                  key=lambda c: (-topo.centres[c].level, c))
+
+
+def source(topo: Topology, code: str) -> str:
+    """Where `code`'s own figures and their meta come from: `^CODE` (its roll-up) for a
+    rolled-up centre, else its shard (`Keys.source_meta`)."""
+    return UP + code if rolled(topo, code) else topo.centres[code].shard
+
+
+def sources(topo: Topology, code: str) -> list[str]:
+    """The figures sources a screen of `code` reads: its own and its children's — O(children),
+    never every shard below it. Their versions key the screen's caches."""
+    out = [source(topo, code)]
+    for child in topo.children.get(code, ()):
+        s = source(topo, child)
+        if s not in out:
+            out.append(s)
+    return out
 
 
 def in_subtree(topo: Topology, code: object, scope: object) -> bool:

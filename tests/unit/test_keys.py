@@ -65,6 +65,11 @@ SHARD_KEYS = [
     ("case_index", ("S", "KIND", "CODE"), "pingan:{S}:ci:KIND:CODE"),
     # producers (datasources/producers.py)
     ("producer_stats", ("S",), "pingan:{S}:producers"),
+    # roll-ups above the shard tier (datasources/upper.py): an upper centre is its own shard
+    ("up_day", ("S", "DAY"), "pingan:{S}:u:d:DAY"),
+    ("up_hour", ("S", "HOUR"), "pingan:{S}:u:h:HOUR"),
+    ("up_gauge", ("S",), "pingan:{S}:u:g"),
+    ("up_meta", ("S",), "pingan:{S}:u:meta"),
 ]
 AUTH_KEYS = [
     ("session_ended", ("SID",), "pingan:{auth}:ended:SID"),
@@ -89,7 +94,7 @@ OTHER = [
     ("pattern", (), "pingan:*"),
 ]
 ALL = SHARD_KEYS + AUTH_KEYS + OTHER
-NOT_KEYS = {"shard_of"}  # reads a key, makes none
+NOT_KEYS = {"shard_of", "source_meta"}  # reads a key / picks one of the others
 
 
 def _section7() -> str:
@@ -211,3 +216,9 @@ def test_keys018_keys_are_values():
     with pytest.raises(AttributeError):
         Keys("p").prefix = "q"  # type: ignore[misc]
     assert re.fullmatch(r"pingan:\{S\}:d:20261130:610202", K.day("S", "20261130", "610202"))
+
+
+def test_keys019_source_meta_names_a_shard_or_a_rollup():
+    k = Keys()
+    assert k.source_meta("610202") == k.meta("610202")
+    assert k.source_meta("^610200") == k.up_meta("610200") == "pingan:{610200}:u:meta"

@@ -52,6 +52,8 @@ SAMPLES = {
     "max_future_skew_s": ("60", 60),
     "case_max_age_days": ("30", 30),
     "redis_retries": ("0", 0),
+    "redis_cluster": ("YES", "yes"),
+    "upper_interval_ms": ("250", 250),
     "hour_bucket_ttl_s": ("7200", 7200),
     "day_bucket_ttl_s": ("86400", 86400),
     "patrols_per_day": ("3", 3),
@@ -207,7 +209,7 @@ def test_set015_pipeline_config_carries_the_pipeline_settings():
     s = Settings.from_env(environ={ENV[n]: SAMPLES[n][0] for n in (
         "key_prefix", "tz", "batch_size", "lease_ms", "stream_retention_days", "dead_maxlen",
         "max_lateness_s", "max_future_skew_s", "case_max_age_days", "hour_bucket_ttl_s",
-        "day_bucket_ttl_s", "patrols_per_day", "alert_rules")})
+        "day_bucket_ttl_s", "patrols_per_day", "alert_rules", "upper_interval_ms")})
     p = s.pipeline
     assert isinstance(p, PipelineConfig)
     for f in dataclasses.fields(PipelineConfig):
@@ -230,7 +232,8 @@ def test_set016_read_model_config_is_a_read_only_copy():
 
 def test_set017_redis_config():
     s = Settings.from_env(environ={"PINGAN_DATA_DIR": "/srv/p", "PINGAN_REDIS_RETRIES": "5"})
-    assert s.redis == RedisConfig(url=None, socket=Path("/srv/p/redis/redis.sock"), retries=5)
+    assert s.redis == RedisConfig(url=None, socket=Path("/srv/p/redis/redis.sock"), retries=5,
+                                   cluster="auto")
     assert Settings(redis_url="redis://h/0").redis.url == "redis://h/0"
 
 
