@@ -31,7 +31,7 @@ EVENT_CHANNELS = DEFAULT.codes("event_channel")
 PETITION_CHANNELS = DEFAULT.codes("petition_channel")
 CAMERA_KINDS = DEFAULT.codes("camera_kind")
 # The tiers a case is closed at, from the bottom up (the read model's closed_at_level): the
-# registry's level names.
+# registry's level names (`closed_tiers`: those of one region).
 CLOSED_LEVELS = tuple(LEVELS[n] for n in sorted(LEVELS, reverse=True))
 # ---- cases behind the figures (issue 10, helper CASES) ----
 # the filters of a case list (datasources/cases.py), in the order the screens offer them
@@ -53,6 +53,14 @@ _VERSIONS = frozenset(VERSIONS)
 _STATUSES = frozenset(STATUSES)
 _URGENCIES = frozenset(URGENCIES)
 _CAMERA_STATES = frozenset(CAMERA_STATES)
+
+
+def closed_tiers(topo: Topology, code: str) -> tuple[tuple[int, str], ...]:
+    """(level, name) of the tiers a case of `code`'s region may be closed at, bottom up: from
+    the village to the region's root (a city-rooted region has no province tier, a
+    county-rooted one no city tier either). O(depth)."""
+    top = topo.centres[topo.ancestors(code)[0]].level
+    return tuple((lv, LEVELS[lv]) for lv in sorted(LEVELS, reverse=True) if lv >= top)
 
 
 class InvalidEntry(ValueError):

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 import redis
 
 from datasources.config import ReadModelConfig
+from datasources.contract import closed_tiers
 from datasources.keys import Keys
-from datasources.registry import LEVELS
 from datasources.rollup import RESOLVED_OF_REPORTED
 from datasources.topology import Topology
 from datasources.validate import as_int
@@ -134,7 +134,7 @@ class ReadModel:
 
     def _shape(self, code: str, d: Counter, g: Counter, overdue: int) -> dict:
         tot = self.topo.totals.get(code, {})
-        levels = {LEVELS[lv]: d[f"closed:{lv}"] for lv in (4, 3, 2, 1)}
+        levels = {name: d[f"closed:{lv}"] for lv, name in closed_tiers(self.topo, code)}
         sat_yes, sat_no = d["sat:1"], d["sat:0"]
         cams_total = tot.get("cameras", 0)
         online, offline, fault = g["cam:online"], g["cam:offline"], g["cam:fault"]

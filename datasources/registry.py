@@ -31,7 +31,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-LEVELS = {1: "city", 2: "district", 3: "town", 4: "village"}
+# The tiers of centres (a region's root is a province, a city or a county: level 0, 1 or 2);
+# these names are codes (the read model's closed_at_level keys), the region's words for them
+# are its vocabulary's `tier` terms (datasources/vocabulary.py).
+LEVELS = {0: "province", 1: "city", 2: "district", 3: "town", 4: "village"}
 GRID_KINDS = ("urban", "rural")
 # camera kinds are the region's vocabulary (datasources/vocabulary.py, `topo.vocab`)
 

@@ -2,7 +2,9 @@
 
 Files (UTF-8, a BOM is accepted; the header is line 1):
 
-- ``centres.csv``   code,name,level,parent,conference
+- ``centres.csv``   code,name,level,parent,conference; level 0 province, 1 city, 2 county
+  (district), 3 town, 4 village; a root (no parent) is level 0, 1 or 2, a child one level
+  below its parent.
 - ``grids.csv``     id,centre,kind,workers
 - ``cameras.csv``   id,centre,grid,kind,lon,lat
 - ``centres.geojson`` / ``grids.geojson`` (optional) FeatureCollections whose feature property
@@ -13,6 +15,7 @@ Files (UTF-8, a BOM is accepted; the header is line 1):
   petition channels and camera kinds (`datasources.vocabulary`), in the order the screens show
   them. A kind the file lists replaces that kind's whole default list; a kind it does not list
   (or no file) keeps the defaults. Cameras' kinds are checked against the resulting list.
+  Kind ``tier`` (codes 0-4, the levels) names the region's tiers: each row renames one.
 
 An import is validated completely before anything is written; any error raises
 `RegistryImportError` with every problem as ``file:line: reason`` and leaves the database as it
@@ -47,6 +50,7 @@ from datasources.migrations import ensure_schema
 from datasources.registry import (
     BASE_DATA_FIELDS,
     GRID_KINDS,
+    LEVELS,
     BaseData,
     Camera,
     Centre,
@@ -56,6 +60,9 @@ from datasources.registry import (
 )
 from datasources.validate import is_code, is_conference_url, is_id
 from datasources.vocabulary import DEFAULT, KINDS, MAX_TERMS, check_term, load_vocabulary
+
+LEVEL_RULE = f"{min(LEVELS)}-{max(LEVELS)}"
+ROOT_LEVELS = (0, 1, 2)  # a region is a province, a city or a county (the shard tier: topology)
 
 CENTRES_CSV = "centres.csv"
 GRIDS_CSV = "grids.csv"
@@ -358,8 +365,12 @@ def read_dir(path: str | Path) -> RegistryData:
             errors.append(f"{where}: empty name")
             ok = False
         level = _int(r["level"])
-        if level is None or not 1 <= level <= 4:
-            errors.append(f"{where}: level must be 1-4, got '{r['level']}'")
+        if level is None or level not in LEVELS:
+            errors.append(f"{where}: level must be {LEVEL_RULE}, got '{r['level']}'")
+            ok = False
+        elif not parent and level not in ROOT_LEVELS:
+            errors.append(f"{where}: root centre {code} (no parent) of level {level}: a region's "
+                          "root is a province, a city or a county (level 0, 1 or 2)")
             ok = False
         if parent == code:
             errors.append(f"{where}: centre {code} is its own parent")
@@ -654,7 +665,9 @@ def stats(engine: Engine) -> dict[str, Any]:
         grid_kinds = dict(s.execute(select(Grid.kind, func.count()).group_by(Grid.kind)).all())
         workers = s.scalar(select(func.coalesce(func.sum(Grid.workers), 0))) or 0
         cam_kinds = dict(s.execute(select(Camera.kind, func.count()).group_by(Camera.kind)).all())
-    centres = {str(lv): int(levels.get(lv, 0)) for lv in (1, 2, 3, 4)}
+    # the region's tiers, from its top one down (a city-rooted registry: "1" … "4")
+    top = min(levels, default=1)
+    centres = {str(lv): int(levels.get(lv, 0)) for lv in sorted(LEVELS) if lv >= top}
     grids = {k: int(grid_kinds.get(k, 0)) for k in GRID_KINDS}
     cams = {k: int(cam_kinds.get(k, 0)) for k in load_vocabulary(engine).codes("camera_kind")}
     for k, n in cam_kinds.items():

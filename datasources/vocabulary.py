@@ -1,8 +1,14 @@
-"""The region's vocabulary: categories, event channels, petition channels and camera kinds.
+"""The region's vocabulary: categories, event channels, petition channels, camera kinds and
+the names of its tiers.
 
 Each is a list of terms (code, zh and en labels, chart colour) in the order the screens show
 them. A region's registry may replace any kind's whole list (`vocabulary.csv`, the
-`vocabulary` table); a kind it does not list keeps `DEFAULT`, today's lists. The codes are
+`vocabulary` table); a kind it does not list keeps `DEFAULT`, today's lists.
+
+`tier` is different: its codes are the registry's levels "0" (province) … "4" (village), always
+all five, and a region's `tier` row renames one tier (县/镇/村 for a county-rooted region), the
+others keep their default names; an empty colour keeps the tier's default colour (the
+closed-at-tier chart's). The codes are
 what the streams carry, the read model counts (`cat:<code>`, `ch:<code>`, `pet:<code>`,
 cameras by kind) and the screens label; they are checked by `check_term` wherever they come
 in, because they end up in Redis field names, view-model keys and chart coordinates.
@@ -20,9 +26,11 @@ from sqlalchemy import inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from datasources.registry import VocabularyRow
+from datasources.registry import LEVELS, VocabularyRow
 
-KINDS = ("category", "event_channel", "petition_channel", "camera_kind")
+KINDS = ("category", "event_channel", "petition_channel", "camera_kind", "tier")
+TIER = "tier"
+TIER_CODES = tuple(str(lv) for lv in sorted(LEVELS))  # "0" province … "4" village
 CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 MAX_LABEL = 64
@@ -52,7 +60,10 @@ def check_term(kind: str, code: str, zh: str, en: str, colour: str) -> str | Non
     """Why a term cannot be part of a vocabulary, or None when it can."""
     if kind not in KINDS:
         return f"unknown kind '{kind[:40]}' (expected one of {', '.join(KINDS)})"
-    if not CODE.fullmatch(code):
+    if kind == TIER:
+        if code not in TIER_CODES:
+            return f"bad tier '{code[:40]}' (a level: {', '.join(TIER_CODES)})"
+    elif not CODE.fullmatch(code):
         return f"bad code '{code[:40]}' (a-z first, then a-z 0-9 _, at most 32)"
     if code in RESERVED.get(kind, ()):
         return f"code '{code}' is reserved for {kind}"
@@ -63,7 +74,7 @@ def check_term(kind: str, code: str, zh: str, en: str, colour: str) -> str | Non
             return f"{lang} label too long ({len(text)} > {MAX_LABEL} characters)"
         if not text.isprintable() or text != text.strip():
             return f"control characters or surrounding spaces in the {lang} label"
-    if not COLOUR.fullmatch(colour):
+    if not COLOUR.fullmatch(colour) and not (kind == TIER and colour == ""):
         return f"bad colour '{colour[:20]}' (#rrggbb)"
     return None
 
@@ -80,6 +91,7 @@ class Vocabulary:
     event_channel: tuple[Term, ...]
     petition_channel: tuple[Term, ...]
     camera_kind: tuple[Term, ...]
+    tier: tuple[Term, ...]  # always the five levels, "0" … "4" (`with_tiers`)
     categories: frozenset[str] = field(init=False, repr=False, compare=False)
     event_channels: frozenset[str] = field(init=False, repr=False, compare=False)
     petition_channels: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -113,14 +125,19 @@ class Vocabulary:
         x = self._index.get((kind, code))
         return x.label(lang) if x is not None else str(code)
 
+    def tier_name(self, level: object, lang: str) -> str:
+        """The region's name of the tier of `level` (an int or its text) in `lang`."""
+        return self.label(TIER, str(level), lang)
+
     def colour(self, kind: str, code: str) -> str:
         x = self._index.get((kind, code))
         return x.colour if x is not None else FALLBACK_COLOUR
 
     def replace(self, kind: str, terms: Iterable[Term]) -> Vocabulary:
-        """This vocabulary with `kind`'s whole list replaced."""
+        """This vocabulary with `kind`'s whole list replaced (`tier`: the tiers it names
+        renamed, see `with_tiers`)."""
         lists = {k: getattr(self, k) for k in KINDS}
-        lists[kind] = tuple(terms)
+        lists[kind] = with_tiers(terms) if kind == TIER else tuple(terms)
         return Vocabulary(**lists)
 
     def to_plain(self) -> dict[str, list[list[str]]]:
@@ -140,12 +157,36 @@ class Vocabulary:
                 terms = [Term(*row) for row in rows if isinstance(row, list | tuple)
                          and len(row) == 4 and all(isinstance(v, str) for v in row)
                          and check_term(k, *row) is None]
-                lists[k] = tuple(terms)
+                lists[k] = with_tiers(terms) if k == TIER else tuple(terms)
         return cls(**lists)
 
 
 def _terms(*rows: tuple[str, str, str, str]) -> tuple[Term, ...]:
     return tuple(Term(*r) for r in rows)
+
+
+# The default tier names are today's (the wall's level names before tiers were the region's):
+# 省级/市级/区县/镇街/村社区. Colours: the closed-at-tier chart's bars.
+DEFAULT_TIERS = _terms(
+    ("0", "省级", "Province", _AMBER),
+    ("1", "市级", "City", _VIOLET),
+    ("2", "区县", "District", _BLUE),
+    ("3", "镇街", "Town/street", _CYAN),
+    ("4", "村社区", "Community/village", _TEAL),
+)
+
+
+def with_tiers(terms: Iterable[Term]) -> tuple[Term, ...]:
+    """The five tiers, each named by `terms` when they name it (the first such term; an
+    empty colour keeps the default one), else by `DEFAULT_TIERS`."""
+    given: dict[str, Term] = {}
+    for x in terms:
+        given.setdefault(x.code, x)
+    out = []
+    for d in DEFAULT_TIERS:
+        x = given.get(d.code)
+        out.append(d if x is None else Term(d.code, x.zh, x.en, x.colour or d.colour))
+    return tuple(out)
 
 
 DEFAULT = Vocabulary(
@@ -177,6 +218,7 @@ DEFAULT = Vocabulary(
         ("smart", "智能", "Smart", _BLUE),
         ("integrated", "一体化", "Integrated", _BLUE),
     ),
+    tier=DEFAULT_TIERS,
 )
 
 

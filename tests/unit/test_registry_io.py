@@ -194,10 +194,10 @@ def test_csv_errors_are_reported_with_file_and_line(tmp_path):
     errors = import_errors(engine_at(tmp_path / "r.sqlite3"), write_dir(tmp_path / "in", files))
     expected = [
         "centres.csv:7: unknown parent 999999",
-        "centres.csv:8: level must be 1-4",
+        "centres.csv:8: level must be 0-4",
         "centres.csv:10: level 4 centre 610202003001 under level 2 parent 610202",
         "centres.csv:11: duplicate code 610202001001 (first on line 5)",
-        "centres.csv:12: level must be 1-4, got 'x'",
+        "centres.csv:12: level must be 0-4, got 'x'",
         "centres.csv:14: wrong number of fields",
         "grids.csv:4: unknown centre 'nowhere'",
         "grids.csv:5: bad kind 'suburban'",
