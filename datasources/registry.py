@@ -35,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 # these names are codes (the read model's closed_at_level keys), the region's words for them
 # are its vocabulary's `tier` terms (datasources/vocabulary.py).
 LEVELS = {0: "province", 1: "city", 2: "district", 3: "town", 4: "village"}
+LEVEL_OF = {name: level for level, name in LEVELS.items()}
 GRID_KINDS = ("urban", "rural")
 # camera kinds are the region's vocabulary (datasources/vocabulary.py, `topo.vocab`)
 

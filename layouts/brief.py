@@ -25,7 +25,7 @@ from layouts import charts, panels, vc
 from layouts.console import command_panel
 from layouts.formats import date_strings, date_text, fmt, raw
 from layouts.i18n import STRINGS, client_strings, norm_lang, t
-from layouts.viewmodel import CHILD_FIGURES, HEADLINES, demo_note
+from layouts.viewmodel import CHILD_FIGURES, HEADLINES, centre_tier, demo_note, vocab_of
 from layouts.wall import breadcrumb
 
 # The replay strip: name used by brief.js → the live figure it replaces, its label.
@@ -51,7 +51,7 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
         html.Div([
             html.Div([
                 html.H1(t("brief_title", lang, name=vm["name"]), className="brief-title"),
-                html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
+                html.Span(centre_tier(vm, lang), className="level-chip"),
                 *([html.Span(note, className="level-chip demo-data")]
                   if (note := demo_note(vm, lang)) else []),
                 *([chip] if chip is not None else []),
@@ -61,7 +61,7 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
         html.Div([
             html.Div([html.Span(t("index", lang), className="kpi-label"),
                       panels.figure(vm, "index", "hero")], className="wall-index kpi"),
-            *([vc.group_controls(vm["code"], vm["level"], lang)]
+            *([vc.group_controls(vm["code"], vm["level"], lang, vocab_of(vm))]
               if calls and vm.get("children") else []),
             html.Div([html.Span(date_text(vm.get("day", ""), lang), className="wall-date"),
                       html.Span(className="age", **{"data-age": "all"})],

@@ -16,10 +16,10 @@ Font sizes are in px here and are rescaled to the canvas by assets/scale.js.
 
 from __future__ import annotations
 
-from datasources.contract import CLOSED_LEVELS
+from datasources.registry import LEVEL_OF
 from datasources.vocabulary import Vocabulary
 from layouts.i18n import t
-from layouts.viewmodel import vocab_of
+from layouts.viewmodel import closed_keys, tier_name, vocab_of
 
 FONT = '"Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC", sans-serif'
 TEXT = "#9fb8d6"
@@ -33,9 +33,6 @@ RED = "#ff5a5f"
 VIOLET = "#8c7bff"
 BLUE = "#4f8cff"
 GREY = "#6f86a3"
-
-CLOSED_COLOURS = {"village": TEAL, "town": CYAN, "district": BLUE, "city": VIOLET}
-
 
 def _keys(d: dict, preferred: tuple[str, ...]) -> list[str]:
     """The known keys in their canonical order, then any others the data carries."""
@@ -168,9 +165,11 @@ def by_channel(vm: dict, lang: str) -> dict:
 
 
 def closed_at_level(vm: dict, lang: str) -> dict:
-    keys = _keys(vm["closed_at_level"], CLOSED_LEVELS)
-    return _count_bars(vm, "closed_at_level", keys, [CLOSED_COLOURS.get(k, GREY) for k in keys],
-                       [t("closed_" + k, lang) for k in keys])
+    """Cases closed today at each of the region's tiers, labelled with its tier names."""
+    keys, vocab = closed_keys(vm), vocab_of(vm)
+    return _count_bars(vm, "closed_at_level", keys,
+                       [vocab.colour("tier", str(LEVEL_OF.get(k, k))) for k in keys],
+                       [plain(tier_name(vm, k, lang)) for k in keys])
 
 
 def child_coverage(vm: dict, lang: str) -> dict:

@@ -27,11 +27,14 @@ from zoneinfo import ZoneInfo
 from dash import dcc, html
 
 from datasources.contract import ALERT_STATES, MAX_TEXT, SEVERITIES, STATUS_FILTERS
+from datasources.registry import LEVELS
 from datasources.topology import Topology
+from datasources.vocabulary import DEFAULT, Vocabulary
 from layouts import console_ids as cid
 from layouts import vc
 from layouts.i18n import STRINGS, norm_lang, t
 from layouts.shell import vc_marks
+from layouts.viewmodel import centre_tier
 from layouts.wall import breadcrumb
 
 # the stages of a case's life, in order, and the status that reaches each
@@ -81,8 +84,9 @@ def centre_name(topo: Topology, code: str) -> str:
     return info.name if info is not None else (code or DASH)
 
 
-def tier_text(level: int | None, lang: str) -> str:
-    return t(f"level_{level}", lang) if level in (1, 2, 3, 4) else DASH
+def tier_text(level: int | None, lang: str, vocab: Vocabulary = DEFAULT) -> str:
+    """The region's name of a tier (`vocab`'s `tier` terms), a dash for none."""
+    return vocab.tier_name(level, lang) if level in LEVELS else DASH
 
 
 def label(prefix: str, value: str, lang: str) -> str:
@@ -101,7 +105,8 @@ def centre_options(topo: Topology, scope: str, lang: str) -> list[dict]:
         code = todo.pop()
         info = topo.centres[code]
         pad = "\u3000" * max(0, info.level - top)
-        out.append({"label": f"{pad}{info.name} · {tier_text(info.level, lang)}", "value": code,
+        out.append({"label": f"{pad}{info.name} · {tier_text(info.level, lang, topo.vocab)}",
+                    "value": code,
                     "search": f"{info.name} {code}"})
         todo.extend(reversed(topo.children.get(code, ())))
     return out
@@ -211,7 +216,7 @@ def case_row(row: dict, topo: Topology, lang: str, now_ms: int, tz: str,
         "category": topo.vocab.label("category", str(row.get("category", "")), lang),
         "channel": topo.vocab.label("event_channel", str(row.get("channel", "")), lang),
         "centre": centre_name(topo, str(row.get("centre", ""))),
-        "tier": tier_text(row.get("tier"), lang),
+        "tier": tier_text(row.get("tier"), lang, topo.vocab),
         "status": label("console_step_", str(row.get("status", "")), lang),
         "reported": clock_text(row.get("reported_at"), tz, now_ms),
         "due": clock_text(row.get("due"), tz, now_ms),
@@ -261,9 +266,11 @@ def step_item(step: dict, topo: Topology, lang: str, now_ms: int, tz: str) -> ht
         src, dst = str(step.get("centre", "")), str(step["to"])
         lines.append(html.Div(t("console_escalated_from_to", lang,
                                 src=centre_name(topo, src),
-                                src_tier=tier_text(getattr(topo.centres.get(src), "level", None), lang),
+                                src_tier=tier_text(getattr(topo.centres.get(src), "level", None),
+                                                   lang, topo.vocab),
                                 dst=centre_name(topo, dst),
-                                dst_tier=tier_text(getattr(topo.centres.get(dst), "level", None), lang)),
+                                dst_tier=tier_text(getattr(topo.centres.get(dst), "level", None),
+                                                   lang, topo.vocab)),
                               className="step-move"))
     if status == "supervised":
         lines.append(html.Div(t("console_supervised_by", lang,
@@ -316,7 +323,7 @@ def card_body(card: dict, topo: Topology, lang: str, now_ms: int, tz: str) -> li
                if over > 0 else [])]
     facts = [
         ("console_col_centre", f"{centre_name(topo, str(row.get('centre', '')))} · "
-                               f"{tier_text(row.get('tier'), lang)}"),
+                               f"{tier_text(row.get('tier'), lang, topo.vocab)}"),
         ("console_col_category", topo.vocab.label("category", str(row.get("category", "")), lang)),
         ("console_col_channel", topo.vocab.label("event_channel", str(row.get("channel", "")),
                                                  lang)),
@@ -506,7 +513,7 @@ def console_screen(vm: dict, lang: str, *, options: list[dict], can_act: bool,
     head = html.Header([
         html.Div([
             html.Div([html.H1(t("console_title", lang, name=vm["name"]), className="con-h1"),
-                      html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
+                      html.Span(centre_tier(vm, lang), className="level-chip"),
                       *([chip] if chip is not None else [])], className="title-line"),
             breadcrumb(vm, lang, in_app=True),
         ], className="con-head-main"),

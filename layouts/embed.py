@@ -26,11 +26,10 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from datasources.contract import CLOSED_LEVELS
 from layouts import map as mapview
 from layouts.formats import fmt, raw
 from layouts.i18n import t
-from layouts.viewmodel import HEADLINES, vocab_of
+from layouts.viewmodel import HEADLINES, closed_keys, tier_name, vocab_of
 
 WIDGETS = ("events", "trend", "closure", "coverage", "cameras", "petitions", "map")
 THEMES = ("dark", "light", "transparent")
@@ -222,8 +221,8 @@ def parts(widget: str, vm: dict, *, lang: str, tz: str, indicator: str = "index"
         attr["line.yesterday"] = {"d": line_path(yday, ymax)}
     elif widget == "closure":
         levels = vm["closed_at_level"]
-        top = max([levels.get(lv, 0) for lv in CLOSED_LEVELS] + [1])
-        for lv in CLOSED_LEVELS:
+        top = max([levels.get(lv, 0) for lv in closed_keys(vm)] + [1])
+        for lv in closed_keys(vm):
             figure(f"closed_at_level.{lv}", levels.get(lv, 0), "int")
             attr[f"bar.{lv}"] = {"width": _n(levels.get(lv, 0) / top * BAR_W)}
     elif widget == "cameras":
@@ -285,8 +284,8 @@ def _static(widget: str, vm: dict, lang: str, features: list[dict] | None,
         return {**TREND, "hours": [f"{h:02d}" for h in (0, 6, 12, 18, 23)]}
     if widget in ("closure", "cameras"):
         if widget == "closure":
-            return {"rows": [{"key": k, "label": t(f"closed_{k}", lang),
-                              "path": f"closed_at_level.{k}"} for k in CLOSED_LEVELS]}
+            return {"rows": [{"key": k, "label": tier_name(vm, k, lang),
+                              "path": f"closed_at_level.{k}"} for k in closed_keys(vm)]}
         vocab = vocab_of(vm)  # the region's camera kinds, labelled in its words
         return {"rows": [{"key": k, "label": vocab.label("camera_kind", k, lang),
                           "path": f"cameras_by_kind.{k}"} for k in vm["cameras_by_kind"]]}

@@ -4,7 +4,8 @@
 placeholders from keyword arguments: `t("ago_s", "en", n=3)` → "3 s ago".
 
 The labels of the region's vocabularies (categories, event and petition channels, camera
-kinds) are not here: they are the region's data, `datasources.vocabulary` (`topo.vocab`).
+kinds, the names of its tiers) are not here: they are the region's data,
+`datasources.vocabulary` (`topo.vocab`).
 """
 
 from __future__ import annotations
@@ -45,15 +46,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "no_children": {"zh": "无下级中心", "en": "No lower-tier centres"},
     "no_data": {"zh": "暂无数据", "en": "No data"},
     "breadcrumb": {"zh": "层级导航", "en": "Breadcrumb"},
-    # -- levels ---------------------------------------------------------------------------
-    "level_1": {"zh": "市级", "en": "City"},
-    "level_2": {"zh": "区县", "en": "District"},
-    "level_3": {"zh": "镇街", "en": "Town/street"},
-    "level_4": {"zh": "村社区", "en": "Community/village"},
-    "centre_level_1": {"zh": "市级综治中心", "en": "City centre"},
-    "centre_level_2": {"zh": "区县综治中心", "en": "District centre"},
-    "centre_level_3": {"zh": "镇（街道）综治中心", "en": "Town/street centre"},
-    "centre_level_4": {"zh": "社区/村综治中心", "en": "Community/village centre"},
+    # -- tiers: their names are the region's (vocabulary kind `tier`: 省级 … 村社区, or 县/镇/村)
+    "centre_of_tier": {"zh": "{tier}综治中心", "en": "{tier} centre"},
     # -- weekdays (Monday = 0) ------------------------------------------------------------
     "wd_0": {"zh": "星期一", "en": "Mon"},
     "wd_1": {"zh": "星期二", "en": "Tue"},
@@ -71,6 +65,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "panel_cameras": {"zh": "雪亮工程", "en": "Cameras (Xueliang)"},
     "panel_petitions": {"zh": "信访", "en": "Petitions"},
     "panel_ranking": {"zh": "下级中心排名", "en": "Lower-tier ranking"},
+    "panel_ranking_of": {"zh": "{tier}排名", "en": "{tier} ranking"},
     "panel_map": {"zh": "辖区态势", "en": "Area overview"},
     "panel_base": {"zh": "基础数据（人地事物组织）", "en": "Base data"},
     # -- events ---------------------------------------------------------------------------
@@ -92,10 +87,6 @@ STRINGS: dict[str, dict[str, str]] = {
     },
     "today": {"zh": "今日", "en": "Today"},
     "yesterday": {"zh": "昨日", "en": "Yesterday"},
-    "closed_village": {"zh": "村", "en": "Village"},
-    "closed_town": {"zh": "镇", "en": "Town"},
-    "closed_district": {"zh": "县", "en": "County"},
-    "closed_city": {"zh": "市", "en": "City"},
     # -- grids ----------------------------------------------------------------------------
     "grids.coverage": {"zh": "巡查覆盖率", "en": "Patrol coverage"},
     "grids.full_coverage": {"zh": "一日双巡", "en": "2 patrols/day"},

@@ -18,7 +18,7 @@ from layouts import charts, vc
 from layouts import wall_ids as wid
 from layouts.formats import fmt, raw
 from layouts.i18n import t
-from layouts.viewmodel import CHILD_FIGURES, HEADLINES, vocab_of
+from layouts.viewmodel import CHILD_FIGURES, HEADLINES, centre_tier, tier_name, vocab_of
 
 GRAPH_CONFIG = {"displayModeBar": False, "staticPlot": False, "responsive": True}
 GRAPH_STYLE = {"height": "100%", "width": "100%"}
@@ -105,9 +105,10 @@ def legend(items: list[tuple[str, str]]) -> html.Span:
 
 
 def panel(name: str, lang: str, body: list, className: str = "", title_extra: list | None = None,
-          **attrs) -> html.Section:
+          heading: str | None = None, **attrs) -> html.Section:
+    """A panel of the wall; its heading is `panel_<name>`'s unless `heading` is given."""
     title = html.Div(
-        [html.H2(t(f"panel_{name}", lang), className="panel-name"),
+        [html.H2(heading or t(f"panel_{name}", lang), className="panel-name"),
          *(title_extra or []),
          html.Span(className="age", **{"data-age": "all"})],
         className="panel-title",
@@ -263,10 +264,12 @@ def ranking_panel(vm: dict, lang: str, calls: bool = True) -> html.Section:
             cells.append(html.Span(child_figure(c, f, extra.strip()), className=f"cell c-{f}"))
         rows.append(html.Div(cells, className="rank-row",
                              style={"order": i}, **{"data-rank-row": c["code"]}))
+    # the children's tier in the region's words: 区县排名, or 镇排名 in a county that says 镇
+    heading = t("panel_ranking_of", lang, tier=tier_name(vm, kids[0]["level"], lang))
     return panel("ranking", lang, [
         html.Div([header] * cols, className="rank-heads"),
         html.Div(rows, className="rank-body", style={"--rank-rows": rows_per_col}),
-    ], className=f"rank-cols-{cols}")
+    ], className=f"rank-cols-{cols}", heading=heading)
 
 
 def alert_strip(lang: str) -> html.Div:
@@ -317,7 +320,7 @@ def map_area(vm: dict, lang: str, the_map=None, controls=None) -> html.Div:
     else:
         body = [html.Div(
             html.Div([html.Span(vm["name"], className="tile-name"),
-                      html.Span(t(f"centre_level_{vm['level']}", lang), className="tile-level"),
+                      html.Span(centre_tier(vm, lang), className="tile-level"),
                       html.Span(t("no_children", lang), className="tile-note")],
                      className="tile tile-self",
                      style={"--tile": index_colour(vm["figures"].get("index"))}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
+from datasources.vocabulary import DEFAULT, Vocabulary
 from layouts import ids
 from layouts.i18n import t
 
@@ -20,10 +21,12 @@ def call_button(code: str, lang: str, compact: bool = False) -> html.Button:
     )
 
 
-def group_controls(code: str, level: int, lang: str, max_level: int = 4) -> html.Div:
-    """整体联动: convene every child of the centre, or every centre of one tier below it."""
+def group_controls(code: str, level: int, lang: str, vocab: Vocabulary = DEFAULT,
+                   max_level: int = 4) -> html.Div:
+    """整体联动: convene every child of the centre, or every centre of one tier below it
+    (named in the region's words, `vocab`)."""
     options = [{"label": t("vc_tier_children", lang), "value": 0}] + [
-        {"label": t(f"level_{lv}", lang), "value": lv} for lv in range(level + 2, max_level + 1)
+        {"label": vocab.tier_name(lv, lang), "value": lv} for lv in range(level + 2, max_level + 1)
     ]
     return html.Div(
         [

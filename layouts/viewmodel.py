@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from datasources.contract import SEVERITIES
+from datasources.contract import CLOSED_LEVELS, SEVERITIES
+from datasources.registry import LEVEL_OF
 from datasources.topology import Topology
 from datasources.vocabulary import DEFAULT, Vocabulary
 from layouts.i18n import t
@@ -128,6 +129,23 @@ def vocab_of(vm: dict) -> Vocabulary:
     """The vocabulary a view model carries (`DEFAULT` for one built without it)."""
     plain = vm.get("vocab")
     return DEFAULT if plain is None else Vocabulary.from_plain(plain)
+
+
+def tier_name(vm: dict, level: object, lang: str) -> str:
+    """The region's name of a tier (its vocabulary's `tier` terms): `level` is a level (0 …
+    4) or a level's name as the read model's closed_at_level keys it ("town")."""
+    return vocab_of(vm).tier_name(LEVEL_OF.get(level, level), lang)  # type: ignore[arg-type]
+
+
+def centre_tier(vm: dict, lang: str) -> str:
+    """The centre card's tier: 区县综治中心, or 县综治中心 in a region that names it 县."""
+    return t("centre_of_tier", lang, tier=tier_name(vm, vm["level"], lang))
+
+
+def closed_keys(vm: dict) -> list[str]:
+    """The closed-at-tier figures the view model carries (its region's tiers), bottom up."""
+    levels = vm["closed_at_level"]
+    return [k for k in CLOSED_LEVELS if k in levels] + [k for k in levels if k not in CLOSED_LEVELS]
 
 
 def demo_note(vm: dict, lang: str) -> str | None:

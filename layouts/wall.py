@@ -14,7 +14,7 @@ from datasources.vocabulary import DEFAULT, Vocabulary
 from layouts import panels, vc
 from layouts.formats import date_strings, date_text
 from layouts.i18n import STRINGS, client_strings, norm_lang, t
-from layouts.viewmodel import demo_note, vocab_of
+from layouts.viewmodel import centre_tier, demo_note, tier_name, vocab_of
 
 
 def centre_href(code: str, lang: str) -> str:
@@ -31,7 +31,7 @@ def breadcrumb(vm: dict, lang: str, in_app: bool = False) -> html.Nav:
             items.append(html.Span("›", className="crumb-sep", **{"aria-hidden": "true"}))
         last = i == len(crumbs) - 1
         kw = {"className": "crumb current" if last else "crumb",
-              "title": t(f"level_{c['level']}", lang)}
+              "title": tier_name(vm, c["level"], lang)}
         href = centre_href(c["code"], lang)
         if in_app:
             items.append(dcc.Link(c["name"], href=href, **kw))
@@ -42,16 +42,18 @@ def breadcrumb(vm: dict, lang: str, in_app: bool = False) -> html.Nav:
 
 
 # Catalogue keys the wall's command-post script needs (assets/wall.js: strip, case lists).
-COMMAND_KEY_PREFIXES = ("wc_", "level_")
+COMMAND_KEY_PREFIXES = ("wc_",)
 
 
 def command_strings(lang: str, vocab: Vocabulary = DEFAULT) -> dict[str, str]:
     """The catalogue strings of the alert strip, the case lists and the spotlight card
     (placeholders left in place: the browser fills them), and the region's labels of the
-    case lists' categories and channels as `cat_<code>` and `ch_<code>`."""
+    case lists' categories, channels and tiers as `cat_<code>`, `ch_<code>` and
+    `level_<level>`."""
     return {**{k: t(k, lang) for k in STRINGS if k.startswith(COMMAND_KEY_PREFIXES)},
             **{f"cat_{x.code}": x.label(lang) for x in vocab.terms("category")},
-            **{f"ch_{x.code}": x.label(lang) for x in vocab.terms("event_channel")}}
+            **{f"ch_{x.code}": x.label(lang) for x in vocab.terms("event_channel")},
+            **{f"level_{x.code}": x.label(lang) for x in vocab.terms("tier")}}
 
 
 def _initial_age(vm: dict, lang: str) -> str:
@@ -67,7 +69,7 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
         html.Div([
             html.Div([
                 html.H1(t("wall_title", lang, name=vm["name"]), className="wall-title"),
-                html.Span(t(f"centre_level_{vm['level']}", lang), className="level-chip"),
+                html.Span(centre_tier(vm, lang), className="level-chip"),
                 *([html.Span(note, className="level-chip demo-data")]
                   if (note := demo_note(vm, lang)) else []),
             ], className="title-line"),
@@ -79,7 +81,7 @@ def header(vm: dict, lang: str, calls: bool = True, chip=None) -> html.Header:
             panels.figure(vm, "index", "hero"),
         ], className="wall-index kpi"),
         html.Div([
-            *([vc.group_controls(vm["code"], vm["level"], lang)]
+            *([vc.group_controls(vm["code"], vm["level"], lang, vocab_of(vm))]
               if calls and vm.get("children") else []),
             html.Div(date_text(vm.get("day", ""), lang), className="wall-date"),
             html.Span(className="wall-clock"),
