@@ -1,4 +1,5 @@
-"""`pingan registry ...`: migrate the schema, import/export, build the demo region, statistics."""
+"""`pingan registry ...`: migrate the schema, import/export, build the demo region, write a
+synthetic province, statistics."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dashboard.datadir import private_dir
 from dashboard.settings import Settings
 from datasources.migrations import SchemaError, ensure_schema, migrate, status
 from datasources.registry import is_empty, make_engine
+from datasources.vocabulary import DEFAULT
 
 
 def _engine(ctx: click.Context) -> Engine:
@@ -37,11 +39,9 @@ def _print_stats(st: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(st, ensure_ascii=False, indent=2, sort_keys=True))
         return
-    c = st["centres"]
-    click.echo(
-        f"centres: {st['centres_total']} (city {c['1']}, district {c['2']}, "
-        f"town/street {c['3']}, community/village {c['4']})"
-    )
+    per_level = ", ".join(f"{DEFAULT.tier_name(lv, 'en').lower()} {n}"
+                          for lv, n in st["centres"].items())
+    click.echo(f"centres: {st['centres_total']} ({per_level})")
     g = st["grids"]
     click.echo(f"grids:   {st['grids_total']} (urban {g['urban']}, rural {g['rural']})")
     click.echo(f"workers: {st['workers']}")
@@ -131,6 +131,41 @@ def demo_cmd(ctx: click.Context, seed: int, force: bool) -> None:
     click.echo(f"built the demo region (seed {seed}) in {time.perf_counter() - t0:.1f} s")
     _print_stats(st, as_json=False)
     announce_change(ctx)
+
+
+@registry.command("synth")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cities", type=click.IntRange(1, 99), default=10, show_default=True)
+@click.option("--counties-per-city", type=click.IntRange(1, 99), default=10, show_default=True)
+@click.option("--towns-per-county", type=click.IntRange(1, 999), default=13, show_default=True)
+@click.option("--villages-per-town", type=click.IntRange(1, 999), default=15, show_default=True)
+@click.option("--grids-per-village", type=click.IntRange(1, 99), default=5, show_default=True)
+@click.option("--cameras-per-town", type=click.IntRange(0, 9999), default=30, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--no-geometry", is_flag=True, help="Write no centres.geojson.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON (only that).")
+def synth_cmd(directory: Path, cities: int, counties_per_city: int, towns_per_county: int,
+              villages_per_town: int, grids_per_village: int, cameras_per_town: int, seed: int,
+              no_geometry: bool, as_json: bool) -> None:
+    """Write a synthetic province (Shaanxi's shape by default: 10 cities, 100 counties, 1,300
+    towns, 19,500 villages, 97,500 grids) to DIRECTORY as registry files; load it with
+    `pingan registry import DIRECTORY`. The registry database is not touched."""
+    from datasources.synthetic import province_registry
+
+    t0 = time.perf_counter()
+    counts = province_registry(
+        directory, cities=cities, counties_per_city=counties_per_city,
+        towns_per_county=towns_per_county, villages_per_town=villages_per_town,
+        grids_per_village=grids_per_village, cameras_per_town=cameras_per_town, seed=seed,
+        geometry=not no_geometry, progress=lambda msg: click.echo(msg, err=True))
+    if as_json:
+        click.echo(json.dumps(counts, ensure_ascii=False, sort_keys=True))
+        return
+    per_level = ", ".join(f"{DEFAULT.tier_name(lv, 'en').lower()} {n}"
+                          for lv, n in counts["centres"].items())
+    click.echo(f"wrote {counts['centres_total']} centres ({per_level}), {counts['grids_total']} "
+               f"grids, {counts['cameras_total']} cameras to {directory} in "
+               f"{time.perf_counter() - t0:.1f} s")
 
 
 @registry.command("stats")
