@@ -5,9 +5,10 @@ Thin: every read and action is dashboard/command.py's, checked there against the
 request (scope, role, 督办 only below). The centre is the URL's, checked by `current_query`
 against the viewer's scope like every screen callback; a refused URL gets nothing at all.
 
-Live: a 1 s interval compares the versions of the shards in scope (held in memory by the
-worker's version watcher: no Redis read per tick); the lists and the open card are read again
-only when a version moved, or right after an action.
+Live: a 1 s interval compares the versions of the centre's figures sources and the root's
+(held in memory by the worker's version watcher, which watches the centre while the console
+shows it: no Redis read per tick); the lists and the open card are read again only when a
+version moved, or right after an action.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData,
              access_log: AccessLog | None = None, engine: Engine | None = None) -> None:
     """`engine`: the registry, for the producers panel's list of registered producers."""
     r, keys, tz = screens.r, screens.keys, settings.tz
-    top = topo.top_shard or ""  # the top centre's shard
     registered = _Registered(r, keys.registry_version(), engine)
 
     def query(search: object) -> Query:
@@ -74,11 +74,12 @@ def register(app: Dash, topo: Topology, settings: Settings, screens: ScreenData,
         prevent_initial_call=True,
     )
     def tick(_n, search, have):
-        """A new value only when a shard in scope moved (versions from the worker's memory),
-        or the top centre's shard (where the alert of a stale shard is raised)."""
+        """A new value only when one of the centre's sources moved (versions from the
+        worker's memory), or the root's (its roll-up moves with every shard below it: the
+        alert of a stale shard is raised on the top centre's shard)."""
         q = query(search)
-        metas = screens.watcher.metas_now()
-        now = [*screens.versions(q.centre, metas), metas.get(top, {}).get("version", 0)]
+        metas = screens.metas(q.centre)
+        now = [*screens.versions(q.centre, metas), *screens.root_versions(metas)]
         return no_update if now == have else now
 
     @app.callback(

@@ -68,11 +68,10 @@ def build_services(runtime: Runtime) -> Services:
     cache = FlightCache(limits={"replay": REPLAY_CACHE_SIZE, WALL_JSON: WALL_JSON_CACHE_SIZE})
 
     def reload_registry() -> None:  # the registry version moved: datasources/registry_watch.py
-        runtime.reload_registry()  # the shared `topo` is refreshed in place
-        watcher.set_shards(topo.shards)
+        runtime.reload_registry()  # the shared `topo` is refreshed in place (the watcher's)
         screens.registry_changed()
 
-    watcher = VersionWatcher(r, keys, topo.shards, conferences, on_rewind=cache.invalidate,
+    watcher = VersionWatcher(r, keys, topo, conferences, on_rewind=cache.invalidate,
                              on_registry=reload_registry, registry_seen=seen)
     screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings,
                          read_model=runtime.read_model, geo=lambda: runtime.geo,

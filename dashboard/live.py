@@ -1,10 +1,11 @@
 """Live push: the SSE and poll routes, fanning one Redis read per worker per tick out to
 every screen.
 
-The version watcher (`dashboard.versions`) reads the shards' meta hashes once per tick and
-wakes the streams; a screen's stream then takes its centre's view model and map layers from
-the screen-data service (`dashboard.screens`, one single-flight cache keyed by the versions
-of the shards in scope) and sends only the top-level keys that changed. Freshness
+The version watcher (`dashboard.versions`) reads the meta hashes of the figures sources of
+the centres in view once per tick and wakes the streams (an open stream keeps its centre
+watched); a screen's stream then takes its centre's view model and map layers from the
+screen-data service (`dashboard.screens`, one single-flight cache keyed by the versions of
+the centre's sources) and sends only the top-level keys that changed. Freshness
 (heartbeats, data age) travels with every message and at least every `keepalive_s`, so a
 screen notices a stalled aggregator, a silent shard, an unreachable Redis or a dead server by
 itself. Measured against interval polling in docs/live-push.md.
@@ -34,7 +35,6 @@ from dashboard.screens import ScreenData
 from dashboard.settings import Settings
 from dashboard.versions import VersionWatcher
 from datasources.keys import Keys
-from datasources.topology import shards_in_scope
 from datasources.wallcontrol import BadGroup, check_group
 from layouts import viewmodel
 
@@ -60,8 +60,19 @@ def stream(watcher: VersionWatcher, screens: ScreenData, code: str, lang: str = 
     that message, never the stream: freshness keeps flowing. `follow()` (a wall of a
     console's group, `?screen=`): the group's directive as this viewer may follow it, or
     None; looked at every FOLLOW_S (a directive moves no shard version) and sent as
-    `directive` when it changed."""
+    `directive` when it changed. The centre is watched while the stream is open
+    (`VersionWatcher.hold`)."""
     yield "retry: 2000\n\n"
+    with watcher.hold(code):
+        yield from _messages(watcher, screens, code, lang, min_gap_s, keepalive_s, max_s,
+                             still_valid, recheck_s, follow)
+
+
+def _messages(watcher: VersionWatcher, screens: ScreenData, code: str, lang: str,
+              min_gap_s: float, keepalive_s: float, max_s: float | None,
+              still_valid: Callable[[], str | None] | None, recheck_s: float,
+              follow: Callable[[], dict | None] | None) -> Iterator[str]:
+    """The messages of `stream` after its first line."""
     last: dict | None = None
     last_calls: list[str] | None = None
     last_map: dict | None = None
@@ -236,9 +247,9 @@ def register_routes(server: Flask, watcher: VersionWatcher, screens: ScreenData,
     def live_version():
         """The centre's data version and freshness, as plain JSON (for monitoring)."""
         code = _allowed_centre(screens)
+        watcher.watch(code)
         metas, down = watcher.state()
-        version = sum((metas or {}).get(s, {}).get("version", 0)
-                      for s in shards_in_scope(topo, code))
+        version = sum(screens.versions(code, metas or {}))
         return {"centre": code, "version": version,
                 "freshness": screens.freshness(code, metas, down)}
 

@@ -1,12 +1,16 @@
-"""What the screens show, per centre, computed once per version of its shards per worker.
+"""What the screens show, per centre, computed once per version of its sources per worker.
 
-`ScreenData` turns (centre, the shards' versions) into the view model, the map's data and
-live layers, the tablet's replay and the portal widgets' data. Everything goes through one
-`FlightCache` keyed by (name, centre, versions of the shards in scope): when a version moves,
+`ScreenData` turns (centre, the versions of its figures sources) into the view model, the
+map's data and live layers, the tablet's replay and the portal widgets' data. A centre's
+sources (`topology.sources`) are its own and its children's: a shard, or `^CODE`, the roll-up
+of a centre above the shard tier — O(children), never every shard below it. Everything goes
+through one `FlightCache` keyed by (name, centre, versions of its sources): when a version moves,
 the first request computes the new value and the others wait for it instead of all reading
 Redis at once (at 500 polling screens that stampede once ran gunicorn out of connections,
 docs/live-push.md). The version watcher (`dashboard.versions`) invalidates the cache when a
-read model goes back (a version down, a new epoch).
+read model goes back (a version down, a new epoch). Every read of a centre's versions tells
+the watcher that a screen shows it (`VersionWatcher.watch`): the watcher reads only the
+sources of centres in view.
 
 The wall's router, its poll callback, the live stream and poll routes, the briefing view and
 the embeds all use this one service; it is built in the app factory and handed in.
@@ -36,7 +40,7 @@ from datasources.geo import Geo
 from datasources.keys import Keys
 from datasources.readmodel import ReadModel
 from datasources.replay import replay_data
-from datasources.topology import Topology, shards_in_scope
+from datasources.topology import Topology, source, sources
 from layouts import map as mapview
 from layouts import viewmodel
 
@@ -54,7 +58,7 @@ ESCALATED_CASES = 12     # the newest open escalated cases whose cards give the 
 
 def version_tag(code: str, vm: dict) -> str:
     """What a polling screen or a portal widget holds: the centre, its data version and, once
-    the aggregator writes them, a digest of the shards' epochs (a rebuild can bring back an
+    the aggregator writes them, a digest of the sources' epochs (a rebuild can bring back an
     old version number with other figures)."""
     shards = (vm.get("freshness") or {}).get("shards") or {}
     epochs = [str(m.get("epoch")) for m in shards.values() if m.get("epoch")]
@@ -180,15 +184,28 @@ class ScreenData:
             self._geo = None
         self.cache.invalidate()
 
+    def metas(self, code: str) -> dict[str, dict]:
+        """The current metas, `code` watched first (a centre newly in view has its sources
+        read at once)."""
+        self.watcher.watch(code)
+        return self.watcher.metas_now()
+
     def versions(self, code: str, metas: dict[str, dict] | None = None) -> tuple:
-        """The versions of the shards in `code`'s scope: the cache key of its views."""
+        """The versions of `code`'s sources (its own, its children's): the cache key of its
+        views. Marks `code` as in view (`VersionWatcher.watch`)."""
+        self.watcher.watch(code)
         metas = metas if metas is not None else self.watcher.metas_now()
-        return tuple(metas.get(s, {}).get("version", 0)
-                     for s in shards_in_scope(self.topology, code))
+        return tuple(metas.get(s, {}).get("version", 0) for s in sources(self.topology, code))
+
+    def root_versions(self, metas: dict[str, dict]) -> tuple:
+        """The versions of the roots' own sources (always watched): a root's roll-up moves
+        whenever any shard below it moves, its shard when the region is one shard."""
+        return tuple(metas.get(source(self.topology, root), {}).get("version", 0)
+                     for root in self.topology.roots)
 
     # -- live figures and map -------------------------------------------------------------
     def view(self, code: str, metas: dict[str, dict] | None = None) -> dict:
-        """The centre's view model, computed once per version of its shards (per worker)."""
+        """The centre's view model, computed once per version of its sources (per worker)."""
         return self.cache.get(
             ("vm", code), self.versions(code, metas),
             lambda: viewmodel.build(self.read_model.snapshot(code), self.topology,
@@ -244,11 +261,12 @@ class ScreenData:
 
     # -- the wall as a command post (issue 10) ---------------------------------------------
     def alerts(self, code: str, metas: dict[str, dict] | None = None) -> dict:
-        """The alert strip of `code`'s wall (viewmodel.alert_rows), once per version of the
-        shards per worker. Every shard's version is the key, not only those in scope: an
-        alert may live on another shard than its centre's (datasources.alerts.list_alerts)."""
-        metas = metas if metas is not None else self.watcher.metas_now()
-        versions = tuple(metas.get(s, {}).get("version", 0) for s in self.topology.shards)
+        """The alert strip of `code`'s wall (viewmodel.alert_rows), once per version per
+        worker. The key is the versions of `code`'s sources and of the roots' own: an alert
+        may live on another shard than its centre's (datasources.alerts.list_alerts), and a
+        root's roll-up moves with any shard below it (within the roll-up's interval)."""
+        metas = metas if metas is not None else self.metas(code)
+        versions = (*self.versions(code, metas), *self.root_versions(metas))
 
         def compute() -> dict:
             found = alertdata.list_alerts(self.r, self.topology, self.keys, code,
@@ -295,20 +313,26 @@ class ScreenData:
 
     # -- freshness, calls, polling ----------------------------------------------------------
     def freshness(self, code: str, metas: dict[str, dict] | None, down_since: int | None) -> dict:
+        """Now, since when Redis is away, and the meta of each of `code`'s sources under
+        `shards`, named by `viewmodel.source_name` (assets/wall.js judges staleness per
+        entry), as in the view model's own freshness."""
         return {
             "now": int(time.time() * 1000),
             "redis_down_since": down_since,
-            "shards": {s: (metas or {}).get(s, {}) for s in shards_in_scope(self.topology, code)},
+            "shards": {viewmodel.source_name(s): (metas or {}).get(s, {})
+                       for s in sources(self.topology, code)},
         }
 
     def is_fresh(self, code: str) -> bool:
-        """Redis answers and every shard in scope had an aggregator heartbeat lately."""
+        """Redis answers and every one of `code`'s sources had an aggregator heartbeat lately
+        (a roll-up's heartbeat is the oldest of what it was rolled from)."""
+        self.watcher.watch(code)
         metas, _down = self.watcher.state()
         if metas is None:
             return False
         now = time.time() * 1000
-        for shard in shards_in_scope(self.topology, code):
-            hb = metas.get(shard, {}).get("heartbeat")
+        for src in sources(self.topology, code):
+            hb = metas.get(src, {}).get("heartbeat")
             if not hb or now - hb > self.settings.stale_after_s * 1000:
                 return False
         return True
@@ -323,6 +347,7 @@ class ScreenData:
         and the alert strip (all of them when the tag moved), always the freshness and the
         calls in view, and for a wall of the group `group` (`?screen=`) seen by a viewer of
         `scope` the group's directive as that viewer may follow it."""
+        self.watcher.watch(code)
         metas, down = self.watcher.state()
         payload: dict = {}
         version = have

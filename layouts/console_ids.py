@@ -9,7 +9,7 @@ screen is in the page at a time.
 ROOT = "console-root"            # the console screen (data-centre, data-lang)
 PANEL = "console-panel"          # the tablet's command panel (same pieces, touch sizes)
 TICK = "console-tick"            # dcc.Interval: 1 s, compares the data versions only
-VERSION = "console-version"      # dcc.Store: the versions of the shards in scope (a list)
+VERSION = "console-version"      # dcc.Store: the versions of the centre's sources and the root's
 REQUEST = "console-request"      # dcc.Store: {"centre": code} the screen lists (set on render)
 STATUS = "console-status"        # dcc.Store: the case filter (contract STATUS_FILTERS)
 SELECTED = "console-selected"    # dcc.Store: the eid of the open case card, or None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from datasources.contract import CLOSED_LEVELS, SEVERITIES
+from datasources.keys import UP
 from datasources.registry import LEVEL_OF
 from datasources.topology import Topology
 from datasources.vocabulary import DEFAULT, Vocabulary
@@ -73,6 +74,13 @@ def _path(snap: dict, path: str) -> Any:
     return cur
 
 
+def source_name(src: str) -> str:
+    """How freshness names a figures source (`topology.sources`): a shard by its name, a
+    roll-up (`^CODE`) by its centre, the code a screen's children rows carry as `shard`
+    (assets/wall.js marks a row stale by it)."""
+    return src.removeprefix(UP)
+
+
 def breadcrumb(topo: Topology, code: str) -> list[dict]:
     return [{"code": c, "name": topo.centres[c].name, "level": topo.centres[c].level}
             for c in topo.ancestors(code)]
@@ -116,7 +124,8 @@ def build(snap: dict, topo: Topology, now_ms: int) -> dict:
         "children": children,
         "worst_cameras": [c["code"] for c in worst_cameras],
         "base": snap.get("base", {}),
-        "freshness": {"now": now_ms, "as_of": snap["as_of"], "shards": snap["shards"]},
+        "freshness": {"now": now_ms, "as_of": snap["as_of"],
+                      "shards": {source_name(s): m for s, m in snap["shards"].items()}},
         "version": snap["version"],
         "demo": snap.get("demo"),
         # the region's labels and colours of categories, channels and camera kinds (the
