@@ -60,18 +60,18 @@ class VersionWatcher:
     reached (then `down_since` says since when), and a tick that moves whenever either
     changes."""
 
-    def __init__(self, r: redis.Redis, keys: Keys, sources: Topology | Iterable[str],
+    def __init__(self, r: redis.Redis, keys: Keys, watched: Topology | Iterable[str],
                  conferences: Conferences, on_rewind: Callable[[], None] = lambda: None,
                  poll_s: float = 0.05, on_registry: Callable[[], None] | None = None,
                  registry_seen: str | None = None, idle_s: float = WATCH_IDLE_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """`sources`: the registry's topology (the one `on_registry` refreshes in place):
+        """`watched`: the registry's topology (the one `on_registry` refreshes in place):
         watch the sources of the centres in view; or a fixed list of source ids.
         `on_registry` reloads the registry when its version moves past `registry_seen`
         (the version the worker's registry was loaded at; None: the first one read)."""
         self.r = r
         self.keys = keys
-        self.topology = sources if isinstance(sources, Topology) else None
+        self.topology = watched if isinstance(watched, Topology) else None
         self.idle_s = idle_s
         self._clock = clock
         self._watch_lock = threading.Lock()
@@ -79,7 +79,7 @@ class VersionWatcher:
         self._held: Counter[str] = Counter()  # centre → its live streams open
         self._expire_at = 0.0
         self.sources: tuple[str, ...] = (self._wanted() if self.topology is not None
-                                         else tuple(sources))
+                                         else tuple(watched))
         self.on_registry = on_registry
         self.registry_seen = registry_seen
         self.registry_generation = 0  # registry reloads so far (a screen's tag includes it)
