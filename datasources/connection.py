@@ -119,8 +119,10 @@ def start_embedded(directory: Path, *, port: int = 0, wait_s: float = 10.0) -> P
 def stop_embedded(directory: Path) -> None:
     sock = directory.resolve() / "redis.sock"
     if _alive(sock):
+        # no retries: the server going away is the answer (redis-py's default retry policy
+        # reconnected to the removed socket with backoff, 4 s per stop)
         with contextlib.suppress(redis.ConnectionError):
-            redis.Redis(unix_socket_path=str(sock)).shutdown(nosave=True)
+            redis.Redis(unix_socket_path=str(sock), retry=Retry(NoBackoff(), 0)).shutdown(nosave=True)
 
 
 def ensure_redis(config: RedisConfig) -> redis.Redis:
