@@ -14,7 +14,8 @@ dead letter with its reason; a batch that cannot be applied is split until the e
 breaks it is found and dead-lettered (`apply failed: …`); a read-model key that someone
 overwrote with the wrong type is moved aside and recorded as an incident; Redis being away is
 waited out. Processes advertise themselves in a heartbeat ZSET so that each takes a fair share
-of the shards.
+of the shards. The holder of the shard of a centre above the shard tier (a city, a province)
+also writes that centre's roll-up every `upper_interval_ms` (`roll_up`, datasources/upper.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import cached_property
 from importlib import resources
 from typing import NamedTuple
@@ -65,7 +67,11 @@ from datasources.rollup import (
     producer_commands,
     tail_commands,
 )
-from datasources.topology import Topology
+from datasources.topology import Topology, upper_order
+from datasources.upper import FULL_EVERY_S
+from datasources.upper import read as read_rollup
+from datasources.upper import window as rollup_window
+from datasources.upper import write_commands as rollup_commands
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +233,8 @@ class Aggregator:
         self._producers: frozenset[str] = frozenset({SIMULATOR})  # counted under their name
         self._names_loaded = False
         self._reload_failures = ReloadFailures(log, "aggregator")
+        self._last_roll = -math.inf  # roll-ups above the shard tier (datasources/upper.py)
+        self._last_full_roll = -math.inf
 
     # ---- time ---------------------------------------------------------------------------
     def batch_clock(self) -> Clock:
@@ -275,6 +283,11 @@ class Aggregator:
         for centre in self.topo.grid_centre.values():
             weights[self.topo.centres[centre].shard] += 1
         return weights
+
+    @cached_property
+    def _upper(self) -> list[str]:
+        """The centres rolled up above the shard tier, deepest first (`upper_order`)."""
+        return upper_order(self.topo)
 
     def _heartbeat(self, shard: str) -> None:
         try:
@@ -464,6 +477,7 @@ class Aggregator:
         self.topo = topo
         self._lookups.clear()
         self.__dict__.pop("_shard_weights", None)
+        self.__dict__.pop("_upper", None)
         self.alerts = AlertEngine(self.alerts.rules, topo, self.keys, self.tz)
         gone = [s for s in self.held if s not in set(topo.shards)]
         for shard in gone:
@@ -503,14 +517,52 @@ class Aggregator:
                 log.warning("lease lost on %s; its work is refused and left to the next holder",
                             st.shard)
                 self._lose(st)
+        if time.monotonic() - self._last_roll >= self.config.upper_interval_ms / 1000:
+            try:
+                self.roll_up()
+            except redis.ResponseError:  # never in the way of the batches; tried next round
+                log.exception("roll-up above the shard tier failed")
         return n
+
+    # ---- roll-ups above the shard tier (datasources/upper.py) ---------------------------
+    def roll_up(self, full: bool = False) -> int:
+        """Write the roll-ups of the centres above the shard tier whose shard this process
+        holds, deepest first; every bucket a snapshot reads when `full` (and about once a
+        minute), else the recent ones. Returns how many were written. A write is fenced by
+        the centre's lease: a process that lost it writes nothing and gives the shard up."""
+        now = time.monotonic()
+        self._last_roll = now
+        if full or now - self._last_full_roll > FULL_EVERY_S:
+            full = True
+            self._last_full_roll = now
+        now_ms = self.clock.now_ms()
+        win = rollup_window(datetime.fromtimestamp(now_ms / 1000, self.tz), full)
+        written = 0
+        for code in self._upper:
+            st = self.held.get(self.topo.centres[code].shard)
+            if st is None:
+                continue
+            roll = read_rollup(self.r, self.keys, self.topo, code, win, now_ms)
+            try:
+                self._fenced(st, rollup_commands(self.keys, roll, self.limits.ttl_day,
+                                                 self.limits.ttl_hour))
+            except LeaseLost:
+                log.warning("lease lost on %s; its roll-up is left to the next holder", code)
+                self._lose(st)
+                continue
+            written += 1
+        return written
 
     def run(self, until_idle: bool = False, should_stop=lambda: False,
             on_round=None) -> BatchResult:
         """Apply until stopped (or, with `until_idle`, until nothing is pending anywhere);
-        `on_round(totals)` is called after every round (progress)."""
+        `on_round(totals)` is called after every round (progress). The roll-ups this process
+        writes are written again at once when its batches go idle, and fully at the end (the
+        figures above the shards are then exact: a test, a rebuild, a stopped process)."""
         idle_rounds = 0
         failures = 0
+        applied = False  # entries applied since the last roll-up
+        final = False  # the final full roll-up is written
         try:
             while not should_stop():
                 try:
@@ -534,12 +586,29 @@ class Aggregator:
                     continue
                 if n:
                     idle_rounds = 0
+                    applied = True
                     continue
                 idle_rounds += 1
                 if until_idle and idle_rounds >= 2 and self.all_idle():
+                    try:
+                        self.roll_up(full=True)  # the figures above the shards, exact now
+                    except redis.RedisError:
+                        log.warning("the final roll-up failed; trying again", exc_info=True)
+                        continue
+                    final = True
                     break
+                if applied:
+                    applied = False
+                    try:
+                        self.roll_up()
+                    except redis.RedisError:
+                        log.warning("roll-up failed; tried again in the next rounds",
+                                    exc_info=True)
                 time.sleep(0.02)
         finally:
+            if not final:
+                with contextlib.suppress(redis.RedisError):
+                    self.roll_up(full=True)
             with contextlib.suppress(redis.RedisError):
                 self.release_all()
         return self.totals
@@ -751,9 +820,21 @@ class Aggregator:
         t.read += len(items)
 
     def _fenced_write(self, st: ShardState, commands: list[list]):
-        """One fenced, validated, idempotent write; None when it had been applied already.
-        A key the script refuses for its type (someone else wrote it) is set aside and the
-        write tried again."""
+        """One fenced, validated, idempotent write; None when it had been applied already."""
+        reply = self._fenced(st, commands)
+        if reply in (b"DUP", "DUP"):
+            self.totals.retried += 1
+            log.warning("shard %s: a batch was already applied (a retried call); skipped",
+                        st.shard)
+            return None
+        if isinstance(reply, int):
+            self._versions[st.shard] = reply
+        return reply
+
+    def _fenced(self, st: ShardState, commands: list[list]):
+        """`commands` in one call of fenced_write.lua: the raw reply. A key the script
+        refuses for its type (someone else wrote it) is set aside and the write tried
+        again; LeaseLost when the lease is not ours."""
         args: list = [st.token, "{" + st.shard + "}"]
         for cmd in commands:
             args.append(len(cmd))
@@ -769,13 +850,6 @@ class Aggregator:
                 if not wrong or attempt == MAX_QUARANTINES:
                     raise
                 self._quarantine(st.shard, wrong.group(1), str(exc))
-        if reply in (b"DUP", "DUP"):
-            self.totals.retried += 1
-            log.warning("shard %s: a batch was already applied (a retried call); skipped",
-                        st.shard)
-            return None
-        if isinstance(reply, int):
-            self._versions[st.shard] = reply
         return reply
 
     def _dead_letter_alone(self, st: ShardState, it: Item, reason: str) -> None:
@@ -1149,7 +1223,7 @@ _HOUR_KEYS = re.compile(r"h:(\d{8})\d\d:")
 def first_whole_day(trimmed_to_ms: int, skew_ms: int, tz: ZoneInfo) -> str:
     """The first local day all of whose entries are still in the streams, when history was
     trimmed up to `trimmed_to_ms` (an entry arrives at most `skew_ms` before its `ts`)."""
-    from datetime import datetime, timedelta
+    from datetime import timedelta
 
     t = datetime.fromtimestamp((trimmed_to_ms + skew_ms) / 1000, tz)
     day = t.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -15,7 +15,10 @@ docs/STREAMS.md:
 - the case lifecycle (§3: tombstones, escalation within and out of the shard, hand-ins,
   expiry) and camera states (latest `ts` wins, failures on a change to a non-online state);
 - the hand-over outbox: every escalation of an open case to another shard must be in the
-  source shard's outbox and, once forwarded, in the target shard's inbox (§6).
+  source shard's outbox and, once forwarded, in the target shard's inbox (§6);
+- the roll-ups above the shard tier (a city, a province: `Keys.up_*`): today's figures, hours
+  and gauges of each must be the sum of the recounts of the shard heads below it (`rollups`
+  also names those written before the last batches below them).
 
 What cannot be recounted is taken from the read model as an opening balance and reported as
 such: open cases, tombstones and camera states whose entries were trimmed by the retention
@@ -857,6 +860,9 @@ def audit(r: redis.Redis, topo: Topology, config: PipelineConfig, now: datetime 
                                     "recount": rc.overdue[code], "read_model": got_o})
 
     differences += _handover_differences(tree, recounts, outboxes, inboxes, trimmed)
+    rolled_diffs, rollups = _rollup_differences(r, keys, tree, recounts, set(not_recounted),
+                                                today, now_ms)
+    differences += rolled_diffs
     return {
         "day": today,
         "now": now_ms,
@@ -871,6 +877,7 @@ def audit(r: redis.Redis, topo: Topology, config: PipelineConfig, now: datetime 
         "uncertain_camera_failures": uncertain,
         "not_recounted": not_recounted,
         "incidents": _incidents(r, raw, keys, tree.shards, metas),
+        "rollups": rollups,
         "differences": differences,
         "ok": not differences,
     }
@@ -918,3 +925,142 @@ def _handover_differences(tree: Tree, recounts: dict[str, Recount], outboxes: di
                             "recount": f"handed over from {centre}",
                             "read_model": "forwarded, not in the inbox"})
     return out
+
+
+# ---- the roll-ups above the shard tier (datasources/upper.py) --------------------------------
+def _heads_of_rolled(tree: Tree) -> dict[str, list[str]]:
+    """Each rolled-up centre (above the district tier, with children) → the centres whose
+    shard it is (the shard heads) in its subtree, itself included."""
+    reg = tree.reg
+    parents = {p for p in reg.parent.values() if p is not None}
+    heads: dict[str, list[str]] = {c: [] for c in sorted(reg.level)
+                                   if reg.level[c] < 2 and c in parents}
+    for code, shard in tree.shard.items():
+        if shard == code:
+            for above in tree.up[code]:
+                if above in heads:
+                    heads[above].append(code)
+    return heads
+
+
+def _recounted(recounts: dict[str, Recount], heads: list[str], hours: list[str]) -> dict:
+    """The recounts of `heads` (shard heads) summed: today, its slack, its hours, gauges."""
+    none = Counter()
+    out = {"day": Counter(), "slack": Counter(), "gauge": Counter(),
+           "hours": {h: Counter() for h in hours}}
+    for head in heads:
+        rc = recounts[head]
+        out["day"].update(rc.day.get(head, none))
+        out["slack"].update(rc.slack.get(head, none))
+        out["gauge"].update(rc.gauge.get(head, none))
+        for h in hours:
+            out["hours"][h].update(rc.hour.get((h, head), none))
+    return out
+
+
+def _queue_figures(pipe, keys: Keys, code: str, shard: str, up: bool, today: str,
+                   hours: list[str]) -> None:
+    """Meta (version, rolled_at), today, today's hours and the gauges of a roll-up (`up`) or
+    of a shard head."""
+    pipe.hmget(keys.up_meta(code) if up else keys.meta(shard), ["version", "rolled_at"])
+    pipe.hgetall(keys.up_day(code, today) if up else keys.day(shard, today, code))
+    for h in hours:
+        pipe.hgetall(keys.up_hour(code, h) if up else keys.hour(shard, h, code))
+    pipe.hgetall(keys.up_gauge(code) if up else keys.gauge(shard, code))
+
+
+def _rollup_differences(r: redis.Redis, keys: Keys, tree: Tree, recounts: dict[str, Recount],
+                        not_recounted: set[str], today: str,
+                        now_ms: int) -> tuple[list[dict], dict]:
+    """Every rolled-up centre's roll-up (today, today's hours, the gauges) against the sum of
+    what it is rolled up from — its own shard head and each child's figures (a rolled
+    child's roll-up, else its shard head; a child in the centre's own shard is in the head
+    already) — and against the recounts of the shard heads below it, summed. A figure equal
+    to neither is a finding (named at this tier); one equal to its contributions is as right
+    as they are, and they are audited themselves (a wrong figure below is named where it is
+    wrong, not again at every tier above); one equal to the recount is right. `overdue` was
+    counted when it was rolled: it must lie between the open cases below it due before then
+    and those due before now. `behind` names roll-ups whose version is not the sum of their
+    contributions' (batches applied since: run the audit again after a roll-up pass)."""
+    heads = _heads_of_rolled(tree)
+    hours = [f"{today}{h:02d}" for h in range(24)]
+    parts: dict[str, list[tuple[str, str, bool]]] = {c: [(c, c, False)] for c in heads}
+    for code, parent in sorted(tree.reg.parent.items()):
+        if parent in heads and tree.shard[code] != parent:
+            parts[parent].append((code, tree.shard[code], code in heads))
+    pipe = r.pipeline(transaction=False)
+    for code in heads:
+        _queue_figures(pipe, keys, code, code, True, today, hours)
+        for part in parts[code]:
+            _queue_figures(pipe, keys, *part, today, hours)
+    replies = iter(pipe.execute(raise_on_error=False))
+    width = 3 + len(hours)
+
+    def counts(h) -> Counter:
+        if not isinstance(h, dict):
+            return Counter()
+        return Counter({_text(k): _int_or(v, 0) for k, v in h.items() if _int_or(v, 0)})
+
+    def figures() -> tuple[int, int | None, Counter, list[Counter], Counter]:
+        rep = [next(replies) for _ in range(width)]
+        meta = rep[0] if isinstance(rep[0], list) else [None, None]
+        return (_int_or(meta[0], 0) or 0, _int_or(meta[1]), counts(rep[1]),
+                [counts(h) for h in rep[2:-1]], counts(rep[-1]))
+
+    out: list[dict] = []
+    behind: list[str] = []
+    since: dict[str, int] = {}
+    got_overdue: dict[str, int] = {}
+    for code in heads:
+        version, rolled_at, got_d, got_h, got_g = figures()
+        got_overdue[code] = got_g.pop("overdue", 0)
+        exp_d, exp_g, total = Counter(), Counter(), 0
+        exp_h = [Counter() for _ in hours]
+        times = [rolled_at if rolled_at is not None else now_ms]
+        for _code, _shard, up in parts[code]:
+            v, at, d, hs, g = figures()
+            total += v
+            exp_d.update(d)
+            g.pop("overdue", None)  # checked below, against the due cases themselves
+            exp_g.update(g)
+            for acc, h in zip(exp_h, hs, strict=True):
+                acc.update(h)
+            if up and at is not None:
+                times.append(at)
+        since[code] = min(times)
+        if version != total:
+            behind.append(code)
+        rec = _recounted(recounts, heads[code], hours)
+        counted = not not_recounted & set(heads[code])
+        none = Counter()
+        compared = [("today", exp_d, got_d, rec["day"] if counted else None, rec["slack"]),
+                    ("now", exp_g, got_g, rec["gauge"], none)]
+        compared += [(f"hour.{h[-2:]}", e, g, rec["hours"][h] if counted else None, none)
+                     for h, e, g in zip(hours, exp_h, got_h, strict=True)]
+        for what, exp, got, truth, slack in compared:
+            for f in sorted(set(exp) | set(got) | set(truth or ())):
+                if got[f] == exp[f] or (truth is not None
+                                        and truth[f] <= got[f] <= truth[f] + slack[f]):
+                    continue
+                out.append({"centre": code, "figure": f"rollup.{what}.{f}",
+                            "recount": exp[f] if truth is None else truth[f],
+                            "read_model": got[f]})
+
+    # overdue: the open cases of every shard head below, due before the roll-up and before now
+    pipe = r.pipeline(transaction=False)
+    for code, below in heads.items():
+        for head in below:
+            pipe.zcount(keys.due(head, head), "-inf", min(since[code], now_ms) - 1)
+            pipe.zcount(keys.due(head, head), "-inf", max(since[code], now_ms) - 1)
+    replies = iter(pipe.execute(raise_on_error=False))
+    for code, below in heads.items():
+        low = high = 0
+        for _head in below:
+            lo, hi = next(replies), next(replies)
+            low += lo if isinstance(lo, int) else 0
+            high += hi if isinstance(hi, int) else 0
+        if not low <= got_overdue[code] <= high:
+            out.append({"centre": code, "figure": "rollup.now.overdue",
+                        "recount": high if got_overdue[code] > high else low,
+                        "read_model": got_overdue[code]})
+    return out, {"checked": len(heads), "behind": behind}

@@ -1,7 +1,9 @@
 """Read API: `snapshot(code)` → the centre's figures, its children's, and trends.
 
 One pipelined round trip per call; the number of commands depends on the number of
-children (and the fixed trend windows), never on the event rate or history length.
+children (and the fixed trend windows), never on the event rate, history length or the
+number of shards below the centre: a centre above the shard tier (a city, a province) reads
+the roll-up the aggregator keeps of its subtree (datasources/upper.py).
 """
 
 from __future__ import annotations
@@ -20,12 +22,28 @@ from datasources.config import ReadModelConfig
 from datasources.contract import closed_tiers
 from datasources.keys import Keys
 from datasources.rollup import RESOLVED_OF_REPORTED
-from datasources.topology import Topology
+from datasources.topology import Topology, rolled, sources
 from datasources.validate import as_int
 
 
 class UnknownCentre(KeyError):
     pass
+
+
+OVERDUE = "overdue"  # the roll-up's gauge field: its subtree's overdue cases (upper.py)
+
+
+def trend_hours(now: datetime) -> list[str]:
+    """The 48 hour buckets (YYYYmmddHH) of a snapshot's hourly trend: yesterday 00 to today
+    23, local to `now`."""
+    day0 = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return [(day0 - timedelta(days=1) + timedelta(hours=i)).strftime("%Y%m%d%H")
+            for i in range(48)]
+
+
+def trend_days(now: datetime) -> list[str]:
+    """The 30 day buckets (YYYYmmdd) of a snapshot's petition trend, oldest first."""
+    return [(now - timedelta(days=i)).strftime("%Y%m%d") for i in range(29, -1, -1)]
 
 
 META_FIELD = re.compile(r"[a-z][a-z0-9_]{0,31}")
@@ -114,23 +132,34 @@ class ReadModel:
         self.base_data = base_data or {}
 
     # -- raw reads ---------------------------------------------------------------------
-    def _queue_figures(self, pipe, code: str, today: str) -> int:
-        heads = self.topo.shard_heads(code)
-        now_ms = int(time.time() * 1000)
-        for h in heads:
-            shard = self.topo.centres[h].shard
-            pipe.hgetall(self.keys.day(shard, today, h))
-            pipe.hgetall(self.keys.gauge(shard, h))
-            pipe.zcount(self.keys.due(shard, h), "-inf", now_ms - 1)
-        return len(heads)
+    def _queue_figures(self, pipe, code: str, today: str, now_ms: int) -> int:
+        """Today's figures of `code`'s subtree: its roll-up when it is rolled (the overdue
+        count is a field of the roll-up's gauge), else its shard head. Returns how many
+        commands were queued."""
+        if rolled(self.topo, code):
+            pipe.hgetall(self.keys.up_day(code, today))
+            pipe.hgetall(self.keys.up_gauge(code))
+            return 2
+        shard = self.topo.centres[code].shard
+        pipe.hgetall(self.keys.day(shard, today, code))
+        pipe.hgetall(self.keys.gauge(shard, code))
+        pipe.zcount(self.keys.due(shard, code), "-inf", now_ms - 1)
+        return 3
 
     def _figures(self, code: str, replies: list) -> dict:
-        day, gauge, overdue = Counter(), Counter(), 0
-        for i in range(0, len(replies), 3):
-            day.update(_ints(replies[i]))
-            gauge.update(_ints(replies[i + 1]))
-            overdue += as_int(replies[i + 2])
+        day, gauge = _ints(replies[0]), _ints(replies[1])
+        overdue = gauge.pop(OVERDUE, 0) if len(replies) == 2 else as_int(replies[2])
         return self._shape(code, day, gauge, overdue)
+
+    def _hour_key(self, code: str, hour: str) -> str:
+        if rolled(self.topo, code):
+            return self.keys.up_hour(code, hour)
+        return self.keys.hour(self.topo.centres[code].shard, hour, code)
+
+    def _day_key(self, code: str, day: str) -> str:
+        if rolled(self.topo, code):
+            return self.keys.up_day(code, day)
+        return self.keys.day(self.topo.centres[code].shard, day, code)
 
     def _shape(self, code: str, d: Counter, g: Counter, overdue: int) -> dict:
         tot = self.topo.totals.get(code, {})
@@ -202,63 +231,61 @@ class ReadModel:
 
     # -- public ------------------------------------------------------------------------
     def snapshot(self, code: str, now: datetime | None = None) -> dict:
+        """The centre's figures, its children's and its trends, in one pipelined round trip
+        whose length depends on the number of children (and the fixed trend windows), never on
+        the number of shards below the centre: a rolled-up centre (a city, a province) reads
+        its roll-up (datasources/upper.py). `versions` / `shards` are keyed by the figures
+        sources read (`topology.sources`: a shard, or `^CODE` for a roll-up)."""
         if code not in self.topo.centres:
             raise UnknownCentre(code)
         now = now or datetime.now(self.tz)
         today = now.strftime("%Y%m%d")
+        now_ms = int(time.time() * 1000)
         info = self.topo.centres[code]
         children = list(self.topo.children.get(code, ()))
-        heads = self.topo.shard_heads(code)
-        shards = sorted({self.topo.centres[h].shard for h in heads})
+        srcs = sources(self.topo, code)
 
         pipe = self.r.pipeline(transaction=False)
-        counts = [self._queue_figures(pipe, code, today)]
+        counts = [self._queue_figures(pipe, code, today, now_ms)]
         for ch in children:
-            counts.append(self._queue_figures(pipe, ch, today))
-        day0 = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        hour_names = [(day0 - timedelta(days=1) + timedelta(hours=i)).strftime("%Y%m%d%H")
-                      for i in range(48)]
+            counts.append(self._queue_figures(pipe, ch, today, now_ms))
+        hour_names = trend_hours(now)
         for hn in hour_names:
-            for h in heads:
-                pipe.hgetall(self.keys.hour(self.topo.centres[h].shard, hn, h))
-        days = [(now - timedelta(days=i)).strftime("%Y%m%d") for i in range(29, -1, -1)]
+            pipe.hgetall(self._hour_key(code, hn))
+        days = trend_days(now)
         pet_channels = self.topo.vocab.codes("petition_channel")
         pet_fields = ["petitions", *(f"pet:{c}" for c in pet_channels)]
         for dn in days:
-            for h in heads:
-                pipe.hmget(self.keys.day(self.topo.centres[h].shard, dn, h), pet_fields)
-        for s in shards:
-            pipe.hgetall(self.keys.meta(s))
+            pipe.hmget(self._day_key(code, dn), pet_fields)
+        for s in srcs:
+            pipe.hgetall(self.keys.source_meta(s))
         pipe.hget(self.keys.demo_run(), "run")
         replies = pipe.execute()
 
         pos = 0
         figs = []
         for n in counts:
-            figs.append(replies[pos:pos + 3 * n])
-            pos += 3 * n
+            figs.append(replies[pos:pos + n])
+            pos += n
         own = self._figures(code, figs[0])
         child_figs = {ch: self._figures(ch, f) for ch, f in zip(children, figs[1:], strict=True)}
 
         hourly = {"reported": [0] * 48, "resolved": [0] * 48, "petitions": [0] * 48}
         for i in range(48):
-            for _ in heads:
-                h = _ints(replies[pos])
-                pos += 1
-                for k in hourly:
-                    hourly[k][i] += h[k]
+            h = _ints(replies[pos])
+            pos += 1
+            for k in hourly:
+                hourly[k][i] += h[k]
         trend = []
         for dn in days:
             row = Counter()
-            for _ in heads:
-                vals = replies[pos]
-                pos += 1
-                for f, v in zip(pet_fields, vals, strict=True):
-                    row[f] += as_int(v)
+            for f, v in zip(pet_fields, replies[pos], strict=True):
+                row[f] += as_int(v)
+            pos += 1
             trend.append({"day": f"{dn[:4]}-{dn[4:6]}-{dn[6:]}", "total": row["petitions"],
                           **{c: row[f"pet:{c}"] for c in pet_channels}})
         metas = {}
-        for s in shards:
+        for s in srcs:
             m, _bad = parse_meta(replies[pos])
             pos += 1
             metas[s] = {
