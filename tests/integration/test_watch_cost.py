@@ -4,11 +4,14 @@ newly in view is read at once, and a read model going back is still seen per sou
 
 from __future__ import annotations
 
+import json
 import time
 
+from dashboard import live
 from dashboard.screens import FlightCache, ScreenData
 from dashboard.versions import VersionWatcher
 from datasources.keys import UP, Keys
+from datasources.readmodel import ReadModel
 from datasources.registry_watch import refresh_in_place
 from datasources.topology import Topology, build_topology, sources
 from datasources.vc import Conferences
@@ -227,3 +230,29 @@ def test_watch006_a_registry_reload_recomputes_the_sources(r, settings, topo):
     w.publish(w.read_metas())
     assert w.check_registry()
     assert {"619900", "619901"} <= set(w.sources) and w.registry_generation == 1
+
+
+def test_watch007_a_live_stream_holds_its_centre_while_open(r, settings, topo, geo):
+    keys = Keys(settings.key_prefix)
+    now = [0.0]
+    w = _watcher(r, keys, topo, clock=lambda: now[0], idle_s=60.0)
+    screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings,
+                         read_model=ReadModel(r, topo, settings.read_model), geo=lambda: geo,
+                         watcher=w, cache=FlightCache())
+    r.hset(keys.meta(DISTRICT), mapping={"version": 3, "heartbeat": int(time.time() * 1000)})
+    messages = live.stream(w, screens, DISTRICT, min_gap_s=0, keepalive_s=0.05)
+    try:
+        assert next(messages).startswith("retry:")
+        first = json.loads(next(messages).removeprefix("data: "))
+        assert first["freshness"]["shards"] == {DISTRICT: w.state()[0][DISTRICT]}
+        assert first["freshness"]["shards"][DISTRICT]["version"] == 3
+        now[0] += 3600  # open for an hour: still watched
+        w.expire()
+        assert w.watching() == (DISTRICT,) and DISTRICT in w.sources
+        messages.close()  # the browser went away
+        now[0] += 61
+        w.expire()
+        assert w.watching() == () and DISTRICT not in w.sources
+    finally:
+        messages.close()
+        w.stop()
