@@ -223,7 +223,7 @@ def children_panel(vm: dict, lang: str, calls: bool = True) -> html.Section:
         ], className="brief-children no-children")
     cards = [child_card(c, i, lang, calls) for i, c in enumerate(kids)]
     return panels.panel("ranking", lang, [html.Div(cards, className="brief-cards")],
-                        className="brief-children",
+                        className="brief-children", heading=panels.ranking_heading(vm, lang),
                         title_extra=[html.Span(t("brief_children", lang), className="chart-note")])
 
 

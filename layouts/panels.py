@@ -238,6 +238,13 @@ def base_data(vm: dict, lang: str, className: str = "base") -> html.Div:
     )
 
 
+def ranking_heading(vm: dict, lang: str) -> str | None:
+    """The children's tier in the region's words (区县排名, or 镇排名 in a county that says 镇);
+    None without children (the panel's own heading)."""
+    kids = vm.get("children") or []
+    return t("panel_ranking_of", lang, tier=tier_name(vm, kids[0]["level"], lang)) if kids else None
+
+
 def ranking_panel(vm: dict, lang: str, calls: bool = True) -> html.Section:
     kids = vm["children"]
     if not kids:
@@ -264,12 +271,10 @@ def ranking_panel(vm: dict, lang: str, calls: bool = True) -> html.Section:
             cells.append(html.Span(child_figure(c, f, extra.strip()), className=f"cell c-{f}"))
         rows.append(html.Div(cells, className="rank-row",
                              style={"order": i}, **{"data-rank-row": c["code"]}))
-    # the children's tier in the region's words: 区县排名, or 镇排名 in a county that says 镇
-    heading = t("panel_ranking_of", lang, tier=tier_name(vm, kids[0]["level"], lang))
     return panel("ranking", lang, [
         html.Div([header] * cols, className="rank-heads"),
         html.Div(rows, className="rank-body", style={"--rank-rows": rows_per_col}),
-    ], className=f"rank-cols-{cols}", heading=heading)
+    ], className=f"rank-cols-{cols}", heading=ranking_heading(vm, lang))
 
 
 def alert_strip(lang: str) -> html.Div:

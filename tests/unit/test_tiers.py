@@ -18,7 +18,7 @@ from datasources.registry_io import export_dir, import_dir, read_dir, stats
 from datasources.synthetic import province_registry
 from datasources.topology import build_topology, load_topology
 from datasources.vocabulary import DEFAULT, DEFAULT_TIERS, Term, Vocabulary, check_term, from_rows
-from layouts import charts, embed, viewmodel
+from layouts import brief, charts, embed, viewmodel
 from layouts.console import centre_options, tier_text
 from layouts.vc import group_controls
 from layouts.wall import command_strings, wall_screen
@@ -151,6 +151,8 @@ def test_the_wall_names_tiers_in_the_regions_words():
                                       ("en", "County centre", "Town ranking",
                                        ["Village", "Town", "County"])):
         text = str(wall_screen(vm, lang))
+        assert chip in text and ranking in text
+        text = str(brief.header(vm, lang)) + str(brief.children_panel(vm, lang))
         assert chip in text and ranking in text
         fig = charts.closed_at_level(vm, lang)
         assert fig["data"][0]["x"] == ["village", "town", "district"]  # no city bar in a county
