@@ -84,6 +84,43 @@ def no_script_ran(d) -> None:
     assert d.execute_script("return window.__xss === undefined"), d.current_url
 
 
+# A page is drawn: an embed is whole when it loads (server-rendered; its first refresh is
+# REFRESH_S later); a screen has its canvas and its charts, and its map's layers if it has one.
+DRAWN_JS = """
+if (document.querySelector('[data-embed]')) { return true; }
+if (!document.querySelector('.live-screen .wall-canvas, .brief-screen')) { return false; }
+if (!document.querySelector('.js-plotly-plot .main-svg')) { return false; }
+if (!document.querySelector('.leaflet-container')) { return true; }
+var g = window.pinganMap && window.pinganMap.registry;
+return !!g && Object.keys(g).some(function (k) { return Object.keys(g[k]).length; });
+"""
+# ms since an element was last added to the page (live updates, map layers; a clock's text
+# changes every second and does not count), from an observer installed on the first call
+QUIET_JS = """
+if (!window.__quiet) {
+  window.__quiet = {at: Date.now()};
+  new MutationObserver(function (records) {
+    if (records.some(function (r) {
+      return Array.prototype.some.call(r.addedNodes, function (n) { return n.nodeType === 1; });
+    })) { window.__quiet.at = Date.now(); }
+  }).observe(document.documentElement, {childList: true, subtree: true});
+}
+return Date.now() - window.__quiet.at;
+"""
+QUIET_MS = 1000
+SETTLE_S = 3.0  # the fixed wait this replaces: never longer than it
+
+
+def settled(d) -> None:
+    """Until the page is drawn and no element has been added for QUIET_MS, or SETTLE_S after
+    it was opened (then it is checked as the fixed wait did)."""
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        if d.execute_script(DRAWN_JS) and d.execute_script(QUIET_JS) >= QUIET_MS:
+            return
+        time.sleep(0.1)
+
+
 def hover_everything(d) -> None:
     """Mouse over every map feature and marker (tooltips, info boxes, popups)."""
     d.execute_script("""
@@ -120,12 +157,16 @@ def test_xss001_payloads_in_every_stream_field_execute_nowhere(xstack):
     recent = b" ".join(r.lrange(f"xss:{{{shard}}}:recent", 0, -1)).decode()
     assert PAYLOADS[0] in recent  # a hostile case id reached the map's live layer
 
-    embed_urls = []
-    for widget in ("events", "map", "trend", "petitions"):
-        out = subprocess.run(xstack.pingan("embed-url", widget, village, "--ttl", "1h",
+    embed_urls = []  # the four CLI runs side by side (each is seconds of imports)
+    runs = [subprocess.Popen(xstack.pingan("embed-url", widget, village, "--ttl", "1h",
                                            "--base-url", xstack.url),
-                             env=xstack.env, capture_output=True, text=True, check=True)
-        embed_urls.append(out.stdout.strip())
+                             env=xstack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+            for widget in ("events", "map", "trend", "petitions")]
+    for run in runs:
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err
+        embed_urls.append(out.strip())
     parent = topo.centres[village].parent
     pages = [f"{xstack.url}/", f"{xstack.url}/?centre={parent}", f"{xstack.url}/?centre={village}",
              f"{xstack.url}/?centre={village}&lang=en", f"{xstack.url}/?centre={village}&push=poll",
@@ -134,7 +175,7 @@ def test_xss001_payloads_in_every_stream_field_execute_nowhere(xstack):
     try:
         for url in pages:
             d.get(url)
-            time.sleep(3)  # first render, live updates, map layers
+            settled(d)  # first render, live updates, map layers
             hover_everything(d)
             time.sleep(0.5)
             no_script_ran(d)
