@@ -68,7 +68,7 @@ from datasources.rollup import (
     tail_commands,
 )
 from datasources.topology import Topology, upper_order
-from datasources.upper import FULL_EVERY_S
+from datasources.upper import FULL_EVERY_S, REFRESH_S, version_sum
 from datasources.upper import read as read_rollup
 from datasources.upper import window as rollup_window
 from datasources.upper import write_commands as rollup_commands
@@ -235,6 +235,7 @@ class Aggregator:
         self._reload_failures = ReloadFailures(log, "aggregator")
         self._last_roll = -math.inf  # roll-ups above the shard tier (datasources/upper.py)
         self._last_full_roll = -math.inf
+        self._rolled: dict[str, tuple[int, float]] = {}  # centre → (version, when) written
 
     # ---- time ---------------------------------------------------------------------------
     def batch_clock(self) -> Clock:
@@ -528,8 +529,10 @@ class Aggregator:
     def roll_up(self, full: bool = False) -> int:
         """Write the roll-ups of the centres above the shard tier whose shard this process
         holds, deepest first; every bucket a snapshot reads when `full` (and about once a
-        minute), else the recent ones. Returns how many were written. A write is fenced by
-        the centre's lease: a process that lost it writes nothing and gives the shard up."""
+        minute), else the recent ones, skipping a roll-up with nothing new below it (the
+        versions it would sum are those it was written at) written less than REFRESH_S ago.
+        Returns how many were written. A write is fenced by the centre's lease: a process
+        that lost it writes nothing and gives the shard up."""
         now = time.monotonic()
         self._last_roll = now
         if full or now - self._last_full_roll > FULL_EVERY_S:
@@ -542,6 +545,10 @@ class Aggregator:
             st = self.held.get(self.topo.centres[code].shard)
             if st is None:
                 continue
+            last = self._rolled.get(code)
+            if not full and last is not None and now - last[1] < REFRESH_S \
+                    and version_sum(self.r, self.keys, self.topo, code) == last[0]:
+                continue  # nothing new below it (O(children) HGETs instead of its buckets)
             roll = read_rollup(self.r, self.keys, self.topo, code, win, now_ms)
             try:
                 self._fenced(st, rollup_commands(self.keys, roll, self.limits.ttl_day,
@@ -549,7 +556,9 @@ class Aggregator:
             except LeaseLost:
                 log.warning("lease lost on %s; its roll-up is left to the next holder", code)
                 self._lose(st)
+                self._rolled.pop(code, None)
                 continue
+            self._rolled[code] = (roll.meta["version"], now)
             written += 1
         return written
 

@@ -35,6 +35,8 @@ from datasources.topology import Topology, rolled
 from datasources.validate import as_int
 
 FULL_EVERY_S = 60.0  # a full pass (every bucket a snapshot reads) at least this often
+REFRESH_S = 2.0  # a roll-up with nothing new below is written again this often (heartbeat,
+# overdue): older than the stale threshold of the screens (PINGAN_STALE_AFTER_S) never
 OVERDUE = "overdue"  # the up_gauge field: open cases past their deadline, summed
 
 
@@ -168,6 +170,16 @@ def compute(code: str, plan: list[Part], win: Window, replies: list, now_ms: int
             pos += 1
     out.meta = combine_metas(metas, now_ms)
     return out
+
+
+def version_sum(r, keys: Keys, topo: Topology, code: str) -> int:
+    """The sum of the versions `code`'s roll-up would be written at now (one pipeline of
+    O(children) HGETs): when it equals the version last written, nothing below has changed."""
+    pipe = r.pipeline(transaction=False)
+    for part in parts(topo, code):
+        pipe.hget(meta_key(keys, part), "version")
+    return sum(as_int(v) for v in pipe.execute(raise_on_error=False)
+               if isinstance(v, bytes | str | int))
 
 
 def read(r, keys: Keys, topo: Topology, code: str, win: Window, now_ms: int) -> Rollup:
