@@ -60,20 +60,20 @@ from datasources.aggregator import Aggregator, shard_backlog
 from datasources.connection import connect
 from datasources.keys import STREAM_KINDS, Keys
 from datasources.migrations import migrate
-from datasources.readmodel import ReadModel
 from datasources.registry import make_engine
 from datasources.registry_io import import_dir
-from datasources.topology import Topology, load_topology
+from datasources.topology import Topology, load_topology, rolled, shards_in_scope
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("ingest", "province", "web", "memory")
 LEASE_MS = 20_000  # longer than writing the backlog while the aggregators are stopped
 LEVEL_NAMES = ("省", "市", "区县", "镇", "村")
-TARGET_RATE = 2_000  # entries/s of the issue's province
+TARGET_RATE = 2_000
+LATE_S = 10.0  # web: a screen that has not seen a probe this long after the last one missed it  # entries/s of the issue's province
 CLK = os.sysconf("SC_CLK_TCK")
 
-# region sizes: (cities, counties per city, towns per county, villages per town, grids per village)
-INGEST_REGION = {"full": (2, 6, 3, 4, 3), "quick": (1, 6, 2, 2, 2)}
+# the province's size: cities, counties per city, towns per county, villages per town, grids per
+# village (the issue: 10 cities, ~100 counties, ~1,300 towns, ~20,000 villages, ~100,000 grids)
 PROVINCE_REGION = {"full": (10, 10, 13, 15, 5), "quick": (3, 3, 3, 4, 2)}
 
 
@@ -280,9 +280,9 @@ def ingest(quick: bool, entries_n: int | None, batch: int) -> dict:
     from dashboard.devkit.redis_cluster import start_cluster
 
     tmp = Path(tempfile.mkdtemp(prefix="pingan-scale-ingest-"))
-    db, source = region(tmp, INGEST_REGION["quick" if quick else "full"])
+    db, source = region(tmp, PROVINCE_REGION["quick" if quick else "full"])
     topo = load_topology(make_engine(db))
-    n = entries_n or (20_000 if quick else 200_000)
+    n = entries_n or (20_000 if quick else 100_000)
     entries = make_entries(topo, n, "bench")
     log(f"ingest: {len(entries):,} entries over {len(topo.shards)} shards ({source})")
     runs = []
@@ -335,13 +335,63 @@ def print_ingest(res: dict) -> None:
 
 
 # ---- province --------------------------------------------------------------------------------
-def _commands(r: redis.Redis) -> int:
-    return r.info("stats")["total_commands_processed"]
+def export_tree(commit_ish: str, out: Path) -> None:
+    """The project's files at `commit_ish` (git archive: the working tree is not touched)."""
+    out.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit_ish], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
 
 
-def province(quick: bool, entries_n: int | None, samples: int, drill_runs: int) -> dict:
-    from datasources import topology as topo_mod
+# Run in a child process whose PYTHONPATH is the project tree to measure (this one, or an
+# older commit's: `--baseline`), so that it uses only what every version of it has.
+SNAPSHOT_COSTS = """
+import json, sys, time
+import redis
+import datasources
+from dashboard.settings import Settings
+from datasources.readmodel import ReadModel
+from datasources.registry import make_engine
+from datasources.topology import load_topology
+url, db, prefix, samples, *codes = sys.argv[1:]
+r = redis.Redis.from_url(url)
+count = lambda: r.info("stats")["total_commands_processed"]
+settings = Settings.from_env(redis_url=url, database_url=db, key_prefix=prefix)
+rm = ReadModel(r, load_topology(make_engine(db)), settings.read_model)
+out = {"__tree__": datasources.__file__}
+for code in codes:
+    for _ in range(3):
+        rm.snapshot(code)
+    c0 = count()
+    c1 = count()
+    rm.snapshot(code)
+    cmds = count() - c1 - (c1 - c0)  # less the INFO itself
+    lat = []
+    for _ in range(int(samples)):
+        t = time.perf_counter()
+        rm.snapshot(code)
+        lat.append((time.perf_counter() - t) * 1000)
+    out[code] = [cmds, lat]
+print(json.dumps(out))
+"""
 
+
+def snapshot_costs(tree: Path, url: str, db: str, prefix: str, samples: int,
+                   codes: list[str]) -> dict[str, list]:
+    """code → [Redis commands of one snapshot, latencies in ms] as `tree`'s code reads."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", SNAPSHOT_COSTS, url, db, prefix, str(samples),
+                          *codes], env=env, cwd=tree, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"snapshots with {tree} failed: {out.stderr[-2000:]}")
+    got = json.loads(out.stdout)
+    if not got.pop("__tree__").startswith(str(tree)):
+        raise RuntimeError(f"the child did not import the project from {tree}")
+    return got
+
+
+def province(quick: bool, entries_n: int | None, samples: int, drill_runs: int,
+             baseline: str | None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="pingan-scale-province-"))
     t = time.perf_counter()
     db, source = region(tmp, PROVINCE_REGION["quick" if quick else "full"])
@@ -364,7 +414,6 @@ def province(quick: bool, entries_n: int | None, samples: int, drill_runs: int) 
         agg_s = time.perf_counter() - t
         log(f"province: {len(topo.centres):,} centres, {len(entries):,} entries aggregated "
             f"in {agg_s:.1f} s")
-        rm = ReadModel(r, topo, settings.read_model)
         root = topo.roots[0]
         picks = {}
         cur = root
@@ -372,26 +421,28 @@ def province(quick: bool, entries_n: int | None, samples: int, drill_runs: int) 
             picks[cur] = topo.centres[cur].level
             kids = topo.children.get(cur, ())
             cur = sorted(kids)[0] if kids else None
+        trees = {"now": ROOT}
+        if baseline:
+            trees["baseline"] = tmp / "baseline"
+            export_tree(baseline, trees["baseline"])
+        costs: dict[str, dict[str, list]] = {name: {} for name in trees}
+        for rep in range(2):  # alternated, in halves: a busy moment of the machine hits both
+            for name, tree in (trees.items() if rep == 0 else reversed(trees.items())):
+                got = snapshot_costs(tree, url, db, "prov", max(1, samples // 2), list(picks))
+                for code, (cmds, lat) in got.items():
+                    costs[name].setdefault(code, [cmds, []])[1].extend(lat)
         rows = []
-        rolled = getattr(topo_mod, "rolled", None)
         for code, level in picks.items():
-            for _ in range(3):
-                rm.snapshot(code)
-            c0 = _commands(r)
-            c1 = _commands(r)
-            rm.snapshot(code)
-            cmds = _commands(r) - c1 - (c1 - c0)
-            lat = []
-            for _ in range(samples):
-                t = time.perf_counter()
-                rm.snapshot(code)
-                lat.append((time.perf_counter() - t) * 1000)
-            rows.append({"centre": code, "level": level, "children": len(topo.children.get(code, ())),
-                         "shards_below": len(topo_mod.shards_in_scope(topo, code)),
-                         "rolled": bool(rolled(topo, code)) if rolled else None,
-                         "commands": cmds, "p50_ms": round(statistics.median(lat), 2),
-                         "p95_ms": round(pct(lat, 95), 2)})
-            log(f"  {rows[-1]}")
+            row = {"centre": code, "level": level, "children": len(topo.children.get(code, ())),
+                   "shards_below": len(shards_in_scope(topo, code)),
+                   "rolled": rolled(topo, code)}
+            for name, got in costs.items():
+                cmds, lat = got[code]
+                tag = "" if name == "now" else "baseline_"
+                row.update({f"{tag}commands": cmds, f"{tag}p50_ms": round(statistics.median(lat), 2),
+                            f"{tag}p95_ms": round(pct(lat, 95), 2)})
+            rows.append(row)
+            log(f"  {row}")
         r.flushall()
     finally:
         stop_private_redis(tmp / "redis", proc)
@@ -406,7 +457,9 @@ def province(quick: bool, entries_n: int | None, samples: int, drill_runs: int) 
             "grids": len(topo.grid_centre), "shards": len(topo.shards),
             "import_s": round(import_s, 1), "topology_load_s": round(load_s, 1),
             "entries": len(entries), "aggregate_s": round(agg_s, 1), "samples": samples,
-            "snapshots": rows}
+            "baseline": baseline and subprocess.run(
+                ["git", "rev-parse", "--short", baseline], cwd=ROOT, capture_output=True,
+                text=True).stdout.strip(), "snapshots": rows}
 
 
 def drill(db: str, tmp: Path, path: list[str], runs: int) -> dict:
@@ -450,11 +503,19 @@ def print_province(res: dict) -> None:
     print(f"\n## province — {res['region']}: {lv}; {res['grids']:,} grids, {res['shards']} "
           f"shards; import {res['import_s']} s, topology load {res['topology_load_s']} s; "
           f"{res['entries']:,} entries aggregated in {res['aggregate_s']} s")
-    print(f"{'centre':<14} {'level':>5} {'children':>8} {'shards below':>12} {'rolled':>6} "
-          f"{'commands':>8} {'p50 ms':>8} {'p95 ms':>8}   ({res['samples']} snapshots each)")
+    base = res["baseline"]
+    print(f"ReadModel.snapshot, {res['samples']} each; commands: what the server counted for one"
+          + (f"; baseline: the same data read by the code of {base}" if base else ""))
+    print(f"{'centre':<12} {'level':>5} {'children':>8} {'shards below':>12} {'rolled':>6} "
+          f"{'commands':>8} {'p50 ms':>7} {'p95 ms':>7}"
+          + (f" {'base cmds':>9} {'p50 ms':>7} {'p95 ms':>7} {'p50 ratio':>9}" if base else ""))
     for x in res["snapshots"]:
-        print(f"{x['centre']:<14} {x['level']:>5} {x['children']:>8} {x['shards_below']:>12} "
-              f"{str(x['rolled']):>6} {x['commands']:>8,} {x['p50_ms']:>8.2f} {x['p95_ms']:>8.2f}")
+        line = (f"{x['centre']:<12} {x['level']:>5} {x['children']:>8} {x['shards_below']:>12} "
+                f"{str(x['rolled']):>6} {x['commands']:>8,} {x['p50_ms']:>7.2f} {x['p95_ms']:>7.2f}")
+        if base:
+            line += (f" {x['baseline_commands']:>9,} {x['baseline_p50_ms']:>7.2f} "
+                     f"{x['baseline_p95_ms']:>7.2f} {x['baseline_p50_ms'] / x['p50_ms']:>9.1f}")
+        print(line)
     if res["drill"]:
         print(f"the wall's drill (bench/wall_drill.py, in place, 1920x1080, {res['drill']['runs']} "
               "runs; ms after the tap, median (max))")
@@ -483,32 +544,37 @@ async def _web_run(port: int, chain: list[str], n: int, r: redis.Redis, stream: 
     tasks = await open_screens(screens)
     open_s = time.monotonic() - t
     await asyncio.sleep(3)
-    delays: list[float] = []
-    missed = 0
+    sent: list[tuple[float, list[int | None]]] = []
     busy0 = machine_busy()
     load = os.getloadavg()[0]
     cpu0 = time.process_time(), tree_cpu(hosts), tree_cpu([nginx])
     t0 = time.monotonic()
     for i in range(probes):
         before = [s.value for s in screens]
-        sent = _probe(r, stream, chain[-1], i)
+        sent.append((_probe(r, stream, chain[-1], i), before))
         await asyncio.sleep(gap_s)
-        for s, b in zip(screens, before, strict=True):
-            d = s.delay_ms(sent, b)
-            if d is None:
-                missed += 1
-            else:
-                delays.append(d)
     busy = busy_since(busy0)
     secs = time.monotonic() - t0
     client, web_cpu, nginx_cpu = (time.process_time() - cpu0[0], tree_cpu(hosts) - cpu0[1],
                                   tree_cpu([nginx]) - cpu0[2])
+    await asyncio.sleep(LATE_S)  # a screen later than the gap still counts, as late
+    delays: list[float] = []
+    missed = 0
+    for at, before in sent:
+        for s, b in zip(screens, before, strict=True):
+            d = s.delay_ms(at, b)
+            if d is None:
+                missed += 1
+            else:
+                delays.append(d)
     await close_screens(tasks)
+    # a screen that missed a probe counts as later than any that saw it
+    p95 = pct(delays + [math.inf] * missed, 95) if delays else math.inf
     errors = Counter(s.error for s in screens if s.error and s.value is None)
     return {"screens": n, "connected": sum(s.value is not None for s in screens),
             "open_s": round(open_s, 1), "probes": probes, "samples": len(delays),
             "missed": missed, "p50_ms": round(statistics.median(delays)) if delays else None,
-            "p95_ms": round(pct(delays, 95)) if delays else None,
+            "p95_ms": round(p95) if p95 < math.inf else None,
             "max_ms": round(max(delays)) if delays else None,
             "within_1s": round(sum(d <= 1000 for d in delays) / max(1, len(delays) + missed), 4),
             "machine_busy": round(busy, 3), "load_avg_1m": round(load, 1),
@@ -556,6 +622,10 @@ def web(quick: bool, screens: int | None, workers: int, probes: int) -> dict:
     return {"centres": chain, "gunicorn_workers_per_host": workers, "runs": runs}
 
 
+def _ms(v: int | None) -> str:
+    return "missed" if v is None else str(v)
+
+
 def print_web(res: dict) -> None:
     print(f"\n## web — SSE screens through nginx, {res['gunicorn_workers_per_host']} gevent "
           f"workers per host; screens spread over {', '.join(res['centres'])}; delay = probe "
@@ -565,7 +635,7 @@ def print_web(res: dict) -> None:
           f"{'nginx':>5} {'client':>6} {'busy':>5} {'load':>5}")
     for x in res["runs"]:
         print(f"{x['setup']:<8} {x['screens']:>7} {x['connected']:>9} {x['samples']:>7} "
-              f"{x['missed']:>6} {x['p50_ms']!s:>7} {x['p95_ms']!s:>7} {x['max_ms']!s:>7} "
+              f"{x['missed']:>6} {_ms(x['p50_ms']):>7} {_ms(x['p95_ms']):>7} {_ms(x['max_ms']):>7} "
               f"{x['within_1s']:>6.1%} {x['cores_web']:>9.2f} {x['cores_nginx']:>5.2f} "
               f"{x['cores_client']:>6.2f} {x['machine_busy']:>5.0%} {x['load_avg_1m']:>5}")
         if x["errors"]:
@@ -631,6 +701,9 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=None, help="ingest/province backlog")
     ap.add_argument("--batch", type=int, default=4000)
     ap.add_argument("--samples", type=int, default=200, help="snapshots per centre")
+    ap.add_argument("--baseline", default="44dde8d",
+                    help="province: also snapshot with this commit's code ('' for none; "
+                         "default: the groundwork of issue 13, before the roll-ups)")
     ap.add_argument("--drill-runs", type=int, default=3, help="province: 0 skips the drill")
     ap.add_argument("--screens", type=int, default=None, help="web: screens over two hosts")
     ap.add_argument("--workers", type=int, default=2, help="web: gevent workers per host")
@@ -647,8 +720,8 @@ def main() -> None:
                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sections": {}}
     runners = {
         "ingest": (lambda: ingest(args.quick, args.entries, args.batch), print_ingest),
-        "province": (lambda: province(args.quick, args.entries, args.samples, args.drill_runs),
-                     print_province),
+        "province": (lambda: province(args.quick, args.entries, args.samples, args.drill_runs,
+                                      args.baseline or None), print_province),
         "web": (lambda: web(args.quick, args.screens, args.workers, args.probes), print_web),
         "memory": (lambda: memory(args.quick, args.days, args.rate, args.day_seconds),
                    print_memory),
