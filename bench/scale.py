@@ -605,7 +605,8 @@ def web(quick: bool, screens: int | None, workers: int, probes: int) -> dict:
                                   ("2 hosts", [host_a.port, host_b.port], n)):
             port = free_port()
             nginx = nginx_front.start(tmp / f"nginx-{len(ups)}", port,
-                                      [f"127.0.0.1:{p}" for p in ups])
+                                      [f"127.0.0.1:{p}" for p in ups],
+                                      worker_connections=2 * count + 1000)
             try:
                 log(f"web: {label}, {count} screens")
                 pids = [h.procs["web"].pid for h in (host_a, host_b)][:len(ups)]

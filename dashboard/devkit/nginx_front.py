@@ -125,9 +125,11 @@ def command(conf: Path) -> list[str]:
             "-g", "daemon off;"]
 
 
-def start(directory: Path, listen: int, upstreams: list[str], site: Path = SITE) -> NginxHandle:
-    """Render, check (`nginx -t`) and start nginx; returns once it answers on `listen`."""
-    conf = render(directory, listen, upstreams, site)
+def start(directory: Path, listen: int, upstreams: list[str], site: Path = SITE,
+          worker_connections: int = 4096) -> NginxHandle:
+    """Render, check (`nginx -t`) and start nginx; returns once it answers on `listen`.
+    A proxied live stream holds two connections (bench/scale.py: 2,000 screens need > 4096)."""
+    conf = render(directory, listen, upstreams, site, worker_connections)
     check = subprocess.run([*command(conf), "-t"], capture_output=True, text=True)
     if check.returncode != 0:
         raise NginxError(f"nginx -t refused {conf}:\n{check.stderr}")
