@@ -56,18 +56,47 @@ def stack(tmp_path_factory, demo_db, sip_port):
     s.close()
 
 
+@pytest.fixture(scope="module")
+def idle_browsers():
+    """Browsers of this module's tests between tests, by `media` (a Chromium launch costs
+    seconds on a loaded 2-core machine; the tests open 21 screens)."""
+    idle: dict[bool, list] = {True: [], False: []}
+    yield idle
+    for ds in idle.values():
+        for d in ds:
+            d.quit()
+
+
+def _leave(d) -> bool:
+    """A browser back to a fresh one's state: its page left (its live and signalling streams
+    and any call end, as when it quits) and signed out (cookies are the app's only client
+    state: vc.js keeps nothing in web storage). False when it cannot be (then it is quit)."""
+    try:
+        d.get("about:blank")
+        d.execute_cdp_cmd("Network.clearBrowserCookies", {})
+        d.execute_cdp_cmd("Network.clearBrowserCache", {})
+        return d.execute_script("return document.URL") == "about:blank"
+    except Exception:  # noqa: BLE001 - a browser in any bad state is simply not reused
+        return False
+
+
 @pytest.fixture()
-def browsers():
+def browsers(idle_browsers):
     opened = []
 
     def make(media: bool = True):
-        d = chromium(1280, 720, FAKE_MEDIA if media else ("--autoplay-policy=no-user-gesture-required",))
-        opened.append(d)
+        pool = idle_browsers[media]
+        d = pool.pop() if pool else chromium(
+            1280, 720, FAKE_MEDIA if media else ("--autoplay-policy=no-user-gesture-required",))
+        opened.append((media, d))
         return d
 
     yield make
-    for d in opened:
-        d.quit()
+    for media, d in opened:
+        if _leave(d):
+            idle_browsers[media].append(d)
+        else:
+            d.quit()
 
 
 def free_udp_port() -> int:
