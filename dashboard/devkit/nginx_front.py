@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -75,11 +76,17 @@ def render(directory: Path, listen: int, upstreams: list[str], site: Path = SITE
     tmp = directory / "tmp"
     for name in TEMP_DIRS:
         (tmp / name).mkdir(parents=True, exist_ok=True)
-    user = "user root;\n" if os.geteuid() == 0 else ""
+    root = os.geteuid() == 0
+    user = "user root;\n" if root else ""
+    # an open screen holds two connections (browser, web host) plus a file or two
+    want = 2 * worker_connections + 64
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    files = want if root or hard == resource.RLIM_INFINITY else min(want, hard)
     temps = "".join(f"    {name}_temp_path {tmp / name};\n" for name in TEMP_DIRS)
     conf = (
         f"# rendered by dashboard.devkit.nginx_front from {site}\n{user}"
         "worker_processes 1;\n"
+        f"worker_rlimit_nofile {files};\n"
         f"pid {directory / 'nginx.pid'};\n"
         f"error_log {directory / 'error.log'} warn;\n"
         f"events {{ worker_connections {worker_connections}; }}\n"
