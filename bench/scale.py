@@ -62,7 +62,15 @@ from datasources.keys import STREAM_KINDS, Keys
 from datasources.migrations import migrate
 from datasources.registry import make_engine
 from datasources.registry_io import import_dir
-from datasources.topology import Topology, load_topology, rolled, shards_in_scope
+from datasources.topology import (
+    Topology,
+    load_topology,
+    rolled,
+    shards_in_scope,
+)
+from datasources.topology import (
+    source as figures_source,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("ingest", "province", "web", "memory")
@@ -536,9 +544,13 @@ def _probe(r: redis.Redis, stream: str, village: str, i: int) -> float:
     return now
 
 
-async def _web_run(port: int, chain: list[str], n: int, r: redis.Redis, stream: str,
-                   probes: int, gap_s: float, hosts: list[int], nginx: int) -> dict:
-    """`hosts`: the gunicorn masters' pids, `nginx`: nginx's (their CPU is measured)."""
+async def _web_run(port: int, topo: Topology, prefix: str, chain: list[str], n: int,
+                   r: redis.Redis, probes: int, gap_s: float, hosts: list[int],
+                   nginx: int) -> dict:
+    """`hosts`: the gunicorn masters' pids, `nginx`: nginx's (their CPU is measured). Also
+    when each centre's figures source (shard meta or roll-up meta) moved after a probe: the
+    pipeline's part of the delay (aggregator, roll-up), the rest is the web's."""
+    stream = Keys(prefix).stream(topo.centres[chain[-1]].shard, "events")
     screens = [Screen("127.0.0.1", port, chain[i % len(chain)]) for i in range(n)]
     t = time.monotonic()
     tasks = await open_screens(screens)
@@ -549,10 +561,20 @@ async def _web_run(port: int, chain: list[str], n: int, r: redis.Redis, stream: 
     load = os.getloadavg()[0]
     cpu0 = time.process_time(), tree_cpu(hosts), tree_cpu([nginx])
     t0 = time.monotonic()
+    metas = [Keys(prefix).source_meta(figures_source(topo, c)) for c in chain]
+    marks: list[list[float | None]] = []  # per probe: ms until each chain centre's source moved
     for i in range(probes):
         before = [s.value for s in screens]
-        sent.append((_probe(r, stream, chain[-1], i), before))
-        await asyncio.sleep(gap_s)
+        versions = [r.hget(k, "version") for k in metas]
+        at = _probe(r, stream, chain[-1], i)
+        sent.append((at, before))
+        got: list[float | None] = [None] * len(metas)
+        while time.time() * 1000 - at < gap_s * 1000:
+            await asyncio.sleep(0.01)
+            for j, k in enumerate(metas):
+                if got[j] is None and r.hget(k, "version") != versions[j]:
+                    got[j] = time.time() * 1000 - at
+        marks.append(got)
     busy = busy_since(busy0)
     secs = time.monotonic() - t0
     client, web_cpu, nginx_cpu = (time.process_time() - cpu0[0], tree_cpu(hosts) - cpu0[1],
@@ -580,6 +602,7 @@ async def _web_run(port: int, chain: list[str], n: int, r: redis.Redis, stream: 
             "machine_busy": round(busy, 3), "load_avg_1m": round(load, 1),
             "cores_web": round(web_cpu / secs, 2), "cores_nginx": round(nginx_cpu / secs, 2),
             "cores_client": round(client / secs, 2),
+            "source_moved_p50_ms": {c: _median([m[j] for m in marks]) for j, c in enumerate(chain)},
             "errors": dict(errors.most_common(3))}
 
 
@@ -599,7 +622,6 @@ def web(quick: bool, screens: int | None, workers: int, probes: int) -> dict:
         topo = load_topology(make_engine(host_a.db_url))
         village = sorted(c for c, i in topo.centres.items() if i.level == 4)[0]
         chain = topo.ancestors(village)
-        stream = Keys(host_a.prefix).stream(topo.centres[village].shard, "events")
         r = host_a.redis()
         for label, ups, count in (("1 host", [host_a.port], n // 2),
                                   ("2 hosts", [host_a.port, host_b.port], n)):
@@ -610,8 +632,8 @@ def web(quick: bool, screens: int | None, workers: int, probes: int) -> dict:
             try:
                 log(f"web: {label}, {count} screens")
                 pids = [h.procs["web"].pid for h in (host_a, host_b)][:len(ups)]
-                res = asyncio.run(_web_run(port, chain, count, r, stream, probes, 3.0, pids,
-                                           nginx.proc.pid))
+                res = asyncio.run(_web_run(port, topo, host_a.prefix, chain, count, r, probes,
+                                           3.0, pids, nginx.proc.pid))
             finally:
                 nginx.stop()
             runs.append({"setup": label, **res})
@@ -621,6 +643,11 @@ def web(quick: bool, screens: int | None, workers: int, probes: int) -> dict:
         host_b.stop("web")
         host_a.close()
     return {"centres": chain, "gunicorn_workers_per_host": workers, "runs": runs}
+
+
+def _median(xs: list[float | None]) -> int | None:
+    got = [x for x in xs if x is not None]
+    return round(statistics.median(got)) if got else None
 
 
 def _ms(v: int | None) -> str:
@@ -639,6 +666,8 @@ def print_web(res: dict) -> None:
               f"{x['missed']:>6} {_ms(x['p50_ms']):>7} {_ms(x['p95_ms']):>7} {_ms(x['max_ms']):>7} "
               f"{x['within_1s']:>6.1%} {x['cores_web']:>9.2f} {x['cores_nginx']:>5.2f} "
               f"{x['cores_client']:>6.2f} {x['machine_busy']:>5.0%} {x['load_avg_1m']:>5}")
+        print("         figures source moved (aggregator, roll-up), p50 ms after the XADD: "
+              + ", ".join(f"{c} {_ms(v)}" for c, v in x["source_moved_p50_ms"].items()))
         if x["errors"]:
             print(f"         errors: {x['errors']}")
     print("cores: CPU seconds per second of the probe phase (web: the gunicorn hosts with their "
