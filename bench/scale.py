@@ -62,6 +62,7 @@ from datasources.keys import STREAM_KINDS, Keys
 from datasources.migrations import migrate
 from datasources.registry import make_engine
 from datasources.registry_io import import_dir
+from datasources.synthetic import province_registry
 from datasources.topology import (
     Topology,
     load_topology,
@@ -75,7 +76,6 @@ from datasources.topology import (
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("ingest", "province", "web", "memory")
 LEASE_MS = 20_000  # longer than writing the backlog while the aggregators are stopped
-LEVEL_NAMES = ("省", "市", "区县", "镇", "村")
 TARGET_RATE = 2_000
 LATE_S = 10.0  # web: a screen that has not seen a probe this long after the last one missed it  # entries/s of the issue's province
 CLK = os.sysconf("SC_CLK_TCK")
@@ -135,67 +135,18 @@ def busy_since(mark: tuple[int, int]) -> float:
 
 # ---- a synthetic region ----------------------------------------------------------------------
 def region(out: Path, sizes: tuple[int, int, int, int, int], seed: int = 13) -> tuple[str, str]:
-    """A registry folder of the province's shape imported into a fresh SQLite file; returns the
-    database URL and where the rows came from."""
+    """A synthetic province registry (`datasources.synthetic`) of `sizes` imported into a
+    fresh SQLite file; returns the database URL and a description."""
     cities, counties, towns, villages, grids = sizes
-    try:
-        from datasources.synthetic import province_registry
-    except ImportError:
-        source = "bench/scale.py rows (datasources.synthetic not in the tree)"
-        _fallback_rows(out / "registry", sizes)
-    else:
-        source = "datasources.synthetic.province_registry"
-        province_registry(out / "registry", cities=cities, counties_per_city=counties,
-                          towns_per_county=towns, villages_per_town=villages,
-                          grids_per_village=grids, seed=seed)
+    province_registry(out / "registry", cities=cities, counties_per_city=counties,
+                      towns_per_county=towns, villages_per_town=villages,
+                      grids_per_village=grids, seed=seed)
     db = f"sqlite:///{out / 'registry.sqlite3'}"
     engine = make_engine(db)
     migrate(engine)
     import_dir(engine, out / "registry")
     engine.dispose()
-    return db, source
-
-
-def _boxes(box: tuple[float, float, float, float], k: int) -> list[tuple[float, ...]]:
-    """`box` (west, south, east, north) cut into k cells of a near-square grid."""
-    cols = math.ceil(math.sqrt(k))
-    rows = math.ceil(k / cols)
-    w, s, e, n = box
-    dx, dy = (e - w) / cols, (n - s) / rows
-    return [(w + dx * (i % cols), s + dy * (i // cols), w + dx * (i % cols + 1),
-             s + dy * (i // cols + 1)) for i in range(k)]
-
-
-def _fallback_rows(d: Path, sizes: tuple[int, int, int, int, int]) -> None:
-    """A province of the issue's shape (codes like Shaanxi's), rectangles as the boundaries of
-    the centres down to the towns (the wall's map draws them), no cameras."""
-    d.mkdir(parents=True, exist_ok=True)
-    counts = sizes[:4]
-    centres = ["code,name,level,parent,conference", "610000,省,0,,"]
-    grid_rows = ["id,centre,kind,workers"]
-    features = []
-
-    def add(code: str, level: int, box: tuple[float, ...]) -> None:
-        if level <= 3:
-            w, s_, e, n = box
-            ring = [[w, s_], [e, s_], [e, n], [w, n], [w, s_]]
-            features.append({"type": "Feature", "properties": {"code": code},
-                             "geometry": {"type": "Polygon", "coordinates": [ring]}})
-        if level == 4:
-            grid_rows.extend(f"{code}-{g},{code},rural,1" for g in range(1, sizes[4] + 1))
-            return
-        for i, sub in enumerate(_boxes(box, counts[level]), 1):
-            child = (f"61{i:02d}00" if level == 0 else f"{code[:4]}{i:02d}" if level == 1
-                     else f"{code}{i:03d}")
-            centres.append(f"{child},{LEVEL_NAMES[level + 1]}{i},{level + 1},{code},")
-            add(child, level + 1, sub)
-
-    add("610000", 0, (105.5, 31.7, 111.2, 39.6))
-    (d / "centres.csv").write_text("\n".join(centres) + "\n", encoding="utf-8")
-    (d / "grids.csv").write_text("\n".join(grid_rows) + "\n", encoding="utf-8")
-    (d / "cameras.csv").write_text("id,centre,grid,kind,lon,lat\n", encoding="utf-8")
-    (d / "centres.geojson").write_text(json.dumps({"type": "FeatureCollection",
-                                                    "features": features}), encoding="utf-8")
+    return db, f"datasources.synthetic.province_registry{sizes}"
 
 
 # ---- ingest ----------------------------------------------------------------------------------
