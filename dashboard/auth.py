@@ -138,6 +138,21 @@ def host_allowed(host: str, trusted: tuple[str, ...]) -> bool:
     return False
 
 
+def client_address(forwarded_from: tuple[str, ...]) -> str:
+    """The client's address: behind a proxy named in PINGAN_FORWARDED_FROM, the last
+    `X-Forwarded-For` entry (deploy/nginx.conf sets it to the address nginx saw; anything a
+    client put before it is ignored), else the peer's. A value that is not an IP address is not
+    believed (the peer's address then)."""
+    peer = request.remote_addr or "-"
+    if peer in forwarded_from:
+        last = request.headers.get("X-Forwarded-For", "").rsplit(",", 1)[-1].strip()
+        try:
+            return str(ipaddress.ip_address(last))
+        except ValueError:
+            return peer
+    return peer
+
+
 def same_origin() -> bool:
     """Is this request from a page of our own origin? (absent headers: not a browser form)"""
     origin = request.headers.get("Origin")
@@ -230,7 +245,7 @@ def install_auth(server: Flask, runtime: Runtime, access_log: AccessLog | None =
             g.pingan_session_tag = tag = seen.window_tag("proxy", v.name)
             if seen.first(tag) and journal.first_view(tag, "", seen.max_age_s):
                 # the proxy signed this user in: the first request of each lifetime window
-                journal.record("sign_in", v.name, addr=request.remote_addr or "-",
+                journal.record("sign_in", v.name, addr=client_address(s.forwarded_from),
                                method="proxy", session=tag)
         return v
 
@@ -298,7 +313,7 @@ def install_auth(server: Flask, runtime: Runtime, access_log: AccessLog | None =
         error, status, headers = None, 200, {}
         if request.method == "POST":
             name = request.form.get("username", "").strip()[:64]
-            addr = request.remote_addr or "-"
+            addr = client_address(s.forwarded_from)
             if not _form_token_ok():
                 error, status = t("login_expired", lang), 401
             else:
@@ -350,7 +365,7 @@ def install_auth(server: Flask, runtime: Runtime, access_log: AccessLog | None =
             _end(runtime, sid)
             session.clear()
             if isinstance(who, str) and isinstance(sid, str):
-                journal.record("sign_out", who, addr=request.remote_addr or "-",
+                journal.record("sign_out", who, addr=client_address(s.forwarded_from),
                                session=session_tag(sid))
             return redirect(LOGIN_PATH + ("?lang=en" if lang == "en" else ""), code=303)
         v = g.get("pingan_viewer")

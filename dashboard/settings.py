@@ -304,6 +304,11 @@ class Settings:
     trusted_proxies: tuple[str, ...] = setting(
         "PINGAN_TRUSTED_PROXIES", WORDS, ("127.0.0.1", "::1"),
         "the only client addresses whose user header is believed")
+    forwarded_from: tuple[str, ...] = setting(
+        "PINGAN_FORWARDED_FROM", WORDS, (),
+        "addresses of the reverse proxies (nginx, deploy/nginx.conf) whose `X-Forwarded-For` "
+        "names the client for the sign-in throttle and the access log; unset → the peer's "
+        "address, the header ignored")
     embed_origins: tuple[str, ...] = setting(
         "PINGAN_EMBED_ORIGINS", WORDS, (),
         "portal origins allowed to frame `/embed/*` (space separated); unset → no one "

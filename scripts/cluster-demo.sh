@@ -123,6 +123,7 @@ SECRET_FILE="$DIR/secret.key"
 export REDIS_URL DATABASE_URL
 export PINGAN_REDIS_CLUSTER=yes
 export PINGAN_SECRET_KEY="$(cat "$SECRET_FILE")"  # the same on both web hosts
+export PINGAN_FORWARDED_FROM=127.0.0.1  # nginx (the throttle and access log read its X-Forwarded-For)
 export PINGAN_AUTH=demo          # every viewer is the labelled demo user, as `pingan demo`
 export PINGAN_VC_SIMULATE=1
 export PINGAN_DATA_DIR="$DIR/data"

@@ -556,3 +556,30 @@ def test_hard016_an_embed_refresh_sees_a_new_epoch_with_the_same_version(registr
     r.hset(meta, "epoch", "e2")  # rebuilt: same version number, other figures
     fresh = wait_until(lambda: (d := data(held)) and "figures" in d and d, 10)
     assert fresh["figures"]["events.reported"] == 8 and fresh["version"] != held
+
+
+def test_hard020_behind_nginx_the_throttle_counts_the_forwarded_client(registry, redis_url,
+                                                                         prefix, r):
+    """Behind a reverse proxy every request comes from the proxy's address: the throttle must
+    count the client nginx names in X-Forwarded-For (PINGAN_FORWARDED_FROM), or a flood from
+    one outsider locks the account for everyone; a forged header from anywhere else is ignored."""
+    app = make(registry, redis_url, prefix, forwarded_from=("10.9.9.9",))
+    attacker, user = client(app, "10.9.9.9"), client(app, "10.9.9.9")
+    attacker.environ_base["HTTP_X_FORWARDED_FOR"] = "1.2.3.4, 203.0.113.5"  # nginx: the last
+    user.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7"
+    for _ in range(6):
+        login(attacker, "alice", "a wrong guess")
+    assert "尝试次数过多" in text(login(attacker, "alice", "x"))
+    assert r.exists(f"{prefix}:{{auth}}:login:alice:203.0.113.5")
+    assert login(user, "alice", PASSWORDS["alice"]).status_code == 303  # not locked out
+    # a client that is not the proxy cannot pick its address with the header
+    forger = client(app, "10.66.0.9")
+    forger.environ_base["HTTP_X_FORWARDED_FOR"] = "192.0.2.1"
+    login(forger, "alice", "wrong")
+    assert r.exists(f"{prefix}:{{auth}}:login:alice:10.66.0.9")
+    assert not r.exists(f"{prefix}:{{auth}}:login:alice:192.0.2.1")
+    # garbage in the header from the proxy: the proxy's own address, never the garbage
+    junk = client(app, "10.9.9.9")
+    junk.environ_base["HTTP_X_FORWARDED_FOR"] = "alice:*{auth}"
+    login(junk, "alice", "wrong")
+    assert r.exists(f"{prefix}:{{auth}}:login:alice:10.9.9.9")

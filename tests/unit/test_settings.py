@@ -53,6 +53,7 @@ SAMPLES = {
     "case_max_age_days": ("30", 30),
     "redis_retries": ("0", 0),
     "redis_cluster": ("YES", "yes"),
+    "forwarded_from": ("10.0.0.2 10.0.0.3", ("10.0.0.2", "10.0.0.3")),
     "upper_interval_ms": ("250", 250),
     "hour_bucket_ttl_s": ("7200", 7200),
     "day_bucket_ttl_s": ("86400", 86400),
