@@ -120,8 +120,12 @@ class Stack:
         raise RuntimeError(f"the web server did not come up; web.log ends:\n{log}")
 
     def close(self) -> None:
+        """Stop everything. gunicorn gets SIGQUIT, its quick shutdown: on SIGTERM it waits its
+        graceful timeout (10 s) for the live streams of browsers that have gone, which notice
+        only at their next write."""
         for name in list(self.procs):
-            self.stop(name)
+            gunicorn = "gunicorn" in self.procs[name].args
+            self.stop(name, signal.SIGQUIT if gunicorn else signal.SIGTERM)
         if self.janus is not None:
             self.janus.stop()
         self.stop_redis()
