@@ -677,7 +677,7 @@
       case "category": return tr("cat_" + row.category);
       case "channel": return tr("ch_" + row.channel);
       case "centre": return row.centre_name || centreName(row.centre);
-      case "tier": return row.tier ? tr("level_" + row.tier) : "—";
+      case "tier": return row.tier >= 0 ? tr("level_" + row.tier) : "—";
       case "status": return tr("wc_st_" + row.status);
       case "reported": return when(row.reported_at);
       case "due": return when(row.due);

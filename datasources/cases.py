@@ -40,7 +40,7 @@ class CaseRow:
     channel: str
     urgency: str
     centre: str  # the current owner
-    tier: int  # the owner's level: 1 city … 4 community/village (0: no longer registered)
+    tier: int  # the owner's level: 0 province … 4 community/village (-1: no longer registered)
     status: str  # the last transition
     reported_at: int  # ms (0: unknown, e.g. opened before the record existed)
     due: int  # ms
@@ -236,7 +236,7 @@ def _open_row(topo: Topology, shard: str, eid: str, held: str, info, now_ms: int
     v = info_of(info)
     c = topo.centres.get(owner)
     return CaseRow(eid=eid, category=category, channel=v[2], urgency=v[0], centre=owner,
-                   tier=c.level if c else 0, status=v[3] or "reported", reported_at=v[1],
+                   tier=c.level if c else -1, status=v[3] or "reported", reported_at=v[1],
                    due=due, overdue_ms=max(0, now_ms - due) if due < now_ms else 0,
                    supervised=v[4], escalated=v[5], summary=v[6], open=True, shard=shard)
 
@@ -325,7 +325,7 @@ def case_card(r: redis.Redis, topo: Topology, keys: Keys, eid: str, now_ms: int
         eid=eid, category=category or rec.get("category", ""),
         channel=rec.get("channel", "") or (info[2] if info else ""),
         urgency=rec.get("urgency", "") or (info[0] if info else "normal"), centre=owner,
-        tier=c.level if c else 0, status=last.get("status", "") or (info[3] if info else ""),
+        tier=c.level if c else -1, status=last.get("status", "") or (info[3] if info else ""),
         reported_at=reported_at or (info[1] if info else 0), due=due,
         overdue_ms=max(0, now_ms - due) if is_open and due and due < now_ms else 0,
         supervised=_int(rec.get("supervised")), escalated=_int(rec.get("escalated")),
