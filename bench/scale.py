@@ -58,7 +58,7 @@ from dashboard.devkit.stats import pct
 from dashboard.settings import Settings
 from datasources.aggregator import Aggregator, shard_backlog
 from datasources.connection import connect
-from datasources.keys import STREAM_KINDS, Keys
+from datasources.keys import GROUP, STREAM_KINDS, Keys
 from datasources.migrations import migrate
 from datasources.registry import make_engine
 from datasources.registry_io import import_dir
@@ -76,8 +76,8 @@ from datasources.topology import (
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("ingest", "province", "web", "memory")
 LEASE_MS = 20_000  # longer than writing the backlog while the aggregators are stopped
-TARGET_RATE = 2_000
-LATE_S = 10.0  # web: a screen that has not seen a probe this long after the last one missed it  # entries/s of the issue's province
+TARGET_RATE = 2_000  # entries/s of the issue's province
+LATE_S = 10.0  # web: a screen that has not seen a probe this long after the last one missed it
 CLK = os.sysconf("SC_CLK_TCK")
 
 # the province's size: cities, counties per city, towns per county, villages per town, grids per
@@ -176,6 +176,20 @@ def _wait_spread(r, keys: Keys, topo: Topology, procs: int, timeout_s: float) ->
     raise RuntimeError(f"the leases were not spread over {procs} processes in {timeout_s:.0f} s")
 
 
+def _drained(r, keys: Keys, topo: Topology, streams: list[str]) -> bool:
+    """Nothing pending or undelivered: first the cheap look (the group of every written stream,
+    one pipeline), then, once that says so, `shard_backlog` of every shard (also the streams
+    the aggregators write to each other)."""
+    pipe = r.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xinfo_groups(stream)
+    for groups in pipe.execute():
+        g = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+        if g is None or g["pending"] or g.get("lag"):  # lag None (unknown): shard_backlog says
+            return False
+    return not any(shard_backlog(r, keys, s) for s in topo.shards)
+
+
 def ingest_run(url: str, db: str, topo: Topology, entries: list, procs: int, tmp: Path,
                label: str, server_pids: list[int], batch: int) -> dict:
     prefix = f"sc{label}{procs}"
@@ -200,7 +214,8 @@ def ingest_run(url: str, db: str, topo: Topology, entries: list, procs: int, tmp
         t0 = time.perf_counter()
         for p in ps:
             p.send_signal(signal.SIGCONT)
-        while any(shard_backlog(r, keys, s) for s in topo.shards):
+        streams = sorted({prefix + key[len("bench"):] for key, _f in entries})
+        while not _drained(r, keys, topo, streams):
             time.sleep(0.1)
         secs = time.perf_counter() - t0
         busy = busy_since(busy0)
