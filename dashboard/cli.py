@@ -214,6 +214,10 @@ def audit(ctx, as_json) -> None:
             click.echo(f"  {d['centre']} {d['figure']}: recount {d['recount']} read model {d['read_model']}")
         if report["backlog"]:
             click.echo(f"  aggregator backlog (run again when idle): {report['backlog']}")
+        ups = report.get("rollups") or {}
+        if ups.get("checked"):
+            click.echo(f"  roll-ups above the shard tier: {ups['checked']} checked"
+                       + (f", behind: {', '.join(ups['behind'])}" if ups.get("behind") else ""))
         if report["carried"] or report["carried_cameras"] or report["not_recounted"]:
             click.echo(f"  opening balance (history trimmed): {report['carried']} open cases, "
                        f"{report['carried_cameras']} camera states; days not recounted: "
