@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import redis
 
+from datasources.connection import scan_iter
 from datasources.keys import Keys, glob_escape
 
 FREE = 5
@@ -105,7 +106,7 @@ class Throttle:
 def unlock(r: redis.Redis, prefix: str, name: str) -> int:
     """Forget every address's attempts at `name`; returns how many pairs were cleared."""
     pattern = glob_escape(Keys(prefix).login_attempts_head(name)) + "*"
-    keys = list(r.scan_iter(match=pattern, count=1000))
+    keys = list(scan_iter(r, pattern))  # on a cluster: the {auth} node only
     for i in range(0, len(keys), 500):
         r.delete(*keys[i:i + 500])
     return len(keys)

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from datasources.connection import on_cluster
 from datasources.contract import CAMERA_STATES, CATEGORIES
 from datasources.keys import Keys
 from datasources.topology import Topology
@@ -535,7 +536,9 @@ class DemoFeed:
         key = self.keys.demo_run()
         while True:
             try:
-                pipe = self.r.pipeline(transaction=True)
+                # on a cluster the chunk spans slots: no transaction, so a retry may write
+                # an entry twice (the aggregator counts it once: its idempotency key)
+                pipe = self.r.pipeline(transaction=not on_cluster(self.r))
                 for stream, entry_id, fields in pending:
                     pipe.xadd(stream, fields, id=entry_id)
                 pipe.hset(key, "written", total)
