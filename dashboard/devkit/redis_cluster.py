@@ -100,6 +100,7 @@ class ClusterHandle:
     procs: dict[int, subprocess.Popen] = field(default_factory=dict)
     killed: list[int] = field(default_factory=list)
     detach: bool = False
+    _first_slot: dict[int, int] = field(default_factory=dict)  # of each killed master
 
     @property
     def url(self) -> str:
@@ -153,25 +154,54 @@ class ClusterHandle:
             return "nodes disagree on the slot map"
         return ""
 
-    def kill_master(self, slot_or_port: int, timeout: float = READY_S) -> int:
-        """SIGKILL the master serving `slot_or_port` (a slot when < 16384, else a port) and
-        wait until its replica is promoted and the cluster is ok again; returns the new
-        master's port."""
+    def replica_of(self, master: int) -> int:
+        """The port of a live replica of the master on port `master`."""
+        for port in self.alive_ports():
+            repl = _info(port, "replication")
+            if repl.get("role") == "slave" and int(repl.get("master_port", 0)) == master:
+                return port
+        raise ClusterError(f"{master} has no live replica")
+
+    def pause(self, port: int) -> None:
+        """SIGSTOP a node (a replica that stops reading its master's stream: it lags)."""
+        self._signal(port, signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self._signal(port, signal.SIGCONT)
+
+    def _signal(self, port: int, sig: int) -> None:
+        proc = self.procs.get(port)
+        pid = proc.pid if proc is not None else _pid(self.directory, port)
+        if pid is None:
+            raise ClusterError(f"no process for node {port}")
+        os.kill(pid, sig)
+
+    def kill_master(self, slot_or_port: int, timeout: float = READY_S, *,
+                    wait: bool = True) -> int:
+        """SIGKILL the master serving `slot_or_port` (a slot when < 16384, else a port) and,
+        with `wait`, wait until its replica is promoted and the cluster is ok again (returns
+        the new master's port; without `wait`, the killed port: `wait_promoted` it)."""
         port = self.master_of(slot_or_port) if slot_or_port < SLOTS else slot_or_port
-        ranges = self.masters().get(port)
-        if not ranges:
+        if port not in self.masters():
             raise ClusterError(f"{port} is not a master")
+        self._first_slot[port] = self.masters()[port][0][0]
         self._kill(port, signal.SIGKILL)
         self.killed.append(port)
+        return self.wait_promoted(port, timeout) if wait else port
+
+    def wait_promoted(self, dead: int, timeout: float = READY_S) -> int:
+        """Until a replica serves the slots of the killed master `dead` and the cluster is
+        ok again; returns the new master's port."""
+        slot = self._first_slot[dead]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(redis.RedisError, ClusterError):
-                new = self.master_of(ranges[0][0])
-                if new != port:
+                new = self.master_of(slot)
+                if new != dead:
                     self.wait_ready(max(1.0, deadline - time.monotonic()))
                     return new
             time.sleep(0.1)
-        raise ClusterError(f"no replica took over from {port} in {timeout}s")
+        raise ClusterError(f"no replica took over from {dead} in {timeout}s")
 
     def revive(self, port: int, timeout: float = READY_S) -> None:
         """Start a killed node again on its node file: it rejoins as a replica of the master
