@@ -9,10 +9,14 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+# No back/forward cache: a page left for another (d.get) stayed in it with its live streams
+# (EventSource) open, and after two or three screens the six HTTP/1.1 connections Chromium
+# allows per host were all held: the next page load or callback waited ~45 s (seen in
+# test_wall_command: a 50 s test, and a drill that timed out).
 CHROMIUM_FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--disable-dev-shm-usage",
+    "--hide-scrollbars", "--disable-dev-shm-usage", "--disable-features=BackForwardCache",
 )
 
 # camera, microphone and sound without a person: a fake device (a moving test pattern and a
