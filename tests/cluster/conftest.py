@@ -11,7 +11,8 @@ from redis.cluster import RedisCluster
 
 from dashboard.devkit.redis_cluster import ClusterHandle, start_cluster
 from dashboard.settings import Settings
-from tests.conftest import IN_CI, _clean
+from tests.cluster.common import clean
+from tests.conftest import IN_CI
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +35,7 @@ def redis_url(cluster) -> str:
 def r(redis_url, prefix):
     client = RedisCluster.from_url(redis_url)
     yield client
-    _clean(client, prefix)
+    clean(client, prefix)
     client.close()
 
 

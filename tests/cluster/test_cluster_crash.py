@@ -13,8 +13,8 @@ from datasources.aggregator import shard_backlog
 from datasources.audit import audit
 from datasources.keys import Keys
 from datasources.readmodel import ReadModel
+from tests.cluster.common import aggregator_process
 from tests.helpers import independent_counts, run_until_idle, todays_entries
-from tests.integration.test_crash_safety import _aggregator
 
 ENTRIES = 12_000
 KILLS = 6
@@ -44,7 +44,7 @@ def test_cluster_crash001_kill9_while_producing(r, topo, settings):
     writer = threading.Thread(target=produce)
     writer.start()
     kills = busy_kills = 0
-    procs = [_aggregator(settings), _aggregator(settings)]  # two share the shards
+    procs = [aggregator_process(settings), aggregator_process(settings)]  # two share the shards
     try:
         while kills < KILLS or not done.is_set():
             time.sleep(rng.uniform(0.4, 1.0))
@@ -54,7 +54,7 @@ def test_cluster_crash001_kill9_while_producing(r, topo, settings):
             procs[victim].wait()
             busy_kills += busy
             kills += 1
-            procs[victim] = _aggregator(settings)
+            procs[victim] = aggregator_process(settings)
     finally:
         for p in procs:
             p.send_signal(signal.SIGKILL)
