@@ -14,6 +14,7 @@ scripts and MULTI/EXEC run in one slot (docs/cluster.md).
 from __future__ import annotations
 
 import contextlib
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
 from datasources.config import RedisConfig
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -74,8 +77,20 @@ def is_cluster(config: RedisConfig) -> bool:
                                  retry=retry_policy(config.retries))
     try:
         return bool(probe.info("cluster").get("cluster_enabled"))
+    except redis.RedisError as exc:
+        # away (or INFO refused): a standalone client, which connects when first used, as
+        # before the cluster support; a cluster's processes set PINGAN_REDIS_CLUSTER=yes
+        log.warning("could not ask %s whether it is a Redis Cluster (%s): using a standalone "
+                    "client (set PINGAN_REDIS_CLUSTER=yes|no)", _safe_url(url), exc)
+        return False
     finally:
         probe.close()
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password (for a log line)."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2]
 
 
 def on_cluster(r: Client) -> bool:

@@ -7,6 +7,7 @@ import dataclasses
 import redis
 from redis.cluster import RedisCluster
 
+from dashboard.devkit.stack import free_port
 from datasources.connection import connect, hash_tag, scan_iter, server_id, text_client
 from datasources.keys import Keys
 
@@ -37,3 +38,14 @@ def test_cluster_dev002_a_tagged_scan_reads_one_node_and_finds_every_key(r, sett
     found = {k.decode() for k in scan_iter(r, keys.shard_pattern("610203"))}
     assert found == {keys.day("610203", "20260101", f"c{i}") for i in range(20)}
     assert len(list(scan_iter(r, f"{settings.key_prefix}:*"))) == 60  # every master
+
+
+def test_cluster_dev003_a_server_away_at_start_gives_the_lazy_standalone_client(settings, caplog):
+    """As before the cluster support: a process started while Redis is away gets its client
+    (which connects when first used) instead of failing at start; the log says why."""
+    away = dataclasses.replace(settings.redis, url=f"redis://127.0.0.1:{free_port()}",
+                               retries=1)
+    client = connect(away)
+    assert type(client) is redis.Redis
+    assert "PINGAN_REDIS_CLUSTER" in caplog.text
+    client.close()
