@@ -42,7 +42,7 @@ import redis
 from datasources.alerts import AlertEngine, load_rules
 from datasources.clock import WALL, TimeSource
 from datasources.config import PipelineConfig
-from datasources.connection import text_client
+from datasources.connection import scan_iter, server_id, text_client
 from datasources.contract import (
     MAX_FIELDS,
     Clock,
@@ -1121,7 +1121,7 @@ class Aggregator:
     def _check_server(self) -> None:
         """A Redis that restarted (its run id changed) may have come back older, even when the
         client's retries hid the outage from us: check what it lost."""
-        server = self.r.info("server").get("run_id")
+        server = server_id(self.r)  # a cluster: its masters'
         if self._server_id is not None and server != self._server_id:
             self.after_outage()
         self._server_id = server
@@ -1136,7 +1136,7 @@ class Aggregator:
         lost: of the entries this process read after the point the consumer group went back
         to, those no longer in the stream (producers writing meanwhile add entries with newer
         ids, which do not hide the gap)."""
-        server = self.r.info("server").get("run_id")
+        server = server_id(self.r)  # a cluster: its masters'
         restarted = self._server_id is not None and server != self._server_id
         self._server_id = server
         for st in self.held.values():
@@ -1292,7 +1292,7 @@ def _reset_shard(agg: Aggregator, st: ShardState) -> None:
             st.replayed_until[stream] = _id_tuple(g["last-delivered-id"])
     head = keys.shard_head(shard)
     doomed = []
-    for raw in r.scan_iter(match=keys.shard_pattern(shard), count=1000):
+    for raw in scan_iter(r, keys.shard_pattern(shard)):  # on a cluster: the shard's node
         key = raw.decode()
         rest = key[len(head):]
         if rest in _KEEP or f":{QUARANTINED}:" in rest or rest == "handoff":

@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from datasources.aggregator import shard_backlog
 from datasources.config import PipelineConfig
+from datasources.connection import raw_replies
 from datasources.contract import CAMERA_STATES, STATUSES, URGENCIES
 from datasources.keys import Keys
 from datasources.registry import Camera, Centre, Grid
@@ -369,9 +370,7 @@ def _event(x: _Fields, shard: str, tree: Tree, ts: int, day: str, hour: str) -> 
 def _raw_client(r: redis.Redis) -> redis.Redis:
     """A client on the same connections whose XRANGE replies stay a flat list of raw pairs
     (redis-py's reply parsing would fold repeated field names into one)."""
-    raw = redis.Redis(connection_pool=r.connection_pool)
-    raw.set_response_callback("XRANGE", lambda reply, **_kw: reply)
-    return raw
+    return raw_replies(r, "XRANGE")  # a RedisCluster too
 
 
 def _text(v) -> str:

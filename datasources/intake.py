@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import redis
 
 from datasources.config import PipelineConfig
+from datasources.connection import on_cluster
 from datasources.contract import (
     MAX_FIELDS,
     Clock,
@@ -194,11 +195,14 @@ class Intake:
             flats.append(list(chain.from_iterable(fields.items())))
             oks.append(ok)
         if streams:
-            pipe = self.r.pipeline(transaction=False)
-            for shard, (flats, _oks) in streams.items():
-                self._xadd_many(keys=[self.keys.stream(shard, kind)], client=pipe,
-                                args=[json.dumps(flats, ensure_ascii=False)])
-            for (_flats, oks), ids in zip(streams.values(), pipe.execute(), strict=True):
+            # a cluster pipeline refuses EVALSHA: there, one call per stream
+            pipe = self.r if on_cluster(self.r) else self.r.pipeline(transaction=False)
+            replies = [self._xadd_many(keys=[self.keys.stream(shard, kind)], client=pipe,
+                                       args=[json.dumps(flats, ensure_ascii=False)])
+                       for shard, (flats, _oks) in streams.items()]
+            if pipe is not self.r:
+                replies = pipe.execute()
+            for (_flats, oks), ids in zip(streams.values(), replies, strict=True):
                 for ok, entry_id in zip(oks, ids, strict=True):
                     ok["id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         return results
