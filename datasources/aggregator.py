@@ -74,6 +74,7 @@ from datasources.upper import window as rollup_window
 from datasources.upper import write_commands as rollup_commands
 
 log = logging.getLogger(__name__)
+ALIVE_MS = 3000  # a process whose heartbeat (renewed every ≤ 1 s by `balance`) is older is dead
 
 RECENT_MAX = 200
 EXPIRE_BATCH = 500  # cases expired per housekeeping step
@@ -562,6 +563,28 @@ class Aggregator:
             written += 1
         return written
 
+    def roll_ups_orphaned(self) -> list[str]:
+        """The rolled centres whose shard this process does not hold and no live process
+        holds: free, or its holder has no heartbeat in the processes ZSET for 3 s (killed,
+        paused) while its lease has not lapsed. A run until idle waits for them (the lease lapses, `balance`
+        takes the shard, the final full pass writes the roll-up): the dead holder's last pass
+        may have been a partial one that left older buckets behind."""
+        others = [c for c in self._upper if self.topo.centres[c].shard not in self.held]
+        if not others:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for code in others:
+            pipe.get(self.keys.lease(self.topo.centres[code].shard))
+        holders = [_text(v).rpartition(":")[0] if v else None for v in pipe.execute()]
+        named = sorted({h for h in holders if h})
+        pipe = self.r.pipeline(transaction=False)
+        for h in named:
+            pipe.zscore(self.keys.processes(), h)
+        beats = dict(zip(named, pipe.execute(), strict=True))
+        now = time.time() * 1000  # the heartbeats' clock (`_fair_share`)
+        return [c for c, h in zip(others, holders, strict=True)
+                if h is None or beats[h] is None or now - beats[h] > ALIVE_MS]
+
     def run(self, until_idle: bool = False, should_stop=lambda: False,
             on_round=None) -> BatchResult:
         """Apply until stopped (or, with `until_idle`, until nothing is pending anywhere);
@@ -598,7 +621,8 @@ class Aggregator:
                     applied = True
                     continue
                 idle_rounds += 1
-                if until_idle and idle_rounds >= 2 and self.all_idle():
+                if until_idle and idle_rounds >= 2 and self.all_idle() \
+                        and not self.roll_ups_orphaned():
                     try:
                         self.roll_up(full=True)  # the figures above the shards, exact now
                     except redis.RedisError:

@@ -162,7 +162,7 @@ def test_upper103_a_province_above_cities_above_districts(r, settings):
     topo = _province(2)
     keys = Keys(settings.key_prefix)
     assert rolled(topo, "P") and rolled(topo, "C1") and topo.centres["P"].level == 0
-    write(r, iter(todays_entries(topo, settings, 400)))
+    write(r, iter(todays_entries(topo, settings, 1500)))  # ~10 patrols: 400 gave none at times
     run_until_idle(r, topo, settings)
     now = datetime.now(ZoneInfo(settings.tz))
     for code in ("P", "C1", "C2"):
@@ -218,3 +218,32 @@ def test_upper104_the_roll_up_follows_the_lease(r, settings, monkeypatch):
     assert b.roll_up() == 2
     a.release_all()
     b.release_all()
+
+
+def test_upper105_a_run_until_idle_waits_for_a_dead_holders_roll_up(r, topo, settings):
+    """A process died holding the city's shard after a partial roll-up pass (its older hour
+    buckets never rolled): a run until idle must not end before it has taken the city over and
+    written the full roll-up (it used to end at once — nothing pending anywhere — and the audit
+    found the city's older hours behind: seen in tests/cluster crash001)."""
+    import time
+
+    write(r, iter(todays_entries(topo, settings, 1500)))
+    dead = Aggregator(r, topo, settings.pipeline, consumer="upper-dead")
+    dead._last_full_roll = time.monotonic()  # its passes so far were all partial ones
+    while dead.step() or not dead.all_idle():
+        pass
+    city = topo.roots[0]
+    assert city in dead._upper and topo.centres[city].shard in dead.held
+    dead.roll_up()  # partial: today, the recent hours only; then it dies holding its leases
+    behind = audit(r, topo, settings.pipeline)
+    assert behind["differences"], "the partial pass should leave older hours behind"
+    assert dead.roll_ups_orphaned() == []  # its own: not orphaned for itself
+    dead.balance()  # its leases renewed just now (they lapse in lease_ms) …
+    r.zadd(Keys(settings.key_prefix).processes(), {dead.consumer: now_ms() - 10_000})  # … dead
+
+    survivor = Aggregator(r, topo, settings.pipeline, consumer="upper-survivor")
+    t0 = time.monotonic()
+    survivor.run(until_idle=True)
+    assert time.monotonic() - t0 >= 0.5  # it waited for the dead lease (nothing was pending)
+    report = audit(r, topo, settings.pipeline)
+    assert report["differences"] == [] and report["ok"], report["differences"][:5]
