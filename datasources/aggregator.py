@@ -861,7 +861,18 @@ class Aggregator:
                         st.shard)
             return None
         if isinstance(reply, int):
-            self._versions[st.shard] = reply
+            before = self._versions.get(st.shard)
+            if before is not None and reply <= before:
+                # the read model went back under us with no outage seen: a failover to a
+                # replica that lagged, hidden by the client's retries (docs/cluster.md); keep
+                # what it should be (one more than ours), so that `after_outage` counts the
+                # batches lost
+                log.error("shard %s: version %d after a batch, %d before: Redis went back",
+                          st.shard, reply, before)
+                self._versions[st.shard] = before + 1
+                self._outage = True
+            else:
+                self._versions[st.shard] = reply
         return reply
 
     def _fenced(self, st: ShardState, commands: list[list]):
