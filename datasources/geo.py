@@ -31,6 +31,10 @@ PRECISION = 5  # decimals of a degree: 1e-5° ≈ 1.1 m
 CAMERA_STATES = ("online", "offline", "fault", "unknown")
 # one letter per camera in the compact `states` hideout (see layouts/map.py)
 STATE_CODE = {"online": "o", "offline": "x", "fault": "f", "unknown": "u"}
+# Above these a centre's map draws its children only (a province: ~39,000 cameras, ~110 shards):
+# no camera points, no recent-case markers, so a screen's cost stays O(its children).
+MAP_MAX_CAMERAS = 12_000
+MAP_MAX_SHARDS = 32
 JITTER_DEG = 0.004  # recent-case markers spread ±0.004° (≈ ±400 m) around the centre centroid
 
 
@@ -171,7 +175,9 @@ class Geo:
         bytes of a drill step and the map does not need it (`Topology.camera` has it)."""
 
         def build():
-            feats = []
+            feats: list[dict] = []
+            if sum(len(self.cameras.get(c, ())) for c in self.subtree(code)) > MAP_MAX_CAMERAS:
+                return _fc(feats)  # a province: its map shows its cities, not every camera
             for c in self.subtree(code):
                 for cid, kind, lon, lat in self.cameras.get(c, ()):
                     feats.append({"type": "Feature",
@@ -295,9 +301,10 @@ def grid_coverage(r, keys: Keys, topo: Topology, code: str, day: str) -> dict[st
 
 
 def camera_states(r, keys: Keys, topo: Topology, code: str) -> dict[str, str]:
-    """State of every camera under `code`: online | offline | fault | unknown (never reported)."""
+    """State of every camera under `code`: online | offline | fault | unknown (never reported);
+    none above MAP_MAX_CAMERAS (the map draws none there)."""
     scope = _in_scope(topo, code, "cams")
-    if not scope:
+    if not scope or sum(map(len, scope.values())) > MAP_MAX_CAMERAS:
         return {}
     pipe = r.pipeline(transaction=False)
     for shard, ids in scope.items():
@@ -358,10 +365,14 @@ def parse_recent(items: list, topo: Topology, code: str, now_ms: int, max_age_s:
 def recent_cases(r, keys: Keys, topo: Topology, code: str, now_ms: int,
                  max_age_s: float = 900.0) -> list[dict]:
     """Cases reported under `code` in the last max_age_s seconds, newest first, each
-    {eid, centre, category, ts, urgency, lon, lat}. Reads only the shards in scope."""
+    {eid, centre, category, ts, urgency, lon, lat}. Reads only the shards in scope, and none
+    above MAP_MAX_SHARDS of them (a province's map shows its cities: the cost of a screen must
+    not grow with the shards below it)."""
     if code not in topo.centres:
         raise KeyError(f"unknown centre {code!r}")
     shards = shards_in_scope(topo, code)
+    if len(shards) > MAP_MAX_SHARDS:
+        return []
     pipe = r.pipeline(transaction=False)
     for s in shards:
         pipe.lrange(keys.recent_cases(s), 0, -1)

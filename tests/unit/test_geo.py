@@ -171,3 +171,31 @@ def test_case_markers_are_capped_keeping_every_urgent_and_the_newest():
     assert set(urgent) <= set(got)
     assert [e for e in got if e not in urgent] == [f"e{i}" for i in range(20 - len(urgent))]
     assert len(cases_features(recent[:5], limit=20)["features"]) == 5
+
+
+def test_geo_a_province_map_draws_its_cities_not_every_camera_or_shard():
+    """Above MAP_MAX_CAMERAS cameras / MAP_MAX_SHARDS shards a map shows its children only:
+    no camera points or states, no recent-case markers — and Redis is not read for them
+    (r=None here: any read would fail), so a province screen costs O(its children)."""
+    from datasources import geo as geodata
+    from datasources.keys import Keys
+    from datasources.topology import build_topology
+
+    rows = [("P", "省", 0, None, None, None, None)]
+    cams, geo_rows, geo_cams = [], [("P", "省", 0, None, None, 108.9, 34.3)], []
+    per = geodata.MAP_MAX_CAMERAS // (geodata.MAP_MAX_SHARDS + 1) + 1
+    for d in range(geodata.MAP_MAX_SHARDS + 1):
+        code = f"D{d:02d}"
+        rows.append((code, code, 2, "P", None, None, None))
+        geo_rows.append((code, code, 2, "P", None, 108.9, 34.3))
+        for k in range(per):
+            cams.append((f"K{d}-{k}", code, "dome"))
+            geo_cams.append((f"K{d}-{k}", code, "dome", 108.9, 34.3))
+    topo = build_topology(rows, [], cams)
+    g = geodata.build_geo(geo_rows, [], geo_cams)
+    assert len(cams) > geodata.MAP_MAX_CAMERAS
+    assert geodata.camera_states(None, Keys(), topo, "P") == {}
+    assert geodata.recent_cases(None, Keys(), topo, "P", 0) == []
+    assert g.cameras_features("P")["features"] == [] and g.camera_ids("P") == ()
+    # one district: its cameras are drawn
+    assert len(g.cameras_features("D00")["features"]) == per
