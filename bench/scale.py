@@ -568,6 +568,8 @@ async def _web_run(port: int, topo: Topology, prefix: str, chain: list[str], n: 
             "machine_busy": round(busy, 3), "load_avg_1m": round(load, 1),
             "cores_web": round(web_cpu / secs, 2), "cores_nginx": round(nginx_cpu / secs, 2),
             "cores_client": round(client / secs, 2),
+            # the web's CPU per screen per probe (keepalives between probes included)
+            "web_cpu_ms_per_screen_change": round(web_cpu * 1000 / (probes * n), 2),
             "source_moved_p50_ms": {c: _median([m[j] for m in marks]) for j, c in enumerate(chain)},
             "errors": dict(errors.most_common(3))}
 
@@ -626,12 +628,13 @@ def print_web(res: dict) -> None:
           "XADD → each screen's changed events.reported")
     print(f"{'setup':<8} {'screens':>7} {'connected':>9} {'samples':>7} {'missed':>6} "
           f"{'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'≤1 s':>6} {'web cores':>9} "
-          f"{'nginx':>5} {'client':>6} {'busy':>5} {'load':>5}")
+          f"{'nginx':>5} {'client':>6} {'busy':>5} {'load':>5} {'web ms/screen/change':>20}")
     for x in res["runs"]:
         print(f"{x['setup']:<8} {x['screens']:>7} {x['connected']:>9} {x['samples']:>7} "
               f"{x['missed']:>6} {_ms(x['p50_ms']):>7} {_ms(x['p95_ms']):>7} {_ms(x['max_ms']):>7} "
               f"{x['within_1s']:>6.1%} {x['cores_web']:>9.2f} {x['cores_nginx']:>5.2f} "
-              f"{x['cores_client']:>6.2f} {x['machine_busy']:>5.0%} {x['load_avg_1m']:>5}")
+              f"{x['cores_client']:>6.2f} {x['machine_busy']:>5.0%} {x['load_avg_1m']:>5} "
+              f"{x['web_cpu_ms_per_screen_change']:>20.2f}")
         print("         figures source moved (aggregator, roll-up), p50 ms after the XADD: "
               + ", ".join(f"{c} {_ms(v)}" for c, v in x["source_moved_p50_ms"].items()))
         if x["errors"]:
