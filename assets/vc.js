@@ -114,6 +114,12 @@
   }
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
+  /* Leaving the page (a link, the back-forward cache): let go of the stream as wall.js does,
+     else it holds one of the browser's six connections per host after the page is gone; back
+     again, the tick reconnects with resume= (the same peer). */
+  window.addEventListener("pagehide", function () {
+    if (S.source) { S.source.close(); S.source = null; }
+  });
 
   function post(body) {
     body.peer = S.peer;
