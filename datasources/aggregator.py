@@ -860,7 +860,10 @@ class Aggregator:
             log.warning("shard %s: a batch was already applied (a retried call); skipped",
                         st.shard)
             return None
-        if isinstance(reply, int):
+        # the reply is the last command's: the shard's version only when that is its bump
+        # (an alert tick or a prune ends otherwise: its reply is a count, not a version)
+        versioned = commands[-1][:3] == ["HINCRBY", self.keys.meta(st.shard), "version"]
+        if isinstance(reply, int) and versioned:
             before = self._versions.get(st.shard)
             if before is not None and reply <= before:
                 # the read model went back under us with no outage seen: a failover to a
