@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -88,3 +90,29 @@ def independent_counts(r, topo, keys: Keys, today: str, tz: str) -> Counter:
                     seen.add((kind, f[b"pid"]))
                     out[kind] += 1
     return out
+
+
+class RetryingProducer(threading.Thread):
+    """Writes `entries` in pipelined chunks of 200, sleeping `pause_s` after each (so that
+    kills land while entries still arrive), and sends ~3% of the non-camera ones twice (a
+    producer's retry: the same idempotency key). `done` is set at the end; `duplicates`
+    counts the retries."""
+
+    def __init__(self, r, entries: list, rng: random.Random, pause_s: float) -> None:
+        super().__init__(name="retrying-producer")
+        self.r, self.entries, self.rng, self.pause_s = r, entries, rng, pause_s
+        self.done = threading.Event()
+        self.duplicates = 0
+
+    def run(self) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for i, (_t, key, fields) in enumerate(self.entries):
+            pipe.xadd(key, fields)
+            if self.rng.random() < 0.03 and not key.endswith(":cameras"):
+                pipe.xadd(key, fields)
+                self.duplicates += 1
+            if i % 200 == 199:
+                pipe.execute()
+                time.sleep(self.pause_s)
+        pipe.execute()
+        self.done.set()

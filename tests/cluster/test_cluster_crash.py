@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import signal
-import threading
 import time
 
 from datasources.aggregator import shard_backlog
@@ -14,7 +13,7 @@ from datasources.audit import audit
 from datasources.keys import Keys
 from datasources.readmodel import ReadModel
 from tests.cluster.common import aggregator_process
-from tests.helpers import independent_counts, run_until_idle, todays_entries
+from tests.helpers import RetryingProducer, independent_counts, run_until_idle, todays_entries
 
 ENTRIES = 12_000
 KILLS = 6
@@ -23,30 +22,14 @@ KILLS = 6
 def test_cluster_crash001_kill9_while_producing(r, topo, settings):
     rng = random.Random(43)
     entries = todays_entries(topo, settings, ENTRIES, seed=22)
-    done = threading.Event()
-    duplicates = 0
-
-    def produce() -> None:
-        nonlocal duplicates
-        pipe = r.pipeline(transaction=False)
-        for i, (_t, key, fields) in enumerate(entries):
-            pipe.xadd(key, fields)
-            if rng.random() < 0.03 and not key.endswith(":cameras"):
-                pipe.xadd(key, fields)  # a producer retry: same idempotency key
-                duplicates += 1
-            if i % 200 == 199:
-                pipe.execute()
-                time.sleep(0.05)  # ~3 s of production: the kills land while entries arrive
-        pipe.execute()
-        done.set()
-
+    # ~3 s of production: the kills land while entries arrive
+    writer = RetryingProducer(r, entries, rng, pause_s=0.05)
     keys = Keys(settings.key_prefix)
-    writer = threading.Thread(target=produce)
     writer.start()
     kills = busy_kills = 0
     procs = [aggregator_process(settings), aggregator_process(settings)]  # two share the shards
     try:
-        while kills < KILLS or not done.is_set():
+        while kills < KILLS or not writer.done.is_set():
             time.sleep(rng.uniform(0.4, 1.0))
             busy = sum(shard_backlog(r, keys, s) for s in topo.shards) > 0
             victim = rng.randrange(len(procs))
@@ -69,4 +52,4 @@ def test_cluster_crash001_kill9_while_producing(r, topo, settings):
     counted = independent_counts(r, topo, agg.keys, snap["day"].replace("-", ""), settings.tz)
     assert snap["events"]["reported"] == counted["events.reported"] > 0
     assert snap["grids"]["patrols"] == counted["patrols"] > 0
-    assert duplicates > 0
+    assert writer.duplicates > 0

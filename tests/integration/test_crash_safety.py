@@ -7,7 +7,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -17,7 +16,7 @@ from datasources.audit import audit
 from datasources.keys import Keys
 from datasources.readmodel import ReadModel
 from datasources.simulator import recent_entries
-from tests.helpers import independent_counts, run_until_idle
+from tests.helpers import RetryingProducer, independent_counts, run_until_idle
 
 
 def _aggregator(settings) -> subprocess.Popen:
@@ -40,33 +39,16 @@ def test_crash001_kill9_many_times(r, topo, settings):
     grids = [(g, c, 1) for g, c in sorted(topo.grid_centre.items())]
     entries = recent_entries(topo, grids, 40_000 - len(topo.camera), now_ms=now, span_ms=span,
                              seed=21, prefix=settings.key_prefix, tz=settings.tz)
-    done = threading.Event()
-    duplicates = 0
-
-    def produce() -> None:
-        nonlocal duplicates
-        pipe = r.pipeline(transaction=False)
-        for i, (_t, key, fields) in enumerate(entries):
-            pipe.xadd(key, fields)
-            if rng.random() < 0.03 and not key.endswith(":cameras"):
-                pipe.xadd(key, fields)  # a producer retry: same idempotency key
-                duplicates += 1
-            if i % 200 == 199:
-                pipe.execute()
-                # ~15 s of production: the kills (every 0.6-1.8 s) land while entries are
-                # still arriving, however fast this machine drains them
-                time.sleep(0.075)
-        pipe.execute()
-        done.set()
-
+    # ~15 s of production: the kills (every 0.6-1.8 s) land while entries are still
+    # arriving, however fast this machine drains them
+    writer = RetryingProducer(r, entries, rng, pause_s=0.075)
     agg_keys = Keys(settings.key_prefix)
-    writer = threading.Thread(target=produce)
     writer.start()
     kills = 0
     busy_kills = 0  # kills while entries were still waiting: the aggregator was mid-work
     proc = _aggregator(settings)
     try:
-        while kills < 12 or not done.is_set():
+        while kills < 12 or not writer.done.is_set():
             time.sleep(rng.uniform(0.6, 1.8))
             busy = sum(shard_backlog(r, agg_keys, s) for s in topo.shards) > 0
             proc.send_signal(signal.SIGKILL)
@@ -89,4 +71,4 @@ def test_crash001_kill9_many_times(r, topo, settings):
     counted = independent_counts(r, topo, agg.keys, snap["day"].replace("-", ""), settings.tz)
     assert snap["events"]["reported"] == counted["events.reported"] > 0
     assert snap["grids"]["patrols"] == counted["patrols"] > 0
-    assert duplicates > 0
+    assert writer.duplicates > 0
