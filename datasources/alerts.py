@@ -928,9 +928,18 @@ def list_alerts(r: redis.Redis, topo: Topology, keys: Keys, code: str | None = N
     wanted = frozenset(states)
     open_only = wanted <= frozenset(OPEN_STATES)
     found = [a for a in _shard_alerts(r, keys, list(topo.shards), open_only)
-             if a.state in wanted and _in_scope(topo, a.centre, code)]
-    found.sort(key=lambda a: (a.state != "raised", -a.raised_at, a.id))
-    return found[:max(0, limit)]
+             if a.state in wanted]
+    return alerts_within(found, topo, code, limit)
+
+
+def alerts_within(found: Iterable[Alert], topo: Topology, code: str | None,
+                  limit: int = 200) -> list[Alert]:
+    """Of `found`, the alerts of the centres in `code`'s subtree (all when None),
+    unacknowledged first, then newest (pure: a web worker reads every shard's alerts once per
+    version and picks each screen's from them, not every shard once per screen)."""
+    out = [a for a in found if _in_scope(topo, a.centre, code)]
+    out.sort(key=lambda a: (a.state != "raised", -a.raised_at, a.id))
+    return out[:max(0, limit)]
 
 
 def _find(r: redis.Redis, topo: Topology, keys: Keys, alert_id: str) -> tuple[str, Alert] | None:

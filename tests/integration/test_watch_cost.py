@@ -256,3 +256,38 @@ def test_watch007_a_live_stream_holds_its_centre_while_open(r, settings, topo, g
     finally:
         messages.close()
         w.stop()
+
+
+def test_watch008_alert_strips_of_many_centres_read_the_shards_once(r, settings, topo):
+    """Every centre's alert strip picks its alerts from one read of every shard's raised
+    alerts per version of the roots (before: every shard read once per centre on screen —
+    a worker showing 20 county walls of a province read its 111 shards 20 times a change)."""
+    from datasources.alerts import Alert
+
+    keys = Keys(settings.key_prefix)
+    w = _watcher(r, keys, topo)
+    screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings, read_model=None,
+                         geo=lambda: None, watcher=w, cache=FlightCache())
+    hb = int(time.time() * 1000)
+    r.hset(keys.up_meta(CITY), mapping={"version": 7, "heartbeat": hb})
+    town = f"{DISTRICT}001"
+    a = Alert(id="A1", rule="urgent_case", severity="critical", centre=town, eid="E1",
+              state="raised", raised_at=hb, key="urgent_case:E1")
+    r.hset(keys.alerts(DISTRICT), "A1", a.to_json())
+    r.hset(keys.alerts_active(DISTRICT), "urgent_case:E1", "A1")
+    centres = [CITY, DISTRICT, town, *topo.children[town][:3], *topo.children[CITY]]
+    try:
+        metas = w.read_metas()
+        first = _commands(r, lambda: [screens.alerts(c, metas) for c in centres[:1]])
+        every = _commands(r, lambda: [screens.alerts(c, metas) for c in centres[1:]])
+        assert first >= len(topo.shards)  # one read of every shard's active alerts …
+        assert every == 0  # … shared by every other centre's strip at the same version
+        shown = {c: [row["id"] for row in screens.alerts(c, metas)["rows"]] for c in centres}
+        assert shown[CITY] == shown[DISTRICT] == shown[town] == ["A1"]
+        assert all(shown[c] == [] for c in topo.children[CITY] if c != DISTRICT)
+        r.hset(keys.up_meta(CITY), "version", 8)  # a change below: read again, once
+        metas = w.read_metas()
+        again = _commands(r, lambda: [screens.alerts(c, metas) for c in centres])
+        assert len(topo.shards) <= again <= first
+    finally:
+        w.stop()
