@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from datasources import upper
 from datasources.geo import place_case
 from datasources.keys import Keys
 from datasources.replay import HOUR_MS, hour_starts, read_reported, replay_data
@@ -58,6 +59,16 @@ def villages(topo, district: str) -> list[str]:
     return sorted(c for c, i in topo.centres.items() if i.level == 4 and topo.is_within(c, district))
 
 
+def _roll_up(r, keys, topo, code: str, hours: list[str]) -> None:
+    """What the aggregator's roll-up pass writes for `code` over `hours` (datasources/upper.py;
+    the commands applied in one MULTI here, no lease needed)."""
+    roll = upper.read(r, keys, topo, code, upper.Window((), tuple(hours)), NOW)
+    pipe = r.pipeline(transaction=True)
+    for cmd in upper.write_commands(keys, roll, 86_400, 86_400):
+        pipe.execute_command(*cmd)
+    pipe.execute()
+
+
 def test_replay002_hourly_sums_read_the_shard_heads_only(r, keys, topo):
     city = topo.roots[0]
     districts = topo.children[city]
@@ -75,9 +86,17 @@ def test_replay002_hourly_sums_read_the_shard_heads_only(r, keys, topo):
     # a bucket outside the window is not read
     r.hset(keys.hour(topo.centres[city].shard, hour_name(starts[0] - HOUR_MS), city),
            "reported", 5000)
+    # the city is rolled up (a centre above the shard tier): its hours are its roll-up's,
+    # the sum of its heads' — one key an hour, however many shards are below it
+    _roll_up(r, keys, topo, city, [hour_name(s) for s in starts])
     data = replay_data(r, keys, topo, city, NOW, tz=TZ)
     for k, v in expected.items():
         assert data[k] == v, k
+    r.hset(keys.hour(topo.centres[city].shard, hour_name(starts[3]), city), "reported", 7000)
+    assert replay_data(r, keys, topo, city, NOW, tz=TZ)["reported"] == expected["reported"]
+    # the district below is one shard head: read straight from it
+    assert replay_data(r, keys, topo, districts[0], NOW, tz=TZ)["reported"] == \
+        [i + 1 for i in range(24)]
     assert data["labels"][0] == "11:00" and data["labels"][-1] == "10:00"
     assert data["offsets"] == [480] * 24
     assert data["starts"] == starts and data["now"] == NOW
