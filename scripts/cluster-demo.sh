@@ -13,6 +13,7 @@
 # default: a free one in 20000-29000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 PORT=8080 SPEED=60 HISTORY_DAYS=1 DROP_DB=0
 while [ $# -gt 0 ]; do
@@ -35,17 +36,8 @@ AGGREGATORS=3
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)  # brings redis-cli
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${need[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
-  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
-  fi
-fi
+apt_install ${need[@]+"${need[@]}"}
+postgres_up
 scripts/bootstrap.sh postgres
 PY="$PWD/.venv/bin/python"
 mkdir -p "$DIR/logs"

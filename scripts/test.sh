@@ -9,6 +9,7 @@
 # - PostgreSQL on 127.0.0.1:5432 (the machine's service; started if it is installed but down)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -20,18 +21,8 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)  # a SIP terminal for the 
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # CJK glyphs for the browser tests' text layout (the wall measures what it renders)
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${need[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
-  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
-  fi
-fi
+apt_install ${need[@]+"${need[@]}"}
+postgres_up
 
 scripts/bootstrap.sh dev
 .venv/bin/ruff check .
