@@ -24,6 +24,7 @@ from dashboard.settings import Settings
 from datasources.connection import start_embedded, stop_embedded
 from datasources.registry import make_engine
 from datasources.topology import load_topology
+from tests.helpers import delete_prefix
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -95,17 +96,11 @@ def prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def _clean(r: redis.Redis, prefix: str) -> None:
-    keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
-    for i in range(0, len(keys), 500):
-        r.delete(*keys[i:i + 500])
-
-
 @pytest.fixture
 def r(redis_url, prefix):
     client = redis.Redis.from_url(redis_url)
     yield client
-    _clean(client, prefix)
+    delete_prefix(client, prefix)
     client.close()
 
 
@@ -145,5 +140,5 @@ def redis7_url(tmp_path_factory):
 def redis7(redis7_url, prefix):
     client = redis.Redis.from_url(redis7_url)
     yield client
-    _clean(client, prefix)
+    delete_prefix(client, prefix)
     client.close()

@@ -42,6 +42,14 @@ def event(centre: str, eid: str, status: str = "reported", ts: int | None = None
     return f
 
 
+def delete_prefix(r, prefix: str) -> None:
+    """Delete every key under `prefix` (a RedisCluster too: it scans every master and splits
+    the DELs per slot)."""
+    keys = list(r.scan_iter(match=f"{prefix}:*", count=1000))
+    for i in range(0, len(keys), 500):
+        r.delete(*keys[i:i + 500])
+
+
 def run_until_idle(r, topo, settings) -> Aggregator:
     agg = Aggregator(r, topo, settings.pipeline)
     agg.run(until_idle=True)

@@ -1,6 +1,7 @@
 """Fixtures of the cluster suite: one local Redis Cluster (3 masters + 3 replicas, the
-machine's redis-server) for the session, and `redis_url` / `r` / `settings` overriding the root
-conftest's, so that tests imported from tests/integration run against the cluster."""
+machine's redis-server) for the session, and `redis_url` / `r` overriding the root conftest's,
+so that tests imported from tests/integration run against the cluster (the root `settings`
+takes this `redis_url`; PINGAN_REDIS_CLUSTER stays `auto`: connect() must find out by itself)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import pytest
 from redis.cluster import RedisCluster
 
 from dashboard.devkit.redis_cluster import ClusterHandle, start_cluster
-from dashboard.settings import Settings
-from tests.cluster.common import clean
 from tests.conftest import IN_CI
+from tests.helpers import delete_prefix
 
 
 @pytest.fixture(scope="session")
@@ -35,14 +35,5 @@ def redis_url(cluster) -> str:
 def r(redis_url, prefix):
     client = RedisCluster.from_url(redis_url)
     yield client
-    clean(client, prefix)
+    delete_prefix(client, prefix)
     client.close()
-
-
-@pytest.fixture
-def settings(tmp_path, redis_url, demo_db, prefix) -> Settings:
-    # PINGAN_REDIS_CLUSTER stays `auto`: connect() must find out by itself
-    return Settings.from_env(
-        data_dir=tmp_path, redis_url=redis_url, database_url=demo_db, key_prefix=prefix,
-        lease_ms=1500,
-    )

@@ -12,7 +12,7 @@ from datasources.aggregator import shard_backlog
 from datasources.audit import audit
 from datasources.keys import Keys
 from datasources.readmodel import ReadModel
-from tests.cluster.common import aggregator_process
+from tests.faults.common import start_aggregator
 from tests.helpers import RetryingProducer, independent_counts, run_until_idle, todays_entries
 
 ENTRIES = 12_000
@@ -27,7 +27,7 @@ def test_cluster_crash001_kill9_while_producing(r, topo, settings):
     keys = Keys(settings.key_prefix)
     writer.start()
     kills = busy_kills = 0
-    procs = [aggregator_process(settings), aggregator_process(settings)]  # two share the shards
+    procs = [start_aggregator(settings, PINGAN_BATCH_SIZE="300"), start_aggregator(settings, PINGAN_BATCH_SIZE="300")]  # two share the shards
     try:
         while kills < KILLS or not writer.done.is_set():
             time.sleep(rng.uniform(0.4, 1.0))
@@ -37,7 +37,7 @@ def test_cluster_crash001_kill9_while_producing(r, topo, settings):
             procs[victim].wait()
             busy_kills += busy
             kills += 1
-            procs[victim] = aggregator_process(settings)
+            procs[victim] = start_aggregator(settings, PINGAN_BATCH_SIZE="300")
     finally:
         for p in procs:
             p.send_signal(signal.SIGKILL)

@@ -18,7 +18,7 @@ from datasources.audit import audit
 from datasources.connection import connect
 from datasources.keys import Keys
 from datasources.vc import Conferences
-from tests.cluster.common import aggregator_process
+from tests.faults.common import start_aggregator
 from tests.helpers import event, todays_entries, wait_until
 
 CHUNK = 100
@@ -71,7 +71,7 @@ def test_cluster_failover001_a_master_dies_and_everything_carries_on(cluster, r,
     watcher = VersionWatcher(web, keys, list(topo.shards),
                              Conferences(web, topo, keys.prefix, "", 60), poll_s=0.05)
     writer = threading.Thread(target=produce)
-    aggs = [aggregator_process(settings) for _ in range(2)]
+    aggs = [start_aggregator(settings, PINGAN_BATCH_SIZE="300") for _ in range(2)]
     try:
         writer.start()
         watcher.start()
@@ -144,7 +144,7 @@ def test_cluster_failover002_a_lagging_replica_loses_the_tail_and_the_audit_name
     for _t, key, fields in entries:
         pipe.xadd(key, fields)
     pipe.execute()
-    agg = aggregator_process(settings)
+    agg = start_aggregator(settings, PINGAN_BATCH_SIZE="300")
     try:
         wait_until(lambda: all(shard_backlog(r, keys, s) == 0 for s in topo.shards), 60, 0.2)
         cluster.pause(replica)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,18 +13,8 @@ from datasources.audit import audit
 from datasources.keys import Keys
 from datasources.readmodel import ReadModel
 from datasources.simulator import recent_entries
+from tests.faults.common import start_aggregator
 from tests.helpers import RetryingProducer, independent_counts, run_until_idle
-
-
-def _aggregator(settings) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(
-        PINGAN_DATA_DIR=str(settings.data_dir), REDIS_URL=settings.redis_url,
-        DATABASE_URL=settings.database_url, PINGAN_KEY_PREFIX=settings.key_prefix,
-        PINGAN_LEASE_MS=str(settings.lease_ms), PINGAN_BATCH_SIZE="300",
-    )
-    return subprocess.Popen([sys.executable, "-m", "dashboard", "aggregate"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def test_crash001_kill9_many_times(r, topo, settings):
@@ -46,7 +33,7 @@ def test_crash001_kill9_many_times(r, topo, settings):
     writer.start()
     kills = 0
     busy_kills = 0  # kills while entries were still waiting: the aggregator was mid-work
-    proc = _aggregator(settings)
+    proc = start_aggregator(settings, PINGAN_BATCH_SIZE="300")
     try:
         while kills < 12 or not writer.done.is_set():
             time.sleep(rng.uniform(0.6, 1.8))
@@ -55,7 +42,7 @@ def test_crash001_kill9_many_times(r, topo, settings):
             busy_kills += busy
             proc.wait()
             kills += 1
-            proc = _aggregator(settings)
+            proc = start_aggregator(settings, PINGAN_BATCH_SIZE="300")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

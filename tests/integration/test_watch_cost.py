@@ -60,6 +60,12 @@ def _watcher(r, keys, topo, **kw) -> VersionWatcher:
     return VersionWatcher(r, keys, topo, Conferences(r, topo, keys.prefix, "", 60), **kw)
 
 
+def _figures_only(r, settings, topo: Topology, w: VersionWatcher) -> ScreenData:
+    """Screens of `w` with no read model or map: what versions and alert strips need."""
+    return ScreenData(r=r, keys=Keys(settings.key_prefix), topology=topo, settings=settings,
+                      read_model=None, geo=lambda: None, watcher=w, cache=FlightCache())
+
+
 def _tick_cost(r, keys, topo: Topology, *shown: str) -> int:
     w = _watcher(r, keys, topo)
     for code in shown:
@@ -194,8 +200,7 @@ def _rewinds_per_source(r, keys, w, rewinds, now) -> None:
 def test_watch005_screens_key_and_name_by_source(r, settings, topo):
     keys = Keys(settings.key_prefix)
     w = _watcher(r, keys, topo)
-    screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings, read_model=None,
-                         geo=lambda: None, watcher=w, cache=FlightCache())
+    screens = _figures_only(r, settings, topo, w)
     hb = int(time.time() * 1000)
     r.hset(keys.up_meta(CITY), mapping={"version": 30, "heartbeat": hb})
     for d in topo.children[CITY]:
@@ -266,8 +271,7 @@ def test_watch008_alert_strips_of_many_centres_read_the_shards_once(r, settings,
 
     keys = Keys(settings.key_prefix)
     w = _watcher(r, keys, topo)
-    screens = ScreenData(r=r, keys=keys, topology=topo, settings=settings, read_model=None,
-                         geo=lambda: None, watcher=w, cache=FlightCache())
+    screens = _figures_only(r, settings, topo, w)
     hb = int(time.time() * 1000)
     r.hset(keys.up_meta(CITY), mapping={"version": 7, "heartbeat": hb})
     town = f"{DISTRICT}001"
