@@ -46,6 +46,21 @@ def trend_days(now: datetime) -> list[str]:
     return [(now - timedelta(days=i)).strftime("%Y%m%d") for i in range(29, -1, -1)]
 
 
+def hour_key(keys: Keys, topo: Topology, code: str, hour: str) -> str:
+    """The hour figures of `code`'s whole subtree: its roll-up when it is rolled (a city, a
+    province), else its shard head's."""
+    if rolled(topo, code):
+        return keys.up_hour(code, hour)
+    return keys.hour(topo.centres[code].shard, hour, code)
+
+
+def day_key(keys: Keys, topo: Topology, code: str, day: str) -> str:
+    """The day figures of `code`'s whole subtree (as `hour_key`)."""
+    if rolled(topo, code):
+        return keys.up_day(code, day)
+    return keys.day(topo.centres[code].shard, day, code)
+
+
 META_FIELD = re.compile(r"[a-z][a-z0-9_]{0,31}")
 META_MAX_FIELDS = 32
 META_INT_MAX = 2**53 - 1  # what a browser's number holds exactly
@@ -79,9 +94,14 @@ def parse_meta(raw: dict) -> tuple[dict, list[str]]:
     return out, bad
 
 
-def _ints(h: dict) -> Counter:
-    return Counter({(k.decode("utf-8", "replace") if isinstance(k, bytes) else k): as_int(v)
-                    for k, v in h.items()})
+def hash_counts(reply: object) -> Counter:
+    """A hash reply (HGETALL) as integers; a reply that is not a hash (an error for a key
+    someone overwrote with another type, in a pipeline that does not raise) counts nothing —
+    the audit finds the difference."""
+    if not isinstance(reply, dict):
+        return Counter()
+    return Counter({(k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)): as_int(v)
+                    for k, v in reply.items()})
 
 
 def demo_info(raw: bytes | str | None) -> dict | None:
@@ -147,19 +167,9 @@ class ReadModel:
         return 3
 
     def _figures(self, code: str, replies: list) -> dict:
-        day, gauge = _ints(replies[0]), _ints(replies[1])
+        day, gauge = hash_counts(replies[0]), hash_counts(replies[1])
         overdue = gauge.pop(OVERDUE, 0) if len(replies) == 2 else as_int(replies[2])
         return self._shape(code, day, gauge, overdue)
-
-    def _hour_key(self, code: str, hour: str) -> str:
-        if rolled(self.topo, code):
-            return self.keys.up_hour(code, hour)
-        return self.keys.hour(self.topo.centres[code].shard, hour, code)
-
-    def _day_key(self, code: str, day: str) -> str:
-        if rolled(self.topo, code):
-            return self.keys.up_day(code, day)
-        return self.keys.day(self.topo.centres[code].shard, day, code)
 
     def _shape(self, code: str, d: Counter, g: Counter, overdue: int) -> dict:
         tot = self.topo.totals.get(code, {})
@@ -251,12 +261,12 @@ class ReadModel:
             counts.append(self._queue_figures(pipe, ch, today, now_ms))
         hour_names = trend_hours(now)
         for hn in hour_names:
-            pipe.hgetall(self._hour_key(code, hn))
+            pipe.hgetall(hour_key(self.keys, self.topo, code, hn))
         days = trend_days(now)
         pet_channels = self.topo.vocab.codes("petition_channel")
         pet_fields = ["petitions", *(f"pet:{c}" for c in pet_channels)]
         for dn in days:
-            pipe.hmget(self._day_key(code, dn), pet_fields)
+            pipe.hmget(day_key(self.keys, self.topo, code, dn), pet_fields)
         for s in srcs:
             pipe.hgetall(self.keys.source_meta(s))
         pipe.hget(self.keys.demo_run(), "run")
@@ -272,7 +282,7 @@ class ReadModel:
 
         hourly = {"reported": [0] * 48, "resolved": [0] * 48, "petitions": [0] * 48}
         for i in range(48):
-            h = _ints(replies[pos])
+            h = hash_counts(replies[pos])
             pos += 1
             for k in hourly:
                 hourly[k][i] += h[k]

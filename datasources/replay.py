@@ -30,8 +30,9 @@ from zoneinfo import ZoneInfo
 
 from datasources.geo import place_case
 from datasources.keys import Keys
+from datasources.readmodel import hour_key
 from datasources.rollup import RESOLVED_OF_REPORTED
-from datasources.topology import Topology, rolled, shards_in_scope
+from datasources.topology import Topology, shards_in_scope
 from datasources.validate import as_int
 
 HOUR_MS = 3_600_000
@@ -54,22 +55,14 @@ def hourly_counts(r, keys: Keys, topo: Topology, code: str, starts: list[int],
                   tz: str) -> dict[str, list[int]]:
     """The `COUNTERS` per hourly bucket of `starts` for `code`'s subtree."""
     zone = ZoneInfo(tz)
-    names = [datetime.fromtimestamp(s / 1000, zone).strftime("%Y%m%d%H") for s in starts]
-    if rolled(topo, code):  # a city, a province: its roll-up, not every shard head below it
-        per_hour = [[keys.up_hour(code, n)] for n in names]
-    else:
-        heads = topo.shard_heads(code)
-        per_hour = [[keys.hour(topo.centres[h].shard, n, h) for h in heads] for n in names]
     pipe = r.pipeline(transaction=False)
-    for hour_keys in per_hour:
-        for key in hour_keys:
-            pipe.hmget(key, COUNTERS)
-    replies = iter(pipe.execute())
+    for s in starts:
+        name = datetime.fromtimestamp(s / 1000, zone).strftime("%Y%m%d%H")
+        pipe.hmget(hour_key(keys, topo, code, name), COUNTERS)  # a city: its roll-up's
     out: dict[str, list[int]] = {k: [0] * len(starts) for k in COUNTERS}
-    for i, hour_keys in enumerate(per_hour):
-        for _ in hour_keys:
-            for k, v in zip(COUNTERS, next(replies), strict=True):
-                out[k][i] += as_int(v)
+    for i, values in enumerate(pipe.execute()):
+        for k, v in zip(COUNTERS, values, strict=True):
+            out[k][i] = as_int(v)
     return out
 
 

@@ -30,14 +30,13 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from datasources.keys import UP, Keys
-from datasources.readmodel import parse_meta, trend_days, trend_hours
+from datasources.readmodel import OVERDUE, hash_counts, parse_meta, trend_days, trend_hours
 from datasources.topology import Topology, rolled
 from datasources.validate import as_int
 
 FULL_EVERY_S = 60.0  # a full pass (every bucket a snapshot reads) at least this often
 REFRESH_S = 2.0  # a roll-up with nothing new below is written again this often (heartbeat,
 # overdue): older than the stale threshold of the screens (PINGAN_STALE_AFTER_S) never
-OVERDUE = "overdue"  # the up_gauge field: open cases past their deadline, summed
 
 
 class Part(NamedTuple):
@@ -115,15 +114,6 @@ def queue_reads(pipe, keys: Keys, part: Part, win: Window, now_ms: int) -> int:
     return 3 + len(win.days) + len(win.hours)
 
 
-def _counts(reply) -> Counter:
-    """A hash reply as integers (a reply that is not a hash, e.g. an error for a key someone
-    overwrote with another type, counts nothing: the audit finds the difference)."""
-    if not isinstance(reply, dict):
-        return Counter()
-    return Counter({(k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)): as_int(v)
-                    for k, v in reply.items()})
-
-
 def combine_metas(metas: Iterable[tuple[str, dict]], now_ms: int) -> dict:
     """The roll-up's meta from its contributions' (source id, parsed meta): version and dead
     summed, heartbeat the oldest (left out when a contribution has none: nothing has
@@ -158,12 +148,12 @@ def compute(code: str, plan: list[Part], win: Window, replies: list, now_ms: int
         metas.append((UP + part.code if part.rolled else part.shard, m))
         pos += 1
         for d in win.days:
-            out.days[d].update(_counts(replies[pos]))
+            out.days[d].update(hash_counts(replies[pos]))
             pos += 1
         for h in win.hours:
-            out.hours[h].update(_counts(replies[pos]))
+            out.hours[h].update(hash_counts(replies[pos]))
             pos += 1
-        out.gauge.update(_counts(replies[pos]))
+        out.gauge.update(hash_counts(replies[pos]))
         pos += 1
         if not part.rolled:
             out.gauge[OVERDUE] += as_int(replies[pos]) if isinstance(replies[pos], int) else 0
